@@ -1,0 +1,155 @@
+// What both programs do around the tunnel: parse options, set up logging, daemonise, start, and stop
+// cleanly on SIGUSR1, SIGTERM or SIGINT (telling the peer, closing sockets, removing the pid file).
+import * as dns from 'dns';
+import * as fs from 'fs';
+import { DEFAULT_KEY } from '../core/keys';
+import { loadNative } from '../io/native';
+import { RsockClient } from '../tunnel/client';
+import { RsockServer } from '../tunnel/server';
+import { monotonic } from '../util/clock';
+import { Logger } from '../util/log';
+import { defaultDevice, routeTo } from '../util/route';
+import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
+import { buildCommand, ClientOptions, ConfigError, isIPv4, Kind, resolveOptions, ServerOptions } from './options';
+
+interface Tunnel {
+  stop(): Promise<void>;
+  stats(): Record<string, number>;
+}
+
+export async function main(kind: Kind, argv: string[] = process.argv): Promise<void> {
+  const name = `rsock-${kind}`;
+  const cmd = buildCommand(kind);
+  cmd.parse(argv);
+  let opts: ClientOptions | ServerOptions;
+  try {
+    opts = resolveOptions(cmd, kind);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${name}: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const pidFile = opts.pidfile ?? (opts.daemon ? `/run/${name}.pid` : null);
+  const logFile = opts.log ?? (opts.daemon ? `/var/log/${name}.log` : null);
+
+  if (opts.daemon && !isDaemonChild()) {
+    process.exit(await spawnDaemon(name, logFile!, pidFile!));
+  }
+
+  const log = new Logger(opts.verbose ? 'debug' : 'info', isDaemonChild() ? undefined : logFile ?? undefined);
+  const fail = (msg: string): never => {
+    log.error(msg);
+    if (isDaemonChild()) tellParent({ error: msg });
+    else if (logFile) process.stderr.write(`${name}: ${msg}\n`);
+    process.exit(1);
+  };
+
+  if (!opts.key) {
+    log.warn('no --key given: using the built-in default key, which is public, so anyone can use this tunnel. Give both sides the same --key.');
+  }
+
+  let tunnel: Tunnel;
+  try {
+    tunnel = kind === 'client' ? await startClient(opts as ClientOptions, log) : startServer(opts as ServerOptions, log);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+
+  if (pidFile) {
+    try {
+      fs.writeFileSync(pidFile, `${process.pid}\n`);
+    } catch (e) {
+      await tunnel.stop();
+      return fail(`--pidfile ${pidFile}: ${(e as Error).message}`);
+    }
+  }
+  if (isDaemonChild()) tellParent({ ready: true, pid: process.pid });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting at once`);
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal}: stopping`);
+    let code = 0;
+    try {
+      await tunnel.stop();
+    } catch (e) {
+      log.error(`while stopping: ${(e as Error).message}`);
+      code = 1;
+    }
+    if (pidFile) fs.rmSync(pidFile, { force: true });
+    log.info(`stopped; counters: ${formatStats(tunnel.stats())}`);
+    log.closeFile();
+    process.exit(code);
+  };
+  for (const sig of ['SIGUSR1', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
+  process.on('SIGUSR2', () => log.info(`counters: ${formatStats(tunnel.stats())}`));
+}
+
+function formatStats(s: Record<string, number>): string {
+  return Object.entries(s)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}
+
+async function resolveIPv4(host: string, what: string): Promise<string> {
+  if (isIPv4(host)) return host;
+  try {
+    const r = await dns.promises.lookup(host, { family: 4 });
+    return r.address;
+  } catch (e) {
+    throw new Error(`${what}: cannot resolve "${host}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
+  const serverIp = await resolveIPv4(o.serverHost, '--taddr');
+  const dev = o.dev ?? routeTo(serverIp).dev;
+  const client = new RsockClient(
+    {
+      serverIp,
+      ports: o.ports,
+      connsPerPort: o.conns,
+      ludpHost: o.ludpHost,
+      ludpPort: o.ludpPort,
+      device: dev,
+      localIp: o.lcapIp,
+      key: o.key ?? DEFAULT_KEY,
+      durationMs: o.durationSec * 1000,
+      keepaliveMs: o.keepaliveSec * 1000,
+    },
+    log,
+    loadNative(),
+    monotonic,
+  );
+  await client.start();
+  if (!(await client.waitUp(10000))) {
+    log.warn(`rsock-client ready, but no connection to ${serverIp} is up yet; it keeps trying`);
+  }
+  return client;
+}
+
+function startServer(o: ServerOptions, log: Logger): Tunnel {
+  const server = new RsockServer(
+    {
+      targetHost: o.targetHost,
+      targetPort: o.targetPort,
+      ports: o.ports,
+      device: o.dev ?? defaultDevice() ?? 'any',
+      listenIp: o.lcapIp,
+      key: o.key ?? DEFAULT_KEY,
+      durationMs: o.durationSec * 1000,
+      keepaliveMs: o.keepaliveSec * 1000,
+    },
+    log,
+    loadNative(),
+    monotonic,
+  );
+  server.start();
+  return server;
+}

@@ -1,0 +1,205 @@
+// Flags, config file and validation for both programs. Flags follow the original rsock's names.
+// Precedence: command-line flag > -f config.json > built-in default. Every bad value becomes one
+// ConfigError line that names the flag.
+import * as fs from 'fs';
+import { Command, Option } from 'commander';
+import { parsePorts, PortListError } from '../core/ports';
+import { parseHostPort } from '../core/ipv4';
+
+export type Kind = 'client' | 'server';
+
+export class ConfigError extends Error {}
+
+export interface CommonConfig {
+  dev: string | null;
+  ports: number[];
+  lcapIp: string;
+  durationSec: number;
+  keepaliveSec: number;
+  key: string | null;
+  daemon: boolean;
+  pidfile: string | null;
+  log: string | null;
+  verbose: boolean;
+}
+
+export interface ClientOptions extends CommonConfig {
+  kind: 'client';
+  serverHost: string;
+  ludpHost: string;
+  ludpPort: number;
+  conns: number;
+}
+
+export interface ServerOptions extends CommonConfig {
+  kind: 'server';
+  targetHost: string;
+  targetPort: number;
+}
+
+/** The keys -f accepts, which are the long flag names. */
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'verbose'];
+const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns'];
+
+export function buildCommand(kind: Kind): Command {
+  const cmd = new Command(`rsock-${kind}`);
+  const isClient = kind === 'client';
+  cmd
+    .description(
+      isClient
+        ? 'Carries the UDP datagrams sent to --ludp to an rsock-server inside fake TCP connections, and brings the replies back.'
+        : 'Accepts fake TCP connections from rsock-clients on --ports and forwards each app flow to the UDP service at --taddr.',
+    )
+    .helpOption('-h, --help', 'show this help')
+    .addOption(
+      new Option(
+        '-t, --taddr <addr>',
+        isClient ? "the server's IPv4 address or host name (required)" : 'the target UDP service as host:port, e.g. 127.0.0.1:9999 (required)',
+      ),
+    )
+    .addOption(
+      new Option(
+        '-d, --dev <name>',
+        isClient
+          ? 'network device to capture on (default: the device of the route to the server)'
+          : 'network device to capture on (default: the device of the default route, else "any")',
+      ),
+    )
+    .addOption(new Option('-p, --ports <list>', 'server ports, e.g. 80,443,10000-10005').default('10001-10010'));
+  if (isClient) {
+    cmd
+      .addOption(new Option('-l, --ludp <host:port>', 'local UDP endpoint your app sends to').default('127.0.0.1:30000'))
+      .addOption(new Option('--conns <n>', 'fake TCP connections per server port').default('1'));
+  }
+  cmd
+    .addOption(
+      new Option(
+        '--lcapIp <ip>',
+        isClient ? 'local address to dial from (default: chosen by the kernel)' : 'local address to listen on (default: all)',
+      ),
+    )
+    .addOption(new Option('--duration <seconds>', 'an app flow with no traffic either way for this long is closed').default('30'))
+    .addOption(new Option('--keepalive <seconds>', 'keepalive interval per connection; 3 missed replies mark it dead').default('2'))
+    .addOption(new Option('--key <secret>', 'shared secret that authenticates every packet (default: a public built-in key)'))
+    .addOption(new Option('--hash <secret>', 'same as --key (the original rsock name)'))
+    .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
+    .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
+    .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
+    .addOption(new Option('-v, --verbose', 'log every connection and flow event'))
+    .addOption(new Option('-f, --config <file>', 'JSON file with any of the long option names as keys; flags override it'))
+    .addHelpText(
+      'after',
+      `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGUSR2 logs the counters.\n` +
+        (isClient
+          ? '\nExample:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n'
+          : '\nExample:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n'),
+    )
+    .showHelpAfterError(false)
+    .allowExcessArguments(false);
+  return cmd;
+}
+
+type Raw = Record<string, unknown>;
+
+function readConfigFile(file: string, kind: Kind): Raw {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`-f ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`-f ${file}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`-f ${file}: must hold a JSON object`);
+  const allowed = kind === 'client' ? CLIENT_KEYS : COMMON_KEYS;
+  for (const k of Object.keys(data)) {
+    if (!allowed.includes(k)) throw new ConfigError(`-f ${file}: unknown key "${k}" (known: ${allowed.join(', ')})`);
+  }
+  return data as Raw;
+}
+
+/** Merges flags with -f and defaults, then validates. Throws ConfigError. */
+export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | ServerOptions {
+  const cli = cmd.opts() as Raw;
+  const file = typeof cli.config === 'string' ? readConfigFile(cli.config, kind) : {};
+  const pick = (name: string): unknown => {
+    const src = cmd.getOptionValueSource(name);
+    if (src === 'cli' || src === 'env') return cli[name];
+    if (name in file) return file[name];
+    return cli[name];
+  };
+  const str = (name: string): string | null => {
+    const v = pick(name);
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`--${name}: expected a string, got ${JSON.stringify(v)}`);
+    return String(v);
+  };
+  const num = (name: string, min: number, max: number, integer = false): number => {
+    const s = str(name);
+    const n = s === null ? NaN : Number(s);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)) || s?.trim() === '') {
+      throw new ConfigError(`--${name}: "${s}" is not ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+    }
+    return n;
+  };
+
+  let ports: number[];
+  try {
+    ports = parsePorts(str('ports') ?? '');
+  } catch (e) {
+    if (e instanceof PortListError) throw new ConfigError(`--ports: ${e.message}`);
+    throw e;
+  }
+  const daemonRaw = str('daemon') ?? '0';
+  if (daemonRaw !== '0' && daemonRaw !== '1') throw new ConfigError(`--daemon: "${daemonRaw}" must be 0 or 1`);
+  const key = str('key');
+  const hash = str('hash');
+  if (key !== null && hash !== null && key !== hash) throw new ConfigError('--key and --hash are the same setting and were given different values');
+  const secret = key ?? hash;
+  if (secret !== null && secret.length === 0) throw new ConfigError('--key: the secret is empty');
+  const lcapIp = str('lcapIp') ?? '';
+  if (lcapIp && !isIPv4(lcapIp)) throw new ConfigError(`--lcapIp: "${lcapIp}" is not an IPv4 address`);
+  const verboseV = pick('verbose');
+  const common: CommonConfig = {
+    dev: str('dev'),
+    ports,
+    lcapIp,
+    durationSec: num('duration', 1, 86400),
+    keepaliveSec: num('keepalive', 0.2, 60),
+    key: secret,
+    daemon: daemonRaw === '1',
+    pidfile: str('pidfile'),
+    log: str('log'),
+    verbose: verboseV === true || verboseV === 'true' || verboseV === 1 || verboseV === '1',
+  };
+  const taddr = str('taddr');
+  if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');
+  if (kind === 'client') {
+    if (/:\d+$/.test(taddr) && !isIPv4(taddr)) {
+      throw new ConfigError(`--taddr: give the server's address only ("${taddr.replace(/:\d+$/, '')}"); its ports go in --ports`);
+    }
+    let ludp: { host: string; port: number };
+    try {
+      ludp = parseHostPort(str('ludp') ?? '');
+    } catch (e) {
+      throw new ConfigError(`--ludp: ${(e as Error).message}`);
+    }
+    return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true) };
+  }
+  let target: { host: string; port: number };
+  try {
+    target = parseHostPort(taddr);
+  } catch (e) {
+    throw new ConfigError(`--taddr: ${(e as Error).message}`);
+  }
+  return { ...common, kind, targetHost: target.host, targetPort: target.port };
+}
+
+export function isIPv4(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  return !!m && m.slice(1).every((o) => Number(o) <= 255);
+}

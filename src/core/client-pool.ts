@@ -1,0 +1,226 @@
+// The client's connections: one slot per (port, index). Each slot dials, says Hello, carries data while
+// live, and redials with backoff after a reset, a FIN, silence or a failed dial, for as long as the
+// process runs. Pure: time comes in as `now`, and every side effect goes through the PoolDriver.
+import { Backoff } from './backoff';
+import { FakeTcp } from './fake-tcp';
+
+export const enum SlotState {
+  /** Waiting for its next dial time. */
+  Backoff = 'BACKOFF',
+  /** Kernel handshake under way. */
+  Dialing = 'DIALING',
+  /** TCP is up; Hello sent, waiting for HelloAck. */
+  Hello = 'HELLO',
+  /** Carrying datagrams. */
+  Live = 'LIVE',
+  /** Pool stopped. */
+  Stopped = 'STOPPED',
+}
+
+export interface PoolOptions {
+  dialTimeoutMs: number;
+  /** Hello is resent at this interval until answered, for at most helloTimeoutMs. */
+  helloIntervalMs: number;
+  helloTimeoutMs: number;
+  keepaliveMs: number;
+  /** No valid frame from the server for this long: the path is dead. */
+  deadAfterMs: number;
+  backoffFirstMs: number;
+  backoffMaxMs: number;
+  /** A connection that stayed live this long resets its slot's backoff. */
+  stableAfterMs: number;
+  random?: () => number;
+}
+
+export const DEFAULT_POOL_OPTIONS: PoolOptions = {
+  dialTimeoutMs: 5000,
+  helloIntervalMs: 200,
+  helloTimeoutMs: 5000,
+  keepaliveMs: 2000,
+  deadAfterMs: 8000,
+  backoffFirstMs: 200,
+  backoffMaxMs: 10000,
+  stableAfterMs: 10000,
+};
+
+export class Slot {
+  state: SlotState = SlotState.Backoff;
+  fd = -1;
+  conn: FakeTcp | null = null;
+  /** When the current state's deadline or next action falls due. */
+  dueAt = 0;
+  stateSince = 0;
+  liveSince = 0;
+  lastPingAt = 0;
+  pingNonce = 0;
+  /** How many times this slot has gone live; 1 is the first connection, more are reconnects. */
+  ups = 0;
+  readonly backoff: Backoff;
+
+  constructor(readonly id: number, readonly port: number, opts: PoolOptions) {
+    this.backoff = new Backoff({ firstMs: opts.backoffFirstMs, maxMs: opts.backoffMaxMs, jitter: 0.2, random: opts.random });
+  }
+}
+
+export interface PoolDriver {
+  /** Starts a kernel dial to the slot's port; returns the socket handle, or throws if it can't even start. */
+  dial(slot: Slot): number;
+  /** Closes a socket without the kernel sending anything. */
+  closeSocket(fd: number): void;
+  sendHello(slot: Slot): void;
+  sendPing(slot: Slot, nonce: number): void;
+  /** In-tunnel Close then FIN, before a local decision to drop a working connection. */
+  sendClose(slot: Slot): void;
+  onUp(slot: Slot, reconnect: boolean): void;
+  onDown(slot: Slot, reason: string, retryInMs: number): void;
+}
+
+export class ClientPool {
+  readonly slots: Slot[] = [];
+  private readonly byFd = new Map<number, Slot>();
+  private live: Slot[] = [];
+  private rr = 0;
+
+  constructor(ports: number[], perPort: number, private readonly opts: PoolOptions, private readonly driver: PoolDriver) {
+    let id = 0;
+    for (let i = 0; i < perPort; i++) for (const port of ports) this.slots.push(new Slot(id++, port, opts));
+  }
+
+  start(now: number): void {
+    for (const s of this.slots) this.dial(s, now);
+  }
+
+  slotByFd(fd: number): Slot | undefined {
+    return this.byFd.get(fd);
+  }
+
+  get liveCount(): number {
+    return this.live.length;
+  }
+
+  /** Round-robin over live connections: spreads datagrams evenly over ports. */
+  pick(): Slot | undefined {
+    const n = this.live.length;
+    if (n === 0) return undefined;
+    if (this.rr >= n) this.rr = 0;
+    return this.live[this.rr++];
+  }
+
+  private dial(s: Slot, now: number): void {
+    this.setState(s, SlotState.Dialing, now);
+    s.dueAt = now + this.opts.dialTimeoutMs;
+    try {
+      s.fd = this.driver.dial(s);
+      this.byFd.set(s.fd, s);
+    } catch (e) {
+      s.fd = -1;
+      this.down(s, now, `dial failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** The kernel handshake finished; `conn` starts at the sequence numbers it left. */
+  onConnected(fd: number, conn: FakeTcp, now: number): Slot | undefined {
+    const s = this.byFd.get(fd);
+    if (!s || s.state !== SlotState.Dialing) return undefined;
+    s.conn = conn;
+    this.setState(s, SlotState.Hello, now);
+    s.dueAt = now + this.opts.helloTimeoutMs;
+    s.lastPingAt = now;
+    this.driver.sendHello(s);
+    return s;
+  }
+
+  onDialFailed(fd: number, error: string, now: number): void {
+    const s = this.byFd.get(fd);
+    if (!s || s.state !== SlotState.Dialing) return;
+    this.down(s, now, `dial failed: ${error}`);
+  }
+
+  onHelloAck(s: Slot, now: number): void {
+    if (s.state !== SlotState.Hello) return;
+    this.setState(s, SlotState.Live, now);
+    s.liveSince = now;
+    s.lastPingAt = now;
+    s.ups++;
+    this.live.push(s);
+    this.driver.onUp(s, s.ups > 1);
+  }
+
+  /** The TCP layer saw a reset or the peer's FIN, or the server said Close. */
+  onLost(s: Slot, now: number, reason: string): void {
+    if (s.state === SlotState.Hello || s.state === SlotState.Live) this.down(s, now, reason);
+  }
+
+  tick(now: number): void {
+    for (const s of this.slots) {
+      switch (s.state) {
+        case SlotState.Backoff:
+          if (now >= s.dueAt) this.dial(s, now);
+          break;
+        case SlotState.Dialing:
+          if (now >= s.dueAt) this.down(s, now, `no answer from port ${s.port} within ${this.opts.dialTimeoutMs} ms`);
+          break;
+        case SlotState.Hello:
+          if (now >= s.dueAt) this.down(s, now, 'server did not answer Hello (wrong --key, or not an rsock server)');
+          else if (now - s.lastPingAt >= this.opts.helloIntervalMs) {
+            s.lastPingAt = now;
+            this.driver.sendHello(s);
+          }
+          break;
+        case SlotState.Live: {
+          const conn = s.conn!;
+          if (now - conn.lastRecvAt >= this.opts.deadAfterMs) {
+            this.driver.sendClose(s);
+            this.down(s, now, `no reply for ${Math.round((now - conn.lastRecvAt) / 1000)} s`);
+          } else if (now - s.lastPingAt >= this.opts.keepaliveMs) {
+            s.lastPingAt = now;
+            s.pingNonce = (s.pingNonce + 1) >>> 0;
+            this.driver.sendPing(s, s.pingNonce);
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+  }
+
+  private down(s: Slot, now: number, reason: string): void {
+    if (s.state === SlotState.Live) {
+      this.live = this.live.filter((x) => x !== s);
+      if (now - s.liveSince >= this.opts.stableAfterMs) s.backoff.reset();
+    }
+    if (s.fd >= 0) {
+      this.byFd.delete(s.fd);
+      this.driver.closeSocket(s.fd);
+      s.fd = -1;
+    }
+    s.conn?.abort(reason);
+    s.conn = null;
+    const delay = s.backoff.next();
+    this.setState(s, SlotState.Backoff, now);
+    s.dueAt = now + delay;
+    this.driver.onDown(s, reason, delay);
+  }
+
+  /** Tells the server and closes every connection. */
+  stop(now: number): void {
+    for (const s of this.slots) {
+      if (s.state === SlotState.Live || s.state === SlotState.Hello) this.driver.sendClose(s);
+      if (s.fd >= 0) {
+        this.byFd.delete(s.fd);
+        this.driver.closeSocket(s.fd);
+        s.fd = -1;
+      }
+      s.conn?.abort('shutdown');
+      s.conn = null;
+      this.setState(s, SlotState.Stopped, now);
+    }
+    this.live = [];
+  }
+
+  private setState(s: Slot, st: SlotState, now: number): void {
+    s.state = st;
+    s.stateSince = now;
+  }
+}

@@ -1,0 +1,300 @@
+// rsock-client: takes datagrams from a local UDP endpoint, one app flow per source address, and
+// spreads them over fake-TCP connections to every server port; replies go back to each flow's source.
+import * as dgram from 'dgram';
+import { randomBytes } from 'crypto';
+import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
+import { CloseReason, FrameType, HEADER, HELLO_LEN, writeHello } from '../core/frame';
+import { FakeTcp } from '../core/fake-tcp';
+import { Flow, FlowTable } from '../core/flow-table';
+import { intToIp, ipToInt } from '../core/ipv4';
+import { portFilter } from '../core/ports';
+import { deriveKeys } from '../core/keys';
+import { NativeAddon, WatcherEvent } from '../io/native';
+import { Clock } from '../util/clock';
+import { Logger } from '../util/log';
+import { Engine, EngineHandler } from './engine';
+
+export interface ClientConfig {
+  serverIp: string;
+  ports: number[];
+  connsPerPort: number;
+  ludpHost: string;
+  ludpPort: number;
+  device: string;
+  /** Source address for the dials; "" lets the kernel choose. */
+  localIp: string;
+  key: string;
+  durationMs: number;
+  keepaliveMs: number;
+}
+
+interface ClientLink {
+  tcp: FakeTcp;
+  slot: Slot;
+  fd: number;
+  /** Largest datagram this connection can carry in one segment. */
+  maxDatagram: number;
+}
+
+interface ClientFlow extends Flow {
+  address: string;
+  port: number;
+}
+
+const SWEEP_BUDGET = 500;
+
+export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
+  private readonly engine: Engine<ClientLink>;
+  private readonly pool: ClientPool;
+  private readonly flows: FlowTable<string, ClientFlow>;
+  private readonly flowsById = new Map<number, ClientFlow>();
+  private readonly byFd = new Map<number, ClientLink>();
+  private readonly serverIpInt: number;
+  private udp: dgram.Socket | null = null;
+  private nextFlowId = 1;
+  readonly sessionId: number;
+  private everUp = false;
+  private readyWaiters: (() => void)[] = [];
+  readonly counters = { udpIn: 0, udpOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, flowsExpired: 0 };
+
+  constructor(
+    private readonly cfg: ClientConfig,
+    private readonly log: Logger,
+    native: NativeAddon,
+    private readonly clock: Clock,
+  ) {
+    const keys = deriveKeys(cfg.key);
+    this.serverIpInt = ipToInt(cfg.serverIp);
+    this.sessionId = randomBytes(4).readUInt32BE(0) || 1;
+    this.flows = new FlowTable(cfg.durationMs);
+    this.engine = new Engine<ClientLink>(
+      native,
+      {
+        device: cfg.device,
+        filter: `tcp and src host ${cfg.serverIp} and ${portFilter(cfg.ports, 'src')}`,
+        sendKey: keys.clientToServer,
+        recvKey: keys.serverToClient,
+        tickMs: 10,
+      },
+      this,
+      clock,
+      log,
+    );
+    const keepaliveMs = cfg.keepaliveMs;
+    this.pool = new ClientPool(cfg.ports, cfg.connsPerPort, {
+      ...DEFAULT_POOL_OPTIONS,
+      keepaliveMs,
+      deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500),
+    }, this);
+  }
+
+  /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
+  async start(): Promise<void> {
+    const udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    this.udp = udp;
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', (e) => reject(new Error(`cannot listen on udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}: ${e.message}`)));
+      udp.bind(this.cfg.ludpPort, this.cfg.ludpHost, () => resolve());
+    });
+    udp.on('error', (e) => this.log.warn(`local udp: ${e.message}`));
+    udp.on('message', (msg, rinfo) => this.onLocalDatagram(msg, rinfo));
+    this.engine.start();
+    this.pool.start(this.clock());
+    this.log.info(
+      `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
+        `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}`,
+    );
+  }
+
+  /** Resolves when the first connection is up, or after timeoutMs (false). */
+  waitUp(timeoutMs: number): Promise<boolean> {
+    if (this.everUp) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.readyWaiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  get liveConnections(): number {
+    return this.pool.liveCount;
+  }
+
+  get flowCount(): number {
+    return this.flows.size;
+  }
+
+  private onLocalDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const now = this.clock();
+    this.counters.udpIn++;
+    const key = `${rinfo.address}:${rinfo.port}`;
+    let flow = this.flows.get(key);
+    if (!flow) {
+      flow = { id: this.nextFlowId, lastActive: now, address: rinfo.address, port: rinfo.port };
+      this.nextFlowId = (this.nextFlowId + 1) >>> 0 || 1;
+      this.flows.set(key, flow);
+      this.flowsById.set(flow.id, flow);
+      this.log.debug(`flow ${flow.id} from ${key} opened`);
+    }
+    flow.lastActive = now;
+    const slot = this.pool.pick();
+    if (!slot) {
+      this.counters.droppedNoConn++;
+      this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
+      return;
+    }
+    const link = this.byFd.get(slot.fd)!;
+    if (msg.length > link.maxDatagram) {
+      this.counters.droppedTooBig++;
+      this.log.rateLimited(
+        'warn',
+        'toobig',
+        5000,
+        `dropped a ${msg.length}-byte datagram: at most ${link.maxDatagram} fit in one segment; lower the app's MTU (e.g. kcptun --mtu 1350, WireGuard MTU 1380)`,
+      );
+      return;
+    }
+    this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, msg, 0, msg.length, now);
+  }
+
+  // ---- Engine callbacks ----
+
+  onWatcher(ev: WatcherEvent, now: number): void {
+    if (ev.type === 'connected') {
+      if (!this.pool.slotByFd(ev.fd)) {
+        this.engine.watcher.close(ev.fd);
+        return;
+      }
+      const tcp = new FakeTcp({
+        local: { ip: ipToInt(ev.localIp), port: ev.localPort },
+        remote: { ip: this.serverIpInt, port: ev.remotePort },
+        sndNxt: ev.sndNxt,
+        rcvNxt: ev.rcvNxt,
+        now,
+      });
+      const slot = this.pool.slotByFd(ev.fd)!;
+      const link: ClientLink = { tcp, slot, fd: ev.fd, maxDatagram: Math.max(ev.mss - HEADER, 0) };
+      this.byFd.set(ev.fd, link);
+      this.engine.links.set(this.serverIpInt, ev.remotePort, ev.localPort, link);
+      this.log.debug(`port ${ev.remotePort}: tcp up from ${ev.localIp}:${ev.localPort}, saying hello`);
+      this.pool.onConnected(ev.fd, tcp, now);
+    } else if (ev.type === 'failed') {
+      this.pool.onDialFailed(ev.fd, ev.error, now);
+    }
+  }
+
+  onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
+    if (!link.tcp.open) return;
+    switch (type) {
+      case FrameType.Data: {
+        const flow = this.flowsById.get(arg);
+        if (!flow) {
+          this.counters.droppedNoFlow++;
+          return;
+        }
+        flow.lastActive = now;
+        this.counters.udpOut++;
+        this.udp!.send(buf, off, len, flow.port, flow.address);
+        return;
+      }
+      case FrameType.HelloAck:
+        if (arg === this.sessionId) this.pool.onHelloAck(link.slot, now);
+        return;
+      case FrameType.Ping:
+        this.engine.tx.frame(link.tcp, FrameType.Pong, arg, null, 0, 0, now);
+        return;
+      case FrameType.Close:
+        this.engine.tx.fin(link.tcp, now);
+        this.pool.onLost(link.slot, now, 'the server closed the connection');
+        return;
+      default:
+        return;
+    }
+  }
+
+  onTcpEnd(link: ClientLink, verdict: 'reset' | 'fin', now: number): void {
+    if (verdict === 'fin') this.engine.tx.fin(link.tcp, now);
+    this.pool.onLost(link.slot, now, verdict === 'reset' ? 'connection reset' : 'the server sent FIN');
+  }
+
+  onTick(now: number): void {
+    this.pool.tick(now);
+    this.flows.sweep(now, SWEEP_BUDGET, (key, flow) => {
+      this.flowsById.delete(flow.id);
+      this.counters.flowsExpired++;
+      this.log.info(`flow ${flow.id} from ${key} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
+    });
+  }
+
+  // ---- Pool driver ----
+
+  dial(slot: Slot): number {
+    return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
+  }
+
+  closeSocket(fd: number): void {
+    const link = this.byFd.get(fd);
+    if (link) {
+      this.byFd.delete(fd);
+      this.engine.links.delete(link.tcp.remote.ip, link.tcp.remote.port, link.tcp.local.port);
+    }
+    this.engine.watcher.close(fd);
+  }
+
+  sendHello(slot: Slot): void {
+    const off = this.engine.tx.reserveFrame(slot.conn!, FrameType.Hello, this.sessionId, HELLO_LEN, this.clock());
+    writeHello(this.engine.tx.buffer, off, this.cfg.keepaliveMs);
+  }
+
+  sendPing(slot: Slot, nonce: number): void {
+    this.engine.tx.frame(slot.conn!, FrameType.Ping, nonce, null, 0, 0, this.clock());
+  }
+
+  sendClose(slot: Slot): void {
+    const tcp = slot.conn;
+    if (!tcp || !tcp.open) return;
+    const now = this.clock();
+    this.engine.tx.frame(tcp, FrameType.Close, CloseReason.Shutdown, null, 0, 0, now);
+    this.engine.tx.fin(tcp, now);
+  }
+
+  onUp(slot: Slot, reconnect: boolean): void {
+    const link = this.byFd.get(slot.fd);
+    const where = link ? `${intToIp(link.tcp.local.ip)}:${link.tcp.local.port}` : '?';
+    this.log.info(
+      `connection ${slot.id} to port ${slot.port} up${reconnect ? ' again' : ''} (from ${where}); ${this.pool.liveCount}/${this.pool.slots.length} live`,
+    );
+    if (!this.everUp) {
+      this.everUp = true;
+      this.log.info(`rsock-client ready: udp ${this.cfg.ludpHost}:${this.cfg.ludpPort} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
+      for (const w of this.readyWaiters.splice(0)) w();
+    }
+  }
+
+  onDown(slot: Slot, reason: string, retryInMs: number): void {
+    this.log.rateLimited(
+      'warn',
+      `down${slot.id}`,
+      slot.backoff.failures > 3 ? 30000 : 0,
+      `connection ${slot.id} to port ${slot.port} down: ${reason}; retrying in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`,
+    );
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.engine.counters(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
+  }
+
+  /** Tells the server (Bye on every live connection), closes everything. */
+  async stop(): Promise<void> {
+    const now = this.clock();
+    for (const s of this.pool.slots) {
+      if (s.conn?.open) this.engine.tx.frame(s.conn, FrameType.Bye, this.sessionId, null, 0, 0, now);
+    }
+    this.pool.stop(now);
+    this.engine.stop();
+    await new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r()));
+    this.udp = null;
+  }
+}

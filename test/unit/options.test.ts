@@ -1,0 +1,86 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from '../../src/cli/options';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsock-opts-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function parse(kind: Kind, args: string[]) {
+  const cmd = buildCommand(kind);
+  cmd.exitOverride();
+  cmd.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  cmd.parse(['node', `rsock-${kind}`, ...args]);
+  return resolveOptions(cmd, kind);
+}
+
+test('client defaults and both --flag=value and --flag value forms', () => {
+  const a = parse('client', ['--taddr=10.0.0.1']) as ClientOptions;
+  assert.equal(a.serverHost, '10.0.0.1');
+  assert.deepEqual(a.ports, [10001, 10002, 10003, 10004, 10005, 10006, 10007, 10008, 10009, 10010]);
+  assert.equal(a.ludpHost, '127.0.0.1');
+  assert.equal(a.ludpPort, 30000);
+  assert.equal(a.durationSec, 30);
+  assert.equal(a.daemon, false);
+  assert.equal(a.key, null);
+  assert.equal(a.dev, null);
+  const b = parse('client', ['-t', '10.0.0.2', '--ports', '80,443', '-l', '0.0.0.0:4000', '--duration', '5', '--hash', 's3', '-d', 'eth1']) as ClientOptions;
+  assert.equal(b.serverHost, '10.0.0.2');
+  assert.deepEqual(b.ports, [80, 443]);
+  assert.equal(b.ludpPort, 4000);
+  assert.equal(b.durationSec, 5);
+  assert.equal(b.key, 's3', '--hash is the rsock alias of --key');
+  assert.equal(b.dev, 'eth1');
+});
+
+test('server needs host:port for --taddr', () => {
+  const s = parse('server', ['--taddr=127.0.0.1:9999', '--dev=eth0', '--key=k']) as ServerOptions;
+  assert.equal(s.targetHost, '127.0.0.1');
+  assert.equal(s.targetPort, 9999);
+  assert.throws(() => parse('server', ['--taddr=127.0.0.1']), /--taddr: "127.0.0.1" is not host:port/);
+  assert.throws(() => parse('server', []), /--taddr: the target host:port is required/);
+});
+
+test('bad values give one message naming the flag', () => {
+  const cases: [Kind, string[], RegExp][] = [
+    ['client', ['-t', '1.2.3.4', '--ports=10-5'], /^--ports: range "10-5" runs backwards/],
+    ['client', ['-t', '1.2.3.4', '--duration=abc'], /^--duration: "abc" is not a number/],
+    ['client', ['-t', '1.2.3.4', '--duration=0'], /^--duration/],
+    ['client', ['-t', '1.2.3.4', '--daemon=yes'], /^--daemon: "yes" must be 0 or 1/],
+    ['client', ['-t', '1.2.3.4', '--ludp=nope'], /^--ludp: "nope" is not host:port/],
+    ['client', ['-t', '1.2.3.4:10001'], /^--taddr: give the server's address only/],
+    ['client', ['-t', '1.2.3.4', '--lcapIp=300.1.1.1'], /^--lcapIp/],
+    ['client', ['-t', '1.2.3.4', '--conns=0'], /^--conns/],
+    ['client', ['-t', '1.2.3.4', '--key=a', '--hash=b'], /--key and --hash/],
+  ];
+  for (const [kind, args, re] of cases) {
+    assert.throws(() => parse(kind, args), (e: Error) => e instanceof ConfigError && re.test(e.message), args.join(' '));
+  }
+});
+
+test('-f config merges under the flags and is validated', () => {
+  const f = path.join(dir, 'c.json');
+  fs.writeFileSync(f, JSON.stringify({ taddr: '10.9.9.9', ports: '20000-20001', duration: 12, key: 'fromfile', ludp: '127.0.0.1:31000' }));
+  const o = parse('client', ['-f', f, '--duration=7']) as ClientOptions;
+  assert.equal(o.serverHost, '10.9.9.9');
+  assert.deepEqual(o.ports, [20000, 20001]);
+  assert.equal(o.durationSec, 7, 'the flag wins over the file');
+  assert.equal(o.key, 'fromfile');
+  assert.equal(o.ludpPort, 31000);
+
+  fs.writeFileSync(f, JSON.stringify({ taddr: '10.9.9.9', bogus: 1 }));
+  assert.throws(() => parse('client', ['-f', f]), /unknown key "bogus"/);
+  fs.writeFileSync(f, '{not json');
+  assert.throws(() => parse('client', ['-f', f]), /not valid JSON/);
+  fs.writeFileSync(f, JSON.stringify({ taddr: '10.9.9.9', duration: 'soon' }));
+  assert.throws(() => parse('client', ['-f', f]), /--duration: "soon"/);
+  assert.throws(() => parse('client', ['-f', path.join(dir, 'missing.json')]), /no such file/);
+  fs.writeFileSync(f, JSON.stringify({ taddr: '127.0.0.1:9', ludp: '1.2.3.4:5' }));
+  assert.throws(() => parse('server', ['-f', f]), /unknown key "ludp"/, 'client-only keys are refused by the server');
+});
+
+test('unknown flags are refused by commander', () => {
+  assert.throws(() => parse('client', ['-t', '1.2.3.4', '--bogus=1']), /unknown option/);
+});

@@ -34,7 +34,7 @@ export interface PoolOptions {
 
 export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   dialTimeoutMs: 5000,
-  helloIntervalMs: 200,
+  helloIntervalMs: 100,
   helloTimeoutMs: 5000,
   keepaliveMs: 2000,
   deadAfterMs: 8000,

@@ -76,13 +76,22 @@ export function splitFrames(buf: Buffer, off: number, len: number, each: (f: Fra
   return n;
 }
 
-/** Hello payload: version(1) keepaliveMs(4). */
-export const HELLO_LEN = 5;
-export function writeHello(buf: Buffer, off: number, keepaliveMs: number): void {
-  buf[off] = PROTOCOL_VERSION;
-  buf.writeUInt32BE(keepaliveMs >>> 0, off + 1);
+/**
+ * Hello payload: version(1) keepaliveMs(4) slot(2). The slot number lets the server retire the
+ * connection a new one replaces, even when a reset reached only the client.
+ */
+export const HELLO_LEN = 7;
+export interface Hello {
+  version: number;
+  keepaliveMs: number;
+  slot: number;
 }
-export function readHello(buf: Buffer, off: number, len: number): { version: number; keepaliveMs: number } | null {
+export function writeHello(buf: Buffer, off: number, h: Hello): void {
+  buf[off] = h.version;
+  buf.writeUInt32BE(h.keepaliveMs >>> 0, off + 1);
+  buf.writeUInt16BE(h.slot, off + 5);
+}
+export function readHello(buf: Buffer, off: number, len: number): Hello | null {
   if (len < HELLO_LEN) return null;
-  return { version: buf[off], keepaliveMs: buf.readUInt32BE(off + 1) };
+  return { version: buf[off], keepaliveMs: buf.readUInt32BE(off + 1), slot: buf.readUInt16BE(off + 5) };
 }

@@ -3,7 +3,7 @@
 import * as dgram from 'dgram';
 import { randomBytes } from 'crypto';
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
-import { CloseReason, FrameType, HEADER, HELLO_LEN, writeHello } from '../core/frame';
+import { CloseReason, FrameType, HEADER, HELLO_LEN, PROTOCOL_VERSION, writeHello } from '../core/frame';
 import { FakeTcp } from '../core/fake-tcp';
 import { Flow, FlowTable } from '../core/flow-table';
 import { intToIp, ipToInt } from '../core/ipv4';
@@ -245,11 +245,16 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
 
   sendHello(slot: Slot): void {
     const off = this.engine.tx.reserveFrame(slot.conn!, FrameType.Hello, this.sessionId, HELLO_LEN, this.clock());
-    writeHello(this.engine.tx.buffer, off, this.cfg.keepaliveMs);
+    writeHello(this.engine.tx.buffer, off, { version: PROTOCOL_VERSION, keepaliveMs: this.cfg.keepaliveMs, slot: slot.id });
   }
 
   sendPing(slot: Slot, nonce: number): void {
-    this.engine.tx.frame(slot.conn!, FrameType.Ping, nonce, null, 0, 0, this.clock());
+    const now = this.clock();
+    const tcp = slot.conn!;
+    this.engine.tx.frame(tcp, FrameType.Ping, nonce, null, 0, 0, now);
+    // When the server has been quiet, add a pure ACK: if the server lost the connection (restart),
+    // its kernel answers a payload-less segment with an RST at once, while data is dropped silently.
+    if (now - tcp.lastRecvAt >= this.cfg.keepaliveMs) this.engine.tx.pureAck(tcp, now);
   }
 
   sendClose(slot: Slot): void {

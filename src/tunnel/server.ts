@@ -28,6 +28,8 @@ export interface ServerConfig {
 
 interface ServerLink {
   tcp: FakeTcp;
+  /** The client's slot number, from its Hello. */
+  slot: number;
   fd: number;
   session: Session | null;
   acceptedAt: number;
@@ -117,7 +119,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
       rcvNxt: ev.rcvNxt,
       now,
     });
-    const link: ServerLink = { tcp, fd: ev.fd, session: null, acceptedAt: now, deadAfterMs: 3 * this.cfg.keepaliveMs + 500 };
+    const link: ServerLink = { tcp, slot: -1, fd: ev.fd, session: null, acceptedAt: now, deadAfterMs: 3 * this.cfg.keepaliveMs + 500 };
     this.byFd.set(ev.fd, link);
     this.engine.links.set(tcp.remote.ip, tcp.remote.port, tcp.local.port, link);
     this.counters.accepted++;
@@ -174,9 +176,14 @@ export class RsockServer implements EngineHandler<ServerLink> {
         this.sessions.set(sessionId, s);
         this.log.info(`client ${hex(sessionId)} joined from ${ipPort(link)}`);
       }
+      // The client redials a slot only after it gave up the old connection (reset, silence), which
+      // this side may not have noticed: retire the old one now instead of sending replies into it.
+      const old = s.links.find((l) => l.slot === hello.slot);
+      if (old) this.dropLink(old, `replaced by a new connection from ${ipPort(link)}`);
       s.links.push(link);
       s.lastSeen = now;
       link.session = s;
+      link.slot = hello.slot;
       const ka = Math.min(Math.max(hello.keepaliveMs, 200), 60000);
       link.deadAfterMs = 3 * ka + 500;
       this.log.info(`client ${hex(sessionId)}: connection from ${ipPort(link)} on port ${link.tcp.local.port} up; ${s.links.length} live`);

@@ -106,7 +106,7 @@ export class FakeTcp {
       this.closeReason = 'reset by peer or middlebox';
       return 'reset';
     }
-    if (seg.payloadLen > 0) {
+    if (seg.wireLen > 0) {
       if (d < -RECV_WINDOW || d > RECV_WINDOW) return 'ignore';
       return 'data';
     }
@@ -131,10 +131,10 @@ export class FakeTcp {
   /** Records a segment whose frames verified: advances the ack and the ACK cadence counters. */
   acceptData(seg: Segment, now: number): void {
     this.lastRecvAt = now;
-    const end = seqAdd(seg.seq, seg.payloadLen);
+    const end = seqAdd(seg.seq, seg.wireLen);
     if (seqDiff(end, this.rcvNxt) > 0) this.rcvNxt = end;
     if (seg.flags & ACK && seqDiff(seg.ack, this.peerAck) > 0 && seqDiff(seg.ack, this.sndNxt) <= 0) this.peerAck = seg.ack;
-    this.noteUnacked(now, seg.payloadLen);
+    this.noteUnacked(now, seg.wireLen);
   }
 
   private noteUnacked(now: number, bytes: number): void {

@@ -17,18 +17,22 @@ export interface Segment {
   window: number;
   /** Absolute offset of the TCP payload in the buffer given to parseSegment. */
   payloadOff: number;
+  /** Payload bytes present in the buffer. */
   payloadLen: number;
+  /** Payload bytes the segment had on the wire; more than payloadLen when the capture cut it short. */
+  wireLen: number;
 }
 
 export function emptySegment(): Segment {
-  return { srcIp: 0, dstIp: 0, srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadOff: 0, payloadLen: 0 };
+  return { srcIp: 0, dstIp: 0, srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadOff: 0, payloadLen: 0, wireLen: 0 };
 }
 
 /**
  * Fills `out` from the IPv4 packet at buf[off, off+len). Returns false for anything that is not a
  * whole, unfragmented IPv4/TCP packet: such packets are dropped without a word, as hostile input must be.
- * The payload length comes from the IP total length, not the capture length, so Ethernet padding is ignored;
- * a packet cut short by the capture is rejected.
+ * The payload length comes from the IP total length, not the capture length, so Ethernet padding is ignored.
+ * A packet cut short by the capture's snap length (a GRO-merged giant) keeps its headers and the
+ * payload bytes that were captured; wireLen tells how long it really was.
  */
 export function parseSegment(buf: Buffer, off: number, len: number, out: Segment): boolean {
   if (len < 40) return false;
@@ -37,13 +41,14 @@ export function parseSegment(buf: Buffer, off: number, len: number, out: Segment
   const ihl = (vihl & 0x0f) * 4;
   if (ihl < 20) return false;
   const total = buf.readUInt16BE(off + 2);
-  if (total > len || total < ihl + 20) return false;
+  if (total < ihl + 20) return false;
+  const have = Math.min(total, len);
   // More-fragments flag or a fragment offset: not ours to reassemble.
   if ((buf.readUInt16BE(off + 6) & 0x3fff) !== 0) return false;
   if (buf[off + 9] !== 6) return false;
   const t = off + ihl;
   const doff = (buf[t + 12] >> 4) * 4;
-  if (doff < 20 || ihl + doff > total) return false;
+  if (doff < 20 || ihl + doff > have) return false;
   out.srcIp = buf.readUInt32BE(off + 12);
   out.dstIp = buf.readUInt32BE(off + 16);
   out.srcPort = buf.readUInt16BE(t);
@@ -53,6 +58,7 @@ export function parseSegment(buf: Buffer, off: number, len: number, out: Segment
   out.flags = buf[t + 13];
   out.window = buf.readUInt16BE(t + 14);
   out.payloadOff = t + doff;
-  out.payloadLen = total - ihl - doff;
+  out.payloadLen = have - ihl - doff;
+  out.wireLen = total - ihl - doff;
   return true;
 }

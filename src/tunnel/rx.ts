@@ -22,13 +22,15 @@ export interface RxStats {
   unknown: number;
   /** Payload that does not split into frames. */
   malformed: number;
+  /** Segments longer than the capture's snap length (GRO-merged); their tail frames are lost. */
+  truncated: number;
   /** Frames whose MAC failed. */
   forged: number;
   frames: number;
 }
 
 export class RxPath<L extends Link> {
-  readonly stats: RxStats = { packets: 0, unknown: 0, malformed: 0, forged: 0, frames: 0 };
+  readonly stats: RxStats = { packets: 0, unknown: 0, malformed: 0, truncated: 0, forged: 0, frames: 0 };
   private segs: Segment[] = [];
   private segLinks: (L | null)[] = [];
   /** Per frame: segment index, type, arg, payload offset, payload length. */
@@ -106,9 +108,14 @@ export class RxPath<L extends Link> {
         this.curSeg = i;
         const before = this.nFrames;
         if (splitFrames(data, seg.payloadOff, seg.payloadLen, this.collect, this.ref) < 0) {
-          this.nFrames = before;
-          this.stats.malformed++;
-          continue;
+          if (seg.payloadLen < seg.wireLen) {
+            // Cut by the snap length: the whole frames before the cut are still good.
+            this.stats.truncated++;
+          } else {
+            this.nFrames = before;
+            this.stats.malformed++;
+            continue;
+          }
         }
         this.segLinks[i] = link;
       } else if (verdict === 'reset' || verdict === 'fin') {

@@ -7,7 +7,9 @@ function conn(sndNxt: number, rcvNxt: number): FakeTcp {
   return new FakeTcp({ local: { ip: 1, port: 40000 }, remote: { ip: 2, port: 10001 }, sndNxt, rcvNxt, now: 0 });
 }
 function seg(fields: Partial<Segment>): Segment {
-  return { ...emptySegment(), flags: ACK | PSH, ...fields };
+  const s = { ...emptySegment(), flags: ACK | PSH, ...fields };
+  if (fields.wireLen === undefined) s.wireLen = s.payloadLen;
+  return s;
 }
 const out = (): OutSegment => ({ seq: 0, ack: 0, flags: 0, window: 0 });
 

@@ -123,3 +123,17 @@ test('an in-window RST ends the connection; a blind one does not', () => {
   assert.deepEqual(ended, ['reset']);
   assert.equal(tcp.open, false);
 });
+
+test('a segment cut short by the capture keeps its whole frames and is acked to its wire length', () => {
+  const { rx, tcp, got } = setup();
+  const payload = Buffer.concat([
+    frameBytes(FrameType.Data, 1, Buffer.from('first'), keys.serverToClient),
+    frameBytes(FrameType.Data, 2, Buffer.alloc(300, 0x61), keys.serverToClient),
+  ]);
+  const pkt = ipTcp(0xfffffff0, ACK | PSH, payload);
+  const cut = pkt.subarray(0, 40 + HEADER + 5 + 100);
+  rx.handle(...batch([cut]), 1);
+  assert.deepEqual(got, [{ type: FrameType.Data, arg: 1, payload: 'first' }]);
+  assert.equal(rx.stats.truncated, 1);
+  assert.equal(tcp.rcvNxt, (0xfffffff0 + payload.length) >>> 0);
+});

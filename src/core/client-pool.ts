@@ -72,7 +72,8 @@ export interface PoolDriver {
   /** In-tunnel Close then FIN, before a local decision to drop a working connection. */
   sendClose(slot: Slot): void;
   onUp(slot: Slot, reconnect: boolean): void;
-  onDown(slot: Slot, reason: string, retryInMs: number): void;
+  /** `wasUp`: the slot was carrying traffic (LIVE) until now, as opposed to a failed attempt. */
+  onDown(slot: Slot, reason: string, retryInMs: number, wasUp: boolean): void;
 }
 
 export class ClientPool {
@@ -186,7 +187,8 @@ export class ClientPool {
   }
 
   private down(s: Slot, now: number, reason: string): void {
-    if (s.state === SlotState.Live) {
+    const wasUp = s.state === SlotState.Live;
+    if (wasUp) {
       this.live = this.live.filter((x) => x !== s);
       if (now - s.liveSince >= this.opts.stableAfterMs) s.backoff.reset();
     }
@@ -200,7 +202,7 @@ export class ClientPool {
     const delay = s.backoff.next();
     this.setState(s, SlotState.Backoff, now);
     s.dueAt = now + delay;
-    this.driver.onDown(s, reason, delay);
+    this.driver.onDown(s, reason, delay, wasUp);
   }
 
   /** Tells the server and closes every connection. */

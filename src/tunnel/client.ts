@@ -278,11 +278,12 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     }
   }
 
-  onDown(slot: Slot, reason: string, retryInMs: number): void {
+  onDown(slot: Slot, reason: string, retryInMs: number, wasUp: boolean): void {
+    // Losing a live connection is always worth a line; repeated failed redials only now and then.
     this.log.rateLimited(
       'warn',
       `down${slot.id}`,
-      slot.backoff.failures > 3 ? 30000 : 0,
+      wasUp || slot.backoff.failures <= 3 ? 0 : 30000,
       `connection ${slot.id} to port ${slot.port} down: ${reason}; retrying in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`,
     );
   }

@@ -27,8 +27,8 @@ class Recorder implements PoolDriver {
   onUp(slot: Slot, reconnect: boolean): void {
     this.log.push(`up ${slot.port}${reconnect ? ' again' : ''}`);
   }
-  onDown(slot: Slot, reason: string, retry: number): void {
-    this.log.push(`down ${slot.port} ${retry}`);
+  onDown(slot: Slot, reason: string, retry: number, wasUp: boolean): void {
+    this.log.push(`down ${slot.port} ${retry}${wasUp ? ' was up' : ''}`);
   }
   count(prefix: string): number {
     return this.log.filter((l) => l.startsWith(prefix)).length;
@@ -84,7 +84,7 @@ test('keepalive pings while live; silence past deadAfterMs reconnects with backo
   while (s.state === SlotState.Live && t < 60000) pool.tick((t += 10));
   assert.equal(t, 5000 + opts.deadAfterMs);
   assert.ok(d.log.includes('closeframe 10001'));
-  assert.ok(d.log.includes(`down 10001 ${opts.backoffFirstMs}`));
+  assert.ok(d.log.includes(`down 10001 ${opts.backoffFirstMs} was up`));
   pool.tick(t + opts.backoffFirstMs);
   assert.equal(s.state, SlotState.Dialing);
   bringUp(pool, s, t + 300);

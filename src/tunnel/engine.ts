@@ -3,6 +3,7 @@
 import { Capture, Injector, NativeAddon, SocketWatcher, WatcherEvent } from '../io/native';
 import { Clock } from '../util/clock';
 import { Logger } from '../util/log';
+import { captureSnaplen } from '../util/route';
 import { ConnTable } from './conn-table';
 import { Link, RxHandler, RxPath } from './rx';
 import { TxBatch } from './tx-batch';
@@ -56,7 +57,7 @@ export class Engine<L extends Link> {
     this.rxPath = new RxPath(this.links, n.mac, this.opts.recvKey, this.handler);
     this.watcherHandle = new n.SocketWatcher((ev) => this.handler.onWatcher(ev, this.clock()));
     this.capture = new n.Capture(
-      { device: this.opts.device, filter: this.opts.filter, inboundOnly: true, snaplen: 4096, bufferBytes: 16 << 20 },
+      { device: this.opts.device, filter: this.opts.filter, inboundOnly: true, snaplen: captureSnaplen(this.opts.device), bufferBytes: 8 << 20 },
       (data, meta, count) => this.rxPath!.handle(data, meta, count, this.clock()),
       (err) => this.log.error(`capture on ${this.opts.device}: ${err.message}`),
     );

@@ -23,7 +23,10 @@ export interface CaptureOptions {
   filter: string;
   /** Bytes kept per packet; must cover GRO-merged segments. Default 65535. */
   snaplen?: number;
-  /** Kernel ring size in bytes. Default 8 MiB. */
+  /**
+   * Kernel ring size in bytes. Default 32 MiB. Immediate mode uses TPACKET_V2, whose slots are all
+   * snaplen-sized: at snaplen 65535 a slot takes 128 KiB, so 32 MiB holds 256 packets (8 MiB only 64).
+   */
   bufferBytes?: number;
   /** Max packets per JS batch. Default 256. */
   maxBatch?: number;
@@ -36,7 +39,7 @@ export interface CaptureStats {
   /** Batches delivered to JS. */ batches: number;
   /** pcap_stats ps_drop: dropped by the kernel because the ring was full. */ dropped: number;
   /** pcap_stats ps_ifdrop. */ ifDropped: number;
-  /** Packets skipped because the link header was unknown or the packet was not IPv4. */ skipped: number;
+  /** Packets skipped because the link header was unknown, the packet was not IPv4, or snaplen cut it short. */ skipped: number;
 }
 
 /**

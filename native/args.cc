@@ -1,0 +1,94 @@
+#include "args.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <cmath>
+
+namespace rsock {
+
+void ReportUncaught(Napi::Env env, const Napi::Error& error) { napi_fatal_exception(env, error.Value()); }
+
+void ThrowTypeError(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+void ThrowRangeError(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+void ThrowError(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
+
+ByteView ArgBytes(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowTypeError(v.Env(), std::string(what) + " must be a Buffer or Uint8Array");
+  }
+  auto arr = v.As<Napi::Uint8Array>();
+  return ByteView{arr.Data(), arr.ElementLength()};
+}
+
+WordView ArgUint32Array(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    ThrowTypeError(v.Env(), std::string(what) + " must be a Uint32Array");
+  }
+  auto arr = v.As<Napi::Uint32Array>();
+  return WordView{arr.Data(), arr.ElementLength()};
+}
+
+int64_t ArgInt(const Napi::Value& v, const char* what, int64_t min, int64_t max) {
+  if (!v.IsNumber()) ThrowTypeError(v.Env(), std::string(what) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d) {
+    ThrowTypeError(v.Env(), std::string(what) + " must be an integer");
+  }
+  if (d < static_cast<double>(min) || d > static_cast<double>(max)) {
+    ThrowRangeError(v.Env(), std::string(what) + " must be between " + std::to_string(min) + " and " +
+                                 std::to_string(max) + " (got " + Napi::Number::New(v.Env(), d).ToString().Utf8Value() + ")");
+  }
+  return static_cast<int64_t>(d);
+}
+
+uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t max) {
+  return static_cast<uint32_t>(ArgInt(v, what, min, max));
+}
+
+std::string ArgString(const Napi::Value& v, const char* what) {
+  if (!v.IsString()) ThrowTypeError(v.Env(), std::string(what) + " must be a string");
+  std::string s = v.As<Napi::String>().Utf8Value();
+  // An embedded NUL would silently truncate the name C libraries see.
+  if (s.find('\0') != std::string::npos) ThrowTypeError(v.Env(), std::string(what) + " must not contain NUL");
+  return s;
+}
+
+Napi::Function ArgFunction(const Napi::Value& v, const char* what) {
+  if (!v.IsFunction()) ThrowTypeError(v.Env(), std::string(what) + " must be a function");
+  return v.As<Napi::Function>();
+}
+
+bool ArgBool(const Napi::Value& v, const char* what) {
+  if (!v.IsBoolean()) ThrowTypeError(v.Env(), std::string(what) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+in_addr_t ParseIpv4(Napi::Env env, const std::string& s, const char* what, bool allowAny) {
+  if (s.empty()) {
+    if (allowAny) return htonl(INADDR_ANY);
+    ThrowTypeError(env, std::string(what) + " must not be empty");
+  }
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) {
+    ThrowTypeError(env, std::string(what) + " is not an IPv4 address: \"" + s + "\"");
+  }
+  return a.s_addr;
+}
+
+std::string Ipv4ToString(in_addr_t networkOrder) {
+  char buf[INET_ADDRSTRLEN];
+  in_addr a{};
+  a.s_addr = networkOrder;
+  inet_ntop(AF_INET, &a, buf, sizeof buf);
+  return buf;
+}
+
+std::string ErrnoText(int err) {
+  char buf[256];
+  // GNU strerror_r may return a static string instead of filling buf.
+  const char* s = strerror_r(err, buf, sizeof buf);
+  return s;
+}
+
+}  // namespace rsock

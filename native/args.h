@@ -1,0 +1,50 @@
+// Argument checks shared by every binding. Anything coming from JS is validated here before a
+// pointer or length reaches native code, so bad input throws instead of crashing the process.
+#pragma once
+
+#include <napi.h>
+#include <netinet/in.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace rsock {
+
+struct ByteView {
+  uint8_t* data;
+  size_t length;
+};
+
+struct WordView {
+  uint32_t* data;
+  size_t length;  // in elements
+};
+
+// A Buffer or any Uint8Array.
+ByteView ArgBytes(const Napi::Value& v, const char* what);
+WordView ArgUint32Array(const Napi::Value& v, const char* what);
+// An integer in [min, max]; TypeError if not an integer, RangeError if outside.
+uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t max);
+int64_t ArgInt(const Napi::Value& v, const char* what, int64_t min, int64_t max);
+std::string ArgString(const Napi::Value& v, const char* what);
+Napi::Function ArgFunction(const Napi::Value& v, const char* what);
+bool ArgBool(const Napi::Value& v, const char* what);
+
+// Dotted-quad IPv4 in network byte order. "" maps to INADDR_ANY when allowAny is set.
+in_addr_t ParseIpv4(Napi::Env env, const std::string& s, const char* what, bool allowAny);
+std::string Ipv4ToString(in_addr_t networkOrder);
+
+// strerror that is safe off the JS thread.
+std::string ErrnoText(int err);
+
+// For exceptions thrown by JS callbacks that the addon calls from a thread-safe function: they go to
+// process 'uncaughtException' like an event handler's would. Left pending instead, Node 20 only
+// prints a deprecation warning (DEP0168) and swallows them.
+void ReportUncaught(Napi::Env env, const Napi::Error& error);
+
+[[noreturn]] void ThrowTypeError(Napi::Env env, const std::string& msg);
+[[noreturn]] void ThrowRangeError(Napi::Env env, const std::string& msg);
+[[noreturn]] void ThrowError(Napi::Env env, const std::string& msg);
+
+}  // namespace rsock

@@ -1,0 +1,76 @@
+#include "kernel_tcp.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace rsock {
+
+namespace {
+
+int SetInt(int fd, int level, int opt, int value) {
+  return setsockopt(fd, level, opt, &value, sizeof value) == 0 ? 0 : errno;
+}
+
+int QueueSeq(int fd, int queue, uint32_t* seq) {
+  if (int err = SetInt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue)) return err;
+  socklen_t len = sizeof *seq;
+  return getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, seq, &len) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+int AttachFilter(int fd, const sock_filter* prog, unsigned short len) {
+  sock_fprog fprog{len, const_cast<sock_filter*>(prog)};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog) == 0 ? 0 : errno;
+}
+
+int SetReuseAddr(int fd) { return SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1); }
+
+int ProbeRepair(int fd) {
+  if (int err = SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON)) return err;
+  return SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+}
+
+int LearnHandshake(int fd, HandshakeState* out, const char** step) {
+  *step = "TCP_REPAIR";
+  if (int err = SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON)) return err;
+  *step = "TCP_QUEUE_SEQ";
+  int err = QueueSeq(fd, TCP_SEND_QUEUE, &out->sndNxt);
+  if (err == 0) err = QueueSeq(fd, TCP_RECV_QUEUE, &out->rcvNxt);
+  // TCP_REPAIR_OFF would send a window probe; _NO_WP leaves the wire untouched.
+  int offErr = SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+  if (err) return err;
+  *step = "TCP_REPAIR off";
+  if (offErr) return offErr;
+  // Leaving repair mode resets sk_reuse; without it a later bind() to this port would fail while
+  // the socket lives.
+  *step = "SO_REUSEADDR";
+  if ((err = SetReuseAddr(fd))) return err;
+
+  *step = "TCP_INFO";
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return errno;
+  out->rcvWscale = info.tcpi_rcv_wscale;
+  out->sndWscale = info.tcpi_snd_wscale;
+  out->mss = info.tcpi_snd_mss;
+
+  *step = "getsockname";
+  len = sizeof out->local;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&out->local), &len) != 0) return errno;
+  *step = "getpeername";
+  len = sizeof out->remote;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&out->remote), &len) != 0) return errno;
+  return 0;
+}
+
+void CloseSilently(int fd) {
+  int on = TCP_REPAIR_ON;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on);
+  close(fd);
+}
+
+}  // namespace rsock

@@ -1,0 +1,44 @@
+// Operations on kernel TCP sockets whose handshake we borrow. Plain syscalls, no N-API, so they can
+// run on the watcher thread. All return 0 or an errno value.
+#pragma once
+
+#include <linux/filter.h>
+#include <netinet/in.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rsock {
+
+struct HandshakeState {
+  sockaddr_in local;
+  sockaddr_in remote;
+  uint32_t sndNxt;     // own ISN+1
+  uint32_t rcvNxt;     // peer ISN+1
+  uint8_t rcvWscale;   // what we advertised
+  uint8_t sndWscale;   // what the peer advertised
+  uint32_t mss;
+};
+
+int AttachFilter(int fd, const sock_filter* prog, unsigned short len);
+template <size_t N>
+int AttachFilter(int fd, const sock_filter (&prog)[N]) {
+  return AttachFilter(fd, prog, static_cast<unsigned short>(N));
+}
+
+// Fails early (EPERM) when TCP_REPAIR is not allowed, i.e. without CAP_NET_ADMIN. Only valid on a
+// socket that is not listening yet; leaves it as it found it apart from SO_REUSEADDR, which leaving
+// repair mode clears and the caller sets afterwards.
+int ProbeRepair(int fd);
+
+// Reads both next sequence numbers through TCP_REPAIR, window scales and MSS through TCP_INFO,
+// and both addresses. `step` names the call that failed.
+int LearnHandshake(int fd, HandshakeState* out, const char** step);
+
+// Closes without putting anything on the wire: a socket in repair mode skips FIN and RST on
+// close(). Listening sockets refuse repair mode; for them a plain close is silent anyway.
+void CloseSilently(int fd);
+
+int SetReuseAddr(int fd);
+
+}  // namespace rsock

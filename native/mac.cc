@@ -1,0 +1,81 @@
+#include "mac.h"
+
+#include <sodium.h>
+
+#include <cstring>
+
+#include "args.h"
+
+namespace rsock {
+
+namespace {
+
+constexpr size_t kTagBytes = crypto_shorthash_siphash24_BYTES;
+static_assert(kTagBytes == 8, "SipHash-2-4 tags are 8 bytes");
+static_assert(crypto_shorthash_siphash24_KEYBYTES == 16, "SipHash-2-4 keys are 16 bytes");
+
+struct MacArgs {
+  const uint8_t* key;
+  ByteView data;
+  const uint32_t* meta;
+  uint32_t count;
+};
+
+// Every range is checked before any is hashed, so a bad record cannot leave a half-signed batch.
+MacArgs ParseArgs(const Napi::CallbackInfo& info, const char* fn) {
+  Napi::Env env = info.Env();
+  std::string name = std::string("mac.") + fn;
+  ByteView key = ArgBytes(info[0], (name + ": key").c_str());
+  if (key.length != crypto_shorthash_siphash24_KEYBYTES) {
+    ThrowRangeError(env, name + ": key must be 16 bytes (got " + std::to_string(key.length) + ")");
+  }
+  ByteView data = ArgBytes(info[1], (name + ": data").c_str());
+  WordView meta = ArgUint32Array(info[2], (name + ": meta").c_str());
+  uint32_t count = ArgUint(info[3], (name + ": count").c_str(), 0, static_cast<uint32_t>(meta.length / 3));
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t* m = meta.data + 3 * static_cast<size_t>(i);
+    if (static_cast<uint64_t>(m[0]) + m[1] > data.length) {
+      ThrowRangeError(env, name + ": range " + std::to_string(i) + " lies outside data");
+    }
+    if (static_cast<uint64_t>(m[2]) + kTagBytes > data.length) {
+      ThrowRangeError(env, name + ": tag " + std::to_string(i) + " lies outside data");
+    }
+  }
+  return MacArgs{key.data, data, meta.data, count};
+}
+
+void Sign(const Napi::CallbackInfo& info) {
+  MacArgs a = ParseArgs(info, "sign");
+  uint8_t tag[kTagBytes];
+  for (uint32_t i = 0; i < a.count; ++i) {
+    const uint32_t* m = a.meta + 3 * static_cast<size_t>(i);
+    crypto_shorthash_siphash24(tag, a.data.data + m[0], m[1], a.key);
+    // Through a copy: the tag may overlap the range it authenticates.
+    std::memcpy(a.data.data + m[2], tag, kTagBytes);
+  }
+}
+
+void Verify(const Napi::CallbackInfo& info) {
+  MacArgs a = ParseArgs(info, "verify");
+  ByteView ok = ArgBytes(info[4], "mac.verify: ok");
+  if (ok.length < a.count) {
+    ThrowRangeError(info.Env(), "mac.verify: ok must hold at least count (" + std::to_string(a.count) + ") entries");
+  }
+  uint8_t tag[kTagBytes];
+  for (uint32_t i = 0; i < a.count; ++i) {
+    const uint32_t* m = a.meta + 3 * static_cast<size_t>(i);
+    crypto_shorthash_siphash24(tag, a.data.data + m[0], m[1], a.key);
+    ok.data[i] = sodium_memcmp(tag, a.data.data + m[2], kTagBytes) == 0 ? 1 : 0;
+  }
+}
+
+}  // namespace
+
+void InitMac(Napi::Env env, Napi::Object exports) {
+  Napi::Object mac = Napi::Object::New(env);
+  mac.Set("sign", Napi::Function::New<Sign>(env, "sign"));
+  mac.Set("verify", Napi::Function::New<Verify>(env, "verify"));
+  exports.Set("mac", mac);
+}
+
+}  // namespace rsock

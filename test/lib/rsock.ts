@@ -1,0 +1,111 @@
+// Everything the tests assume about the rsock CLI lives here, so it is easy to adjust.
+//
+//   rsock-server --dev=DEV --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET [--duration=S]
+//                [--keepalive=S] [--daemon=1 --pidfile=F --log=F] [-v]          (server namespace)
+//   rsock-client --dev=DEV --taddr=10.201.2.2 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET
+//                                                                               (client namespace)
+// Logs are readable lines on stderr (or --log). Ready: a line with "ready". Flow expiry: "expired".
+// Client (re)connection: "up". Daemon: returns 0 once ready, pidfile holds the pid; SIGUSR1, SIGTERM
+// and SIGINT stop it with exit 0 and remove the pidfile.
+import * as path from 'path';
+import { ADDR, Topology } from './netns';
+import { Proc } from './proc';
+
+/** Repository root (this file runs from dist/test/lib). */
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+/** The programs under test; RSOCK_SERVER_BIN / RSOCK_CLIENT_BIN point the tests at other builds. */
+export const SERVER_BIN = process.env.RSOCK_SERVER_BIN ?? path.join(REPO, 'bin', 'rsock-server.js');
+export const CLIENT_BIN = process.env.RSOCK_CLIENT_BIN ?? path.join(REPO, 'bin', 'rsock-client.js');
+
+export const LOG = {
+  ready: /\bready\b/,
+  expired: /\bexpired\b/,
+  up: /\bup\b/,
+};
+
+/** How long a server or client may take to log "ready". */
+export const READY_TIMEOUT_MS = 15_000;
+
+/** UDP target of the server (the echo server or kcptun-server listens here, in the server ns). */
+export const SERVER_TARGET = '127.0.0.1:9999';
+/** Local UDP address of the client (applications in the client ns send here). */
+export const CLIENT_LUDP = '127.0.0.1:30000';
+export const PORTS = '10001-10010';
+export const PORT_MIN = 10001;
+export const PORT_MAX = 10010;
+
+export interface RsockOptions {
+  key?: string;
+  ports?: string;
+  duration?: number;
+  keepalive?: number;
+  /** Device; default: the namespace's veth. null: leave --dev out (the program picks one). */
+  dev?: string | null;
+  verbose?: boolean;
+  /** Further arguments, verbatim. */
+  extra?: string[];
+}
+
+export function testKey(topo: Topology): string {
+  return `rsock-test-${topo.id}`;
+}
+
+function common(topo: Topology, o: RsockOptions, dev: string): string[] {
+  const a: string[] = [];
+  if (o.dev !== null) a.push(`--dev=${o.dev ?? dev}`);
+  a.push(`--ports=${o.ports ?? PORTS}`, `--key=${o.key ?? testKey(topo)}`);
+  if (o.duration !== undefined) a.push(`--duration=${o.duration}`);
+  if (o.keepalive !== undefined) a.push(`--keepalive=${o.keepalive}`);
+  if (o.verbose) a.push('-v');
+  return a.concat(o.extra ?? []);
+}
+
+export function serverArgs(topo: Topology, o: RsockOptions = {}): string[] {
+  return [process.execPath, SERVER_BIN, `--taddr=${SERVER_TARGET}`, ...common(topo, o, topo.dev.server)];
+}
+
+export function clientArgs(topo: Topology, o: RsockOptions = {}): string[] {
+  return [process.execPath, CLIENT_BIN, `--taddr=${ADDR.server}`, `--ludp=${CLIENT_LUDP}`, ...common(topo, o, topo.dev.client)];
+}
+
+/** Starts rsock-server in the server namespace and waits for its "ready" line. */
+export async function startServer(topo: Topology, o: RsockOptions = {}, name = 'rsock-server'): Promise<Proc> {
+  const p = topo.spawn('server', serverArgs(topo, o), { name });
+  await p.waitFor(LOG.ready, READY_TIMEOUT_MS);
+  return p;
+}
+
+/** Starts rsock-client in the client namespace and waits for its "ready" line. */
+export async function startClient(topo: Topology, o: RsockOptions = {}, name = 'rsock-client'): Promise<Proc> {
+  const p = topo.spawn('client', clientArgs(topo, o), { name });
+  await p.waitFor(LOG.ready, READY_TIMEOUT_MS);
+  return p;
+}
+
+/** Upper bound for the tunnel to carry traffic again after a reset or a server restart. */
+export const RECOVERY_BOUND_MS = 20_000;
+/** Extra time allowed beyond --duration for a flow to be expired. */
+export const EXPIRY_SLACK_MS = 5_000;
+
+/** Starts rsock-server, then rsock-client, each waiting for "ready". */
+export async function startTunnel(topo: Topology, o: { server?: RsockOptions; client?: RsockOptions } = {}): Promise<{ server: Proc; client: Proc }> {
+  const server = await startServer(topo, o.server);
+  const client = await startClient(topo, o.client);
+  return { server, client };
+}
+
+/** The server's per-flow UDP sockets: owned by `pid` and connected to the target. */
+export async function serverFlowSockets(topo: Topology, pid: number): Promise<Array<{ local: string; peer: string }>> {
+  return (await topo.udpSockets('server', pid)).filter((s) => s.peer === SERVER_TARGET);
+}
+
+/** Kernel segments sent by the tunnel's own TCP sockets (ss segs_out), per namespace. */
+export async function tunnelSocketSegsOut(topo: Topology): Promise<{ client: number; server: number; sockets: number }> {
+  const inRange = (addr: string) => {
+    const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+    return port >= PORT_MIN && port <= PORT_MAX;
+  };
+  const c = (await topo.tcpSockets('client')).filter((s) => s.state !== 'LISTEN' && inRange(s.peer));
+  const s = (await topo.tcpSockets('server')).filter((x) => x.state !== 'LISTEN' && inRange(x.local));
+  return { client: c.reduce((a, x) => a + x.segsOut, 0), server: s.reduce((a, x) => a + x.segsOut, 0), sockets: c.length + s.length };
+}

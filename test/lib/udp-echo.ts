@@ -1,0 +1,37 @@
+// UDP echo target, run inside a namespace:  node udp-echo.js --bind 127.0.0.1:9999
+// Echoes every datagram back to its sender, except "sink" datagrams (payload.MAGIC_SINK), which it
+// only reports on stdout as a JSON line. Prints {"ready":...} once bound. Stops on SIGTERM/SIGINT.
+import * as dgram from 'dgram';
+import { HEADER, MAGIC_SINK } from './payload';
+import { parseArgs, splitHostPort } from './args';
+
+function main(): void {
+  const bindArg = parseArgs(process.argv.slice(2)).opts.get('bind');
+  if (!bindArg) throw new Error('usage: udp-echo --bind HOST:PORT');
+  const { host, port } = splitHostPort(bindArg);
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  let echoed = 0;
+  let sunk = 0;
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length >= HEADER && msg.readUInt32BE(0) === MAGIC_SINK) {
+      sunk++;
+      process.stdout.write(JSON.stringify({ sink: msg.readUInt32BE(4), from: `${rinfo.address}:${rinfo.port}`, sunk }) + '\n');
+      return;
+    }
+    echoed++;
+    sock.send(msg, rinfo.port, rinfo.address);
+  });
+  sock.on('error', (e) => process.stderr.write(`udp-echo: ${e.message}\n`));
+  sock.bind(port, host, () => {
+    process.stdout.write(JSON.stringify({ ready: `${host}:${port}` }) + '\n');
+  });
+  const stop = () => {
+    process.stdout.write(JSON.stringify({ echoed, sunk }) + '\n');
+    sock.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (require.main === module) main();

@@ -133,6 +133,10 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   pcapFd_ = pcap_get_selectable_fd(p.get());
   if (pcapFd_ < 0) ThrowError(env, where + "no selectable descriptor");
   linkType_ = pcap_datalink(p.get());
+  if (!SupportedLinkType(linkType_)) {
+    const char* name = pcap_datalink_val_to_name(linkType_);
+    ThrowError(env, where + "unsupported link type " + (name ? name : std::to_string(linkType_)));
+  }
   if (int err = wake_.Open()) ThrowError(env, where + "pipe: " + ErrnoText(err));
 
   batch_ = std::make_unique<CaptureItem>(kMinBatchBytes, maxBatch_);
@@ -332,16 +336,16 @@ bool Capture::Flush() {
 void Capture::OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   auto* self = reinterpret_cast<Capture*>(user);
   int off = Ipv4Offset(self->linkType_, bytes, h->caplen);
-  // A packet cut by snaplen would reach the protocol with a length its header contradicts.
-  if (off < 0 || h->caplen < h->len) {
+  if (off < 0) {
     self->skipped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   const uint8_t* ip = bytes + off;
   const uint32_t avail = h->caplen - static_cast<uint32_t>(off);
   const uint32_t totalLength = (static_cast<uint32_t>(ip[2]) << 8) | ip[3];
-  // Trims link-layer padding of short frames. A total length of 0 (BIG TCP) or beyond the capture
-  // keeps everything that was captured.
+  // Trims link-layer padding of short frames. A packet cut short by snaplen (a GRO-merged giant) is
+  // delivered as captured: its total length, larger than what arrives, tells the protocol how much
+  // it lost. A total length of 0 (BIG TCP) also keeps everything captured.
   const uint32_t len = (totalLength >= 20 && totalLength <= avail) ? totalLength : avail;
   if (!self->batch_->Append(ip, len)) self->skipped_.fetch_add(1, std::memory_order_relaxed);
 }

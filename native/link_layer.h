@@ -10,6 +10,21 @@
 
 namespace rsock {
 
+inline bool SupportedLinkType(int dlt) {
+  switch (dlt) {
+    case DLT_EN10MB:
+    case DLT_LINUX_SLL:
+    case DLT_LINUX_SLL2:
+    case DLT_RAW:
+    case DLT_IPV4:
+    case DLT_NULL:
+    case DLT_LOOP:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Offset of the IPv4 header in a captured frame, or -1 when the frame is not IPv4 (or is too short
 // to hold an IPv4 header) or the link type is unknown.
 inline int Ipv4Offset(int dlt, const uint8_t* p, uint32_t caplen) {

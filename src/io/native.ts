@@ -39,19 +39,21 @@ export interface CaptureStats {
   /** Batches delivered to JS. */ batches: number;
   /** pcap_stats ps_drop: dropped by the kernel because the ring was full. */ dropped: number;
   /** pcap_stats ps_ifdrop. */ ifDropped: number;
-  /** Packets skipped because the link header was unknown, the packet was not IPv4, or snaplen cut it short. */ skipped: number;
+  /** Packets skipped because the link header was unknown or the packet was not IPv4. */ skipped: number;
 }
 
 /**
  * Called on the JS thread with one batch. `data` holds the IPv4 packets back to back, link header
  * already stripped; `meta` holds (offset, length) pairs, `count` of them. The buffers are owned by
- * the callee after the call (the addon never reuses them).
+ * the callee after the call (the addon never reuses them). A packet's length is its IP total length
+ * (link padding removed), except for a packet longer than snaplen: that one is delivered as captured,
+ * shorter than its IP total length says.
  */
 export type CaptureBatchFn = (data: Buffer, meta: Uint32Array, count: number) => void;
 
 export interface Capture {
   stats(): CaptureStats;
-  /** Stops the thread and closes the pcap handle. Idempotent. */
+  /** Stops the thread and closes the pcap handle. Idempotent. An open capture keeps the process alive. */
   close(): void;
 }
 
@@ -116,9 +118,14 @@ export interface SocketWatcher {
   /**
    * Closes a socket without the kernel sending anything (enters TCP_REPAIR first, so no FIN or RST).
    * Works for listening, connecting and established sockets. Unknown fds are ignored. Idempotent.
+   * Events about the socket that are still queued are dropped (for a listener: with its unreported
+   * accepted sockets, which are closed silently).
    */
   close(fd: number): void;
-  /** Closes every socket the watcher owns (silently) and stops its thread. */
+  /**
+   * Closes every socket the watcher owns (silently) and stops its thread. Until then the watcher keeps
+   * the process alive only while it has a listener, a dial in progress or an undelivered event.
+   */
   stop(): void;
 }
 

@@ -355,6 +355,41 @@ test('injector: rejects bad batches before sending anything', () => {
   assert.throws(() => inj.send(Buffer.alloc(0), new Uint32Array(0), 0), /closed/);
 });
 
+test('capture: a packet longer than snaplen is delivered cut short, headers intact', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const pkts: Buffer[] = [];
+  const cap = new native.Capture(
+    { device: 'lo', filter: `tcp and src port ${sport} and dst port ${dport}`, snaplen: 1000 },
+    (data, meta, count) => {
+      for (let i = 0; i < count; i++) pkts.push(Buffer.from(data.subarray(meta[2 * i], meta[2 * i] + meta[2 * i + 1])));
+    },
+    () => {},
+  );
+  const inj = new native.Injector();
+  try {
+    const big = crypto.randomBytes(3000);
+    const small = crypto.randomBytes(10);
+    const { data, meta } = packTx([
+      { src: LO_U32, dst: LO_U32, sport, dport, seq: 1, ack: 2, flags: PSH | ACK, window: 3, payload: big },
+      { src: LO_U32, dst: LO_U32, sport, dport, seq: 3001, ack: 2, flags: PSH | ACK, window: 3, payload: small },
+    ]);
+    assert.equal(inj.send(data, meta, 2), 2);
+    await waitFor(() => pkts.length >= 2, 3000, '2 segments');
+    const [cut, whole] = pkts;
+    assert.equal(cut.length, 1000 - 14, 'snaplen minus the Ethernet header of lo');
+    assert.equal(cut.readUInt16BE(2), 20 + 20 + 3000, 'IP total length still tells the real size');
+    assert.equal(cut.readUInt32BE(24), 1, 'seq');
+    assert.ok(cut.subarray(40).equals(big.subarray(0, cut.length - 40)), 'payload prefix');
+    assert.equal(whole.length, 50);
+    assert.ok(whole.subarray(40).equals(small));
+    assert.equal(cap.stats().skipped, 0);
+  } finally {
+    cap.close();
+    inj.close();
+  }
+});
+
 test('capture on "any" strips the cooked (SLL) header', async () => {
   const sport = randomPort();
   const dport = sport + 1;

@@ -8,6 +8,7 @@
 #include "injector.h"
 #include "mac.h"
 #include "socket_watcher.h"
+#include "udp_mux.h"
 
 namespace {
 
@@ -26,6 +27,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rsock::Capture::Init(env, exports);
   rsock::Injector::Init(env, exports);
   rsock::SocketWatcher::Init(env, exports);
+  rsock::UdpMux::Init(env, exports);
   rsock::InitMac(env, exports);
   exports.Set("versions", Napi::Function::New<Versions>(env, "versions"));
   return exports;

@@ -2,10 +2,10 @@
 
 #include <poll.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "args.h"
@@ -18,7 +18,10 @@ namespace {
 // Batches queued for the JS thread before the worker blocks; beyond this the kernel ring absorbs
 // bursts and counts its own drops.
 constexpr size_t kQueueDepth = 16;
-constexpr size_t kMinBatchBytes = 64 * 1024;
+constexpr size_t kInitialStageBytes = 256 * 1024;
+// A burst of GRO-merged giants can grow the staging area to maxBatch * snaplen; give that back
+// once batches are ordinary again.
+constexpr size_t kStageKeepBytes = 4 * 1024 * 1024;
 
 std::string ActivateError(const std::string& device, int rc, const char* detail) {
   std::string where = "capture on \"" + device + "\": ";
@@ -44,40 +47,21 @@ uint32_t OptUint(const Napi::Object& opts, const char* key, const char* what, ui
 
 }  // namespace
 
-// One batch on its way to JS, or the worker's dying words when `error` is set.
+// One batch on its way to JS, or the worker's dying words when `error` is set. A single block
+// holds the packets, then the (offset, length) pairs at a 4-byte aligned offset.
 struct CaptureItem {
-  uint8_t* data = nullptr;
-  size_t length = 0;
-  size_t capacity = 0;
-  std::vector<uint32_t> meta;  // (offset, length) pairs
+  uint8_t* block = nullptr;
+  size_t dataLength = 0;
   uint32_t count = 0;
   std::string error;
 
   CaptureItem() = default;
-  CaptureItem(size_t bytes, uint32_t maxPackets) {
-    data = static_cast<uint8_t*>(std::malloc(bytes));
-    capacity = data ? bytes : 0;
-    meta.reserve(2 * static_cast<size_t>(maxPackets));
-  }
   CaptureItem(const CaptureItem&) = delete;
   CaptureItem& operator=(const CaptureItem&) = delete;
-  ~CaptureItem() { std::free(data); }
+  ~CaptureItem() { std::free(block); }
 
-  bool Append(const uint8_t* p, uint32_t n) {
-    if (length + n > capacity) {
-      size_t cap = std::max({capacity * 2, length + n, kMinBatchBytes});
-      void* grown = std::realloc(data, cap);
-      if (!grown) return false;
-      data = static_cast<uint8_t*>(grown);
-      capacity = cap;
-    }
-    std::memcpy(data + length, p, n);
-    meta.push_back(static_cast<uint32_t>(length));
-    meta.push_back(n);
-    length += n;
-    ++count;
-    return true;
-  }
+  static size_t MetaOffset(size_t dataLength) { return (dataLength + 3) & ~size_t{3}; }
+  const uint32_t* meta() const { return reinterpret_cast<const uint32_t*>(block + MetaOffset(dataLength)); }
 };
 
 void Capture::Init(Napi::Env env, Napi::Object exports) {
@@ -139,7 +123,8 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   }
   if (int err = wake_.Open()) ThrowError(env, where + "pipe: " + ErrnoText(err));
 
-  batch_ = std::make_unique<CaptureItem>(kMinBatchBytes, maxBatch_);
+  stageData_.reserve(kInitialStageBytes);
+  stageMeta_.reserve(2 * static_cast<size_t>(maxBatch_));
   onError_ = Napi::Persistent(onError);
   tsfn_ = Tsfn::New(env, onBatch, "rsock.Capture", kQueueDepth, 1, this);
   // Added after the TSFN so that it runs first at teardown (hooks run in reverse order) and stops
@@ -185,7 +170,6 @@ void Capture::Shutdown(Caller caller) {
     }
   }
   wake_.Close();
-  batch_.reset();
   if (caller == Caller::kEnvTeardown) return;
   onError_.Reset();
   if (cleanupHook_) {
@@ -234,10 +218,15 @@ void CaptureCallJs(Napi::Env env, Napi::Function onBatch, Capture* self, Capture
 }
 
 void Capture::DeliverBatch(Napi::Env env, Napi::Function onBatch, CaptureItem* item) {
-  const size_t length = item->length;
+  const size_t length = item->dataLength;
   const uint32_t count = item->count;
-  uint8_t* data = item->data;
-  item->data = nullptr;
+  // Meta first: NewOrCopy frees the block at once when it has to copy.
+  Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, count * 2 * sizeof(uint32_t));
+  std::memcpy(metaBuf.Data(), item->meta(), count * 2 * sizeof(uint32_t));
+  Napi::Uint32Array meta = Napi::Uint32Array::New(env, count * 2, metaBuf, 0);
+
+  uint8_t* block = item->block;
+  item->block = nullptr;
   // V8 does not see external memory on its own; without this, GC lags behind a fast capture.
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(length));
   auto release = [length](Napi::Env e, uint8_t* p) {
@@ -246,15 +235,12 @@ void Capture::DeliverBatch(Napi::Env env, Napi::Function onBatch, CaptureItem* i
   };
   Napi::Buffer<uint8_t> buf;
   try {
-    buf = Napi::Buffer<uint8_t>::NewOrCopy(env, data, length, release);
+    buf = Napi::Buffer<uint8_t>::NewOrCopy(env, block, length, release);
   } catch (...) {
-    std::free(data);
+    std::free(block);
     Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(length));
     throw;
   }
-  Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, count * 2 * sizeof(uint32_t));
-  std::memcpy(metaBuf.Data(), item->meta.data(), count * 2 * sizeof(uint32_t));
-  Napi::Uint32Array meta = Napi::Uint32Array::New(env, count * 2, metaBuf, 0);
   ++batches_;
   delivered_ += count;
   onBatch.Call({buf, meta, Napi::Number::New(env, count)});
@@ -273,6 +259,21 @@ void Capture::DeliverError(Napi::Env env, const std::string& message) {
 
 void Capture::Run() {
   std::string error;
+  try {
+    Loop(&error);
+  } catch (const std::exception& e) {
+    error = "capture on \"" + device_ + "\": " + e.what();
+  }
+  if (!error.empty() && !stopping_) {
+    auto* item = new (std::nothrow) CaptureItem();
+    if (!item) return;
+    item->error = error;
+    if (tsfn_.BlockingCall(item) != napi_ok) delete item;
+  }
+}
+
+void Capture::Loop(std::string* errorOut) {
+  std::string& error = *errorOut;
   pollfd fds[2] = {{pcapFd_, POLLIN, 0}, {wake_.ReadFd(), POLLIN, 0}};
   while (!stopping_.load(std::memory_order_relaxed)) {
     int n = poll(fds, 2, -1);
@@ -289,11 +290,6 @@ void Capture::Run() {
     // POLLERR/POLLHUP fall through: pcap_dispatch turns them into an error with the reason.
     if (fds[0].revents && !Drain(&error)) break;
   }
-  if (!error.empty() && !stopping_) {
-    auto* item = new CaptureItem();
-    item->error = error;
-    if (tsfn_.BlockingCall(item) != napi_ok) delete item;
-  }
 }
 
 // Reads everything the ring holds, flushing every maxBatch packets and once more when the ring is
@@ -301,7 +297,8 @@ void Capture::Run() {
 bool Capture::Drain(std::string* error) {
   for (;;) {
     if (stopping_.load(std::memory_order_relaxed)) return false;
-    const int want = static_cast<int>(maxBatch_ - batch_->count);
+    const uint32_t have = static_cast<uint32_t>(stageMeta_.size() / 2);
+    const int want = static_cast<int>(maxBatch_ - have);
     int n;
     {
       std::lock_guard<std::mutex> lock(pcapMu_);
@@ -309,27 +306,37 @@ bool Capture::Drain(std::string* error) {
       if (n < 0 && n != PCAP_ERROR_BREAK) *error = "capture on \"" + device_ + "\": " + pcap_geterr(pcap_);
     }
     if (n < 0) return false;
-    if (batch_->count >= maxBatch_) {
-      if (!Flush()) return false;
-      continue;
+    const bool full = stageMeta_.size() / 2 >= maxBatch_;
+    if (full || n < want) {
+      if (!stageMeta_.empty() && !Flush()) return false;
+      if (!full) return true;
     }
-    if (n < want) return batch_->count == 0 || Flush();
   }
 }
 
 bool Capture::Flush() {
-  std::unique_ptr<CaptureItem> full = std::move(batch_);
-  // Size the next batch like this one so a steady stream does not realloc its way up each time.
-  lastBatchBytes_ = full->length;
-  batch_ = std::make_unique<CaptureItem>(std::max(lastBatchBytes_, kMinBatchBytes), maxBatch_);
-  if (full->capacity > full->length + kMinBatchBytes) {
-    if (void* shrunk = std::realloc(full->data, full->length)) {
-      full->data = static_cast<uint8_t*>(shrunk);
-      full->capacity = full->length;
-    }
+  auto item = std::make_unique<CaptureItem>();
+  item->dataLength = stageData_.size();
+  item->count = static_cast<uint32_t>(stageMeta_.size() / 2);
+  const size_t metaOffset = CaptureItem::MetaOffset(item->dataLength);
+  const size_t metaBytes = stageMeta_.size() * sizeof(uint32_t);
+  item->block = static_cast<uint8_t*>(std::malloc(metaOffset + metaBytes));
+  if (item->block) {
+    std::memcpy(item->block, stageData_.data(), item->dataLength);
+    std::memcpy(item->block + metaOffset, stageMeta_.data(), metaBytes);
+  } else {
+    skipped_.fetch_add(item->count, std::memory_order_relaxed);  // out of memory: the batch is lost
   }
-  if (tsfn_.BlockingCall(full.get()) != napi_ok) return false;  // closing
-  full.release();
+  const bool giant = stageData_.capacity() > kStageKeepBytes && stageData_.size() < kStageKeepBytes / 4;
+  stageData_.clear();
+  stageMeta_.clear();
+  if (giant) {
+    std::vector<uint8_t>().swap(stageData_);
+    stageData_.reserve(kInitialStageBytes);
+  }
+  if (!item->block) return true;
+  if (tsfn_.BlockingCall(item.get()) != napi_ok) return false;  // closing
+  item.release();
   return true;
 }
 
@@ -347,7 +354,18 @@ void Capture::OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes) 
   // delivered as captured: its total length, larger than what arrives, tells the protocol how much
   // it lost. A total length of 0 (BIG TCP) also keeps everything captured.
   const uint32_t len = (totalLength >= 20 && totalLength <= avail) ? totalLength : avail;
-  if (!self->batch_->Append(ip, len)) self->skipped_.fetch_add(1, std::memory_order_relaxed);
+  auto& data = self->stageData_;
+  auto& meta = self->stageMeta_;
+  const size_t metaSize = meta.size();
+  // Called from inside libpcap: nothing may unwind through it.
+  try {
+    meta.push_back(static_cast<uint32_t>(data.size()));
+    meta.push_back(len);
+    data.insert(data.end(), ip, ip + len);
+  } catch (const std::bad_alloc&) {
+    meta.resize(metaSize);
+    self->skipped_.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace rsock

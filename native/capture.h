@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "wake_pipe.h"
 
@@ -40,6 +41,7 @@ class Capture : public Napi::ObjectWrap<Capture> {
 
   // Worker thread.
   void Run();
+  void Loop(std::string* error);
   bool Drain(std::string* error);
   bool Flush();
   static void OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes);
@@ -56,8 +58,10 @@ class Capture : public Napi::ObjectWrap<Capture> {
   std::atomic<bool> stopping_{false};
   Tsfn tsfn_;
   Napi::FunctionReference onError_;
-  std::unique_ptr<CaptureItem> batch_;  // owned by the worker thread
-  size_t lastBatchBytes_ = 0;
+  // The batch being gathered, owned by the worker thread. It is reused across batches (it stays
+  // mapped and hot); each flush copies it into one exactly-sized block that JS then owns.
+  std::vector<uint8_t> stageData_;
+  std::vector<uint32_t> stageMeta_;  // (offset, length) pairs
 
   bool closed_ = false;
   bool selfRef_ = false;

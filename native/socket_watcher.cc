@@ -350,6 +350,18 @@ void SocketWatcher::Deliver(Napi::Env env, Napi::Function onEvent, WatcherEvents
 // ---- worker thread ----
 
 void SocketWatcher::Run() {
+  // An exception must not end the thread (sockets would never be reported) nor unwind out of it.
+  for (;;) {
+    try {
+      Loop();
+      return;
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+void SocketWatcher::Loop() {
   std::vector<pollfd> pfds;
   std::vector<uint64_t> serials;
   for (;;) {

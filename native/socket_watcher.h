@@ -69,6 +69,7 @@ class SocketWatcher : public Napi::ObjectWrap<SocketWatcher> {
 
   // Worker thread; the handlers run with mu_ held.
   void Run();
+  void Loop();
   void HandleListener(int fd, uint64_t serial, WatcherEvents& out);
   void HandleConnecting(int fd, Entry& entry, short revents, WatcherEvents& out);
 

@@ -52,7 +52,7 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
 
   let tunnel: Tunnel;
   try {
-    tunnel = kind === 'client' ? await startClient(opts as ClientOptions, log) : startServer(opts as ServerOptions, log);
+    tunnel = kind === 'client' ? await startClient(opts as ClientOptions, log) : await startServer(opts as ServerOptions, log);
   } catch (e) {
     return fail((e as Error).message);
   }
@@ -134,10 +134,11 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
   return client;
 }
 
-function startServer(o: ServerOptions, log: Logger): Tunnel {
+async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
+  const targetIp = await resolveIPv4(o.targetHost, '--taddr');
   const server = new RsockServer(
     {
-      targetHost: o.targetHost,
+      targetHost: targetIp,
       targetPort: o.targetPort,
       ports: o.ports,
       device: o.dev ?? defaultDevice() ?? 'any',

@@ -142,11 +142,92 @@ export interface Mac {
   verify(key: Buffer, data: Buffer, meta: Uint32Array, count: number, ok: Uint8Array): void;
 }
 
+/** Stride (in u32 words) of one datagram's record in a UdpMux receive batch. */
+export const UDP_RX_STRIDE = 5;
+/** Word offsets inside one UdpMux receive record. IPs are IPv4 in host byte order, as in TX. */
+export const UDP_RX = {
+  /** Id of the socket that received the datagram. */
+  SOCKET: 0,
+  /** Byte offset and length of the datagram inside the batch's data Buffer. */
+  OFFSET: 1, LENGTH: 2,
+  SRC_IP: 3, SRC_PORT: 4,
+} as const;
+/** Stride (in u32 words) of one datagram's record in UdpMux.send(). */
+export const UDP_TX_STRIDE = 5;
+/** Word offsets inside one UdpMux send record. */
+export const UDP_TX = {
+  /** Id of the socket to send from. */
+  SOCKET: 0,
+  /** Byte offset and length of the datagram inside the data Buffer (length at most 65507). */
+  OFFSET: 1, LENGTH: 2,
+  /** Destination in host byte order; DST_IP 0 sends to the socket's connected peer (DST_PORT ignored). */
+  DST_IP: 3, DST_PORT: 4,
+} as const;
+
+export interface UdpMuxOptions {
+  /** Max datagrams per JS batch. Default 256. */
+  maxBatch?: number;
+  /** SO_RCVBUF of every socket in bytes (SO_RCVBUFFORCE when permitted). Default 4 MiB. */
+  rcvBuf?: number;
+  /** SO_SNDBUF of every socket in bytes (SO_SNDBUFFORCE when permitted). Default 4 MiB. */
+  sndBuf?: number;
+}
+
+export interface UdpMuxStats {
+  /** Datagrams delivered to JS. */ received: number;
+  /** Batches delivered to JS. */ batches: number;
+  /** Datagrams the kernel accepted in send(). */ sent: number;
+  /** Datagrams send() could not send: kernel errors (ENOBUFS, EAGAIN on a full send buffer, ECONNREFUSED, ...) and unknown or closed socket ids. */ sendErrors: number;
+  /** Errors reading sockets, mostly ECONNREFUSED (ICMP port unreachable) on connected sockets. */ recvErrors: number;
+  /** Text of the last send or receive error, or "". */ lastError: string;
+  /** Open sockets. */ sockets: number;
+}
+
+/**
+ * Called on the JS thread with one batch of received datagrams. `meta` holds UDP_RX_STRIDE words per
+ * datagram (see UDP_RX), `count` records. The datagrams lie back to back in `data`; take positions
+ * from the offsets (datagrams of sockets closed while the batch was queued are left out of `meta`).
+ * Both arrays belong to the callee (the addon never reuses them).
+ */
+export type UdpBatchFn = (data: Buffer, meta: Uint32Array, count: number) => void;
+
+/**
+ * Many UDP sockets on one worker thread: epoll + recvmmsg on the way in, sendmmsg on the way out, so
+ * the data path crosses into JS once per batch. Batches are flushed as soon as no socket has more
+ * to read, never held back. The mux does not keep the process alive (like an unref'd socket).
+ */
+export interface UdpMux {
+  /**
+   * Binds a UDP socket to ip:port (ip "" or "0.0.0.0" for any; port 0 = ephemeral); returns its id, a
+   * small non-negative integer, never reused while open (the lowest free one is reused after close).
+   * Throws Error("udp bind 127.0.0.1:30000: Address already in use") etc.
+   */
+  bind(ip: string, port: number): number;
+  /** Opens a UDP socket on an ephemeral port connected to ip:port. Returns its id. */
+  connect(ip: string, port: number): number;
+  /** Local port of a socket. Throws a RangeError for an id that is not open. */
+  localPort(id: number): number;
+  /**
+   * Sends `count` datagrams described by `meta` (UDP_TX_STRIDE words each, see UDP_TX) from `data`,
+   * with one sendmmsg per run of consecutive records for the same socket. Returns how many were sent.
+   * Never blocks: a full send buffer drops the rest of the run. Errors on single datagrams and ids
+   * that are not open are counted in stats(), not thrown; malformed records throw a RangeError
+   * before anything is sent.
+   */
+  send(data: Buffer, meta: Uint32Array, count: number): number;
+  /** Closes one socket; unknown ids are ignored. Undelivered datagrams it received are dropped. */
+  close(id: number): void;
+  stats(): UdpMuxStats;
+  /** Closes every socket and stops the thread; undelivered batches are dropped. Idempotent. */
+  stop(): void;
+}
+
 export interface NativeAddon {
   Capture: new (opts: CaptureOptions, onBatch: CaptureBatchFn, onError: (err: Error) => void) => Capture;
   /** Opens a libnet raw IPv4 injector. Throws a clear Error without CAP_NET_RAW. */
   Injector: new () => Injector;
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
+  UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;
   mac: Mac;
   /** libpcap and libnet version strings, for --version and logs. */
   versions(): { pcap: string; libnet: string; sodium: string };

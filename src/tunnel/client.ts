@@ -1,6 +1,5 @@
 // rsock-client: takes datagrams from a local UDP endpoint, one app flow per source address, and
 // spreads them over fake-TCP connections to every server port; replies go back to each flow's source.
-import * as dgram from 'dgram';
 import { randomBytes } from 'crypto';
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType, HEADER, HELLO_LEN, PROTOCOL_VERSION, writeHello } from '../core/frame';
@@ -9,10 +8,11 @@ import { Flow, FlowTable } from '../core/flow-table';
 import { intToIp, ipToInt } from '../core/ipv4';
 import { portFilter } from '../core/ports';
 import { deriveKeys } from '../core/keys';
-import { NativeAddon, WatcherEvent } from '../io/native';
+import { NativeAddon, UdpMux, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
 import { Clock } from '../util/clock';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
+import { UdpTxBatch } from './udp-tx';
 
 export interface ClientConfig {
   serverIp: string;
@@ -37,8 +37,17 @@ interface ClientLink {
 }
 
 interface ClientFlow extends Flow {
-  address: string;
+  ip: number;
   port: number;
+}
+
+/** A flow's key: its source address and port in one number (48 bits, exact in a double). */
+function flowKey(ip: number, port: number): number {
+  return ip * 65536 + port;
+}
+
+function keyText(key: number): string {
+  return `${intToIp(Math.floor(key / 65536))}:${key % 65536}`;
 }
 
 const SWEEP_BUDGET = 500;
@@ -46,11 +55,14 @@ const SWEEP_BUDGET = 500;
 export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
   private readonly engine: Engine<ClientLink>;
   private readonly pool: ClientPool;
-  private readonly flows: FlowTable<string, ClientFlow>;
+  private readonly flows: FlowTable<number, ClientFlow>;
   private readonly flowsById = new Map<number, ClientFlow>();
   private readonly byFd = new Map<number, ClientLink>();
   private readonly serverIpInt: number;
-  private udp: dgram.Socket | null = null;
+  private readonly native: NativeAddon;
+  private mux: UdpMux | null = null;
+  private udpTx: UdpTxBatch | null = null;
+  private ludpId = -1;
   private nextFlowId = 1;
   readonly sessionId: number;
   private everUp = false;
@@ -63,6 +75,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     native: NativeAddon,
     private readonly clock: Clock,
   ) {
+    this.native = native;
     const keys = deriveKeys(cfg.key);
     this.serverIpInt = ipToInt(cfg.serverIp);
     this.sessionId = randomBytes(4).readUInt32BE(0) || 1;
@@ -90,14 +103,15 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
 
   /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
   async start(): Promise<void> {
-    const udp = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
-    this.udp = udp;
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', (e) => reject(new Error(`cannot listen on udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}: ${e.message}`)));
-      udp.bind(this.cfg.ludpPort, this.cfg.ludpHost, () => resolve());
-    });
-    udp.on('error', (e) => this.log.warn(`local udp: ${e.message}`));
-    udp.on('message', (msg, rinfo) => this.onLocalDatagram(msg, rinfo));
+    const mux = new this.native.UdpMux((data, meta, count) => this.onLocalBatch(data, meta, count));
+    try {
+      this.ludpId = mux.bind(this.cfg.ludpHost, this.cfg.ludpPort);
+    } catch (e) {
+      mux.stop();
+      throw new Error(`--ludp: ${(e as Error).message}`);
+    }
+    this.mux = mux;
+    this.udpTx = new UdpTxBatch(mux);
     this.engine.start();
     this.pool.start(this.clock());
     this.log.info(
@@ -126,37 +140,44 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     return this.flows.size;
   }
 
-  private onLocalDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onLocalBatch(data: Buffer, meta: Uint32Array, count: number): void {
     const now = this.clock();
-    this.counters.udpIn++;
-    const key = `${rinfo.address}:${rinfo.port}`;
-    let flow = this.flows.get(key);
-    if (!flow) {
-      flow = { id: this.nextFlowId, lastActive: now, address: rinfo.address, port: rinfo.port };
-      this.nextFlowId = (this.nextFlowId + 1) >>> 0 || 1;
-      this.flows.set(key, flow);
-      this.flowsById.set(flow.id, flow);
-      this.log.debug(`flow ${flow.id} from ${key} opened`);
+    this.counters.udpIn += count;
+    for (let i = 0; i < count; i++) {
+      const m = i * UDP_RX_STRIDE;
+      const off = meta[m + 1];
+      const len = meta[m + 2];
+      const ip = meta[m + 3];
+      const port = meta[m + 4];
+      const key = flowKey(ip, port);
+      let flow = this.flows.get(key);
+      if (!flow) {
+        flow = { id: this.nextFlowId, lastActive: now, ip, port };
+        this.nextFlowId = (this.nextFlowId + 1) >>> 0 || 1;
+        this.flows.set(key, flow);
+        this.flowsById.set(flow.id, flow);
+        if (this.log.enabled('debug')) this.log.debug(`flow ${flow.id} from ${keyText(key)} opened`);
+      }
+      flow.lastActive = now;
+      const slot = this.pool.pick();
+      if (!slot) {
+        this.counters.droppedNoConn++;
+        this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
+        continue;
+      }
+      const link = this.byFd.get(slot.fd)!;
+      if (len > link.maxDatagram) {
+        this.counters.droppedTooBig++;
+        this.log.rateLimited(
+          'warn',
+          'toobig',
+          5000,
+          `dropped a ${len}-byte datagram: at most ${link.maxDatagram} fit in one segment; lower the app's MTU (e.g. kcptun --mtu 1350, WireGuard MTU 1380)`,
+        );
+        continue;
+      }
+      this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, data, off, len, now);
     }
-    flow.lastActive = now;
-    const slot = this.pool.pick();
-    if (!slot) {
-      this.counters.droppedNoConn++;
-      this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
-      return;
-    }
-    const link = this.byFd.get(slot.fd)!;
-    if (msg.length > link.maxDatagram) {
-      this.counters.droppedTooBig++;
-      this.log.rateLimited(
-        'warn',
-        'toobig',
-        5000,
-        `dropped a ${msg.length}-byte datagram: at most ${link.maxDatagram} fit in one segment; lower the app's MTU (e.g. kcptun --mtu 1350, WireGuard MTU 1380)`,
-      );
-      return;
-    }
-    this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, msg, 0, msg.length, now);
   }
 
   // ---- Engine callbacks ----
@@ -196,7 +217,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
         }
         flow.lastActive = now;
         this.counters.udpOut++;
-        this.udp!.send(buf, off, len, flow.port, flow.address);
+        this.udpTx!.add(this.ludpId, buf, off, len, flow.ip, flow.port);
         return;
       }
       case FrameType.HelloAck:
@@ -224,7 +245,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     this.flows.sweep(now, SWEEP_BUDGET, (key, flow) => {
       this.flowsById.delete(flow.id);
       this.counters.flowsExpired++;
-      this.log.info(`flow ${flow.id} from ${key} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
+      this.log.info(`flow ${flow.id} from ${keyText(key)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
     });
   }
 
@@ -289,7 +310,14 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.counters(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
+    const u = this.mux?.stats();
+    return {
+      ...this.engine.counters(),
+      ...this.counters,
+      udpSendErrors: u?.sendErrors ?? 0,
+      flows: this.flows.size,
+      live: this.pool.liveCount,
+    };
   }
 
   /** Tells the server (Bye on every live connection), closes everything. */
@@ -300,7 +328,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     }
     this.pool.stop(now);
     this.engine.stop();
-    await new Promise<void>((r) => (this.udp ? this.udp.close(() => r()) : r()));
-    this.udp = null;
+    this.udpTx?.flush();
+    this.mux?.stop();
+    this.mux = null;
   }
 }

@@ -1,19 +1,20 @@
 // rsock-server: accepts fake-TCP connections on every port, groups them by client session, and
 // forwards each app flow to the target over its own UDP socket; replies go back over any live
 // connection of the same session, so flows survive reconnects.
-import * as dgram from 'dgram';
 import { CloseReason, FrameType, readHello } from '../core/frame';
 import { FakeTcp } from '../core/fake-tcp';
 import { Flow, FlowTable } from '../core/flow-table';
 import { ipToInt } from '../core/ipv4';
 import { portFilter } from '../core/ports';
 import { deriveKeys } from '../core/keys';
-import { NativeAddon, WatcherEvent } from '../io/native';
+import { NativeAddon, UdpMux, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
 import { Clock } from '../util/clock';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
+import { UdpTxBatch } from './udp-tx';
 
 export interface ServerConfig {
+  /** IPv4 address of the target UDP service (resolved before start). */
   targetHost: string;
   targetPort: number;
   ports: number[];
@@ -39,9 +40,13 @@ interface ServerLink {
 interface ServerFlow extends Flow {
   key: string;
   session: Session;
-  sock: dgram.Socket;
-  connected: boolean;
-  pending: Buffer[] | null;
+  /** The flow's own UDP socket towards the target, in the UdpMux. */
+  sock: number;
+  /**
+   * The connection the client last used for this flow. Replies go back on it: the client only sends
+   * on connections it believes live, while this side may still hold ones a middlebox has reset.
+   */
+  link: ServerLink | null;
 }
 
 interface Session {
@@ -55,7 +60,6 @@ interface Session {
 /** A connection that has not said a valid Hello by then is dropped: the server keeps no state for strangers. */
 const HELLO_DEADLINE_MS = 10000;
 const SWEEP_BUDGET = 500;
-const MAX_PENDING = 64;
 
 export class RsockServer implements EngineHandler<ServerLink> {
   private readonly engine: Engine<ServerLink>;
@@ -64,6 +68,10 @@ export class RsockServer implements EngineHandler<ServerLink> {
   private readonly sessions = new Map<number, Session>();
   private readonly flows: FlowTable<string, ServerFlow>;
   private lastSessionSweep = 0;
+  private readonly native: NativeAddon;
+  private mux: UdpMux | null = null;
+  private udpTx: UdpTxBatch | null = null;
+  private readonly flowsBySock = new Map<number, ServerFlow>();
   readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, accepted: 0 };
 
   constructor(
@@ -72,6 +80,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
     native: NativeAddon,
     private readonly clock: Clock,
   ) {
+    this.native = native;
     const keys = deriveKeys(cfg.key);
     this.flows = new FlowTable(cfg.durationMs);
     const host = cfg.listenIp && cfg.listenIp !== '0.0.0.0' ? ` and dst host ${cfg.listenIp}` : '';
@@ -91,6 +100,8 @@ export class RsockServer implements EngineHandler<ServerLink> {
   }
 
   start(): void {
+    this.mux = new this.native.UdpMux((data, meta, count) => this.fromTarget(data, meta, count));
+    this.udpTx = new UdpTxBatch(this.mux);
     this.engine.start();
     try {
       for (const port of this.cfg.ports) {
@@ -99,6 +110,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
       }
     } catch (e) {
       this.engine.stop();
+      this.mux.stop();
       throw e;
     }
     this.log.info(
@@ -137,9 +149,9 @@ export class RsockServer implements EngineHandler<ServerLink> {
       let flow = s.flows.get(arg);
       if (!flow) flow = this.openFlow(s, arg, now);
       flow.lastActive = now;
+      flow.link = link;
       this.counters.toTarget++;
-      if (flow.connected) flow.sock.send(buf, off, len);
-      else if (flow.pending && flow.pending.length < MAX_PENDING) flow.pending.push(Buffer.from(buf.subarray(off, off + len)));
+      this.udpTx!.add(flow.sock, buf, off, len, 0, 0);
       return;
     }
     switch (type) {
@@ -192,37 +204,43 @@ export class RsockServer implements EngineHandler<ServerLink> {
   }
 
   private openFlow(s: Session, id: number, now: number): ServerFlow {
-    const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
-    const key = `${s.id}/${id}`;
-    const flow: ServerFlow = { id, lastActive: now, key, session: s, sock, connected: false, pending: [] };
+    const sock = this.mux!.connect(this.cfg.targetHost, this.cfg.targetPort);
+    const key = `${s.id.toString(16)}/${id}`;
+    const flow: ServerFlow = { id, lastActive: now, key, session: s, sock, link: null };
     s.flows.set(id, flow);
     this.flows.set(key, flow);
+    this.flowsBySock.set(sock, flow);
     this.counters.flowsOpened++;
-    sock.on('error', (e) => this.log.rateLimited('warn', 'flowerr', 5000, `flow ${key} to target: ${e.message}`));
-    sock.on('message', (msg) => this.fromTarget(flow, msg));
-    sock.connect(this.cfg.targetPort, this.cfg.targetHost, () => {
-      flow.connected = true;
-      const q = flow.pending;
-      flow.pending = null;
-      if (q) for (const m of q) sock.send(m);
-    });
-    this.log.debug(`client ${hex(s.id)}: flow ${id} opened`);
+    if (this.log.enabled('debug')) this.log.debug(`client ${hex(s.id)}: flow ${id} opened (udp port ${this.mux!.localPort(sock)})`);
     return flow;
   }
 
-  private fromTarget(flow: ServerFlow, msg: Buffer): void {
+  private closeFlow(flow: ServerFlow): void {
+    this.flowsBySock.delete(flow.sock);
+    this.mux?.close(flow.sock);
+  }
+
+  private fromTarget(data: Buffer, meta: Uint32Array, count: number): void {
     const now = this.clock();
-    flow.lastActive = now;
-    const s = flow.session;
-    const n = s.links.length;
-    if (n === 0) {
-      this.counters.droppedNoConn++;
-      return;
+    for (let i = 0; i < count; i++) {
+      const m = i * UDP_RX_STRIDE;
+      const flow = this.flowsBySock.get(meta[m]);
+      if (!flow) continue;
+      flow.lastActive = now;
+      let link = flow.link;
+      if (!link || !link.tcp.open) {
+        const s = flow.session;
+        const n = s.links.length;
+        if (n === 0) {
+          this.counters.droppedNoConn++;
+          continue;
+        }
+        if (s.rr >= n) s.rr = 0;
+        link = flow.link = s.links[s.rr++];
+      }
+      this.counters.fromTarget++;
+      this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, data, meta[m + 1], meta[m + 2], now);
     }
-    if (s.rr >= n) s.rr = 0;
-    const link = s.links[s.rr++];
-    this.counters.fromTarget++;
-    this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, msg, 0, msg.length, now);
   }
 
   onTcpEnd(link: ServerLink, verdict: 'reset' | 'fin', now: number): void {
@@ -242,7 +260,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
     }
     this.flows.sweep(now, SWEEP_BUDGET, (key, flow) => {
       flow.session.flows.delete(flow.id);
-      flow.sock.close();
+      this.closeFlow(flow);
       this.counters.flowsExpired++;
       this.log.info(`flow ${key} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
     });
@@ -274,7 +292,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
     }
     for (const flow of s.flows.values()) {
       this.flows.delete(flow.key);
-      flow.sock.close();
+      this.closeFlow(flow);
     }
     s.flows.clear();
     this.sessions.delete(s.id);
@@ -282,7 +300,14 @@ export class RsockServer implements EngineHandler<ServerLink> {
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.counters(), ...this.counters, sessions: this.sessions.size, flows: this.flows.size };
+    const u = this.mux?.stats();
+    return {
+      ...this.engine.counters(),
+      ...this.counters,
+      udpSendErrors: u?.sendErrors ?? 0,
+      sessions: this.sessions.size,
+      flows: this.flows.size,
+    };
   }
 
   /** Tells every client (Close + FIN on each connection), closes all sockets silently. */
@@ -297,9 +322,12 @@ export class RsockServer implements EngineHandler<ServerLink> {
     }
     for (const fd of this.listenFds.keys()) this.engine.watcher.close(fd);
     this.listenFds.clear();
-    for (const f of this.flows.values()) f.sock.close();
     this.flows.clear();
+    this.flowsBySock.clear();
     this.engine.stop();
+    this.udpTx?.flush();
+    this.mux?.stop();
+    this.mux = null;
   }
 }
 

@@ -647,11 +647,12 @@ test('capture: close is idempotent and stats survive it', () => {
 
 // ---------- process lifetime ----------
 
-function runChild(body: string, timeoutMs = 10000) {
+function runChild(body: string, timeoutMs = 10000, wrapper: string[] = []) {
   const addon = path.join(__dirname, '..', '..', '..', 'build', 'Release', 'rsock_native.node');
   const script = `const n = require(${JSON.stringify(addon)});\n${body}`;
   const started = Date.now();
-  const r = spawnSync(process.execPath, ['-e', script], { timeout: timeoutMs, encoding: 'utf8' });
+  const argv = [...wrapper, process.execPath, '-e', script];
+  const r = spawnSync(argv[0], argv.slice(1), { timeout: timeoutMs, encoding: 'utf8' });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
 }
 
@@ -695,4 +696,31 @@ test('lifetime: a throwing batch callback surfaces as an uncaught exception', ()
   assert.equal(r.signal, null, `child hung: ${r.stderr}`);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /boom from onBatch/);
+});
+
+test('without privileges: errors name the missing capability', (t) => {
+  if (spawnSync('setpriv', ['--version']).status !== 0) {
+    t.skip('setpriv (util-linux) is not installed');
+    return;
+  }
+  const r = runChild(
+    `
+    const tryIt = (f) => { try { f(); return 'no error'; } catch (e) { return e.message; } };
+    const w = new n.SocketWatcher(() => {});
+    console.log(JSON.stringify([
+      tryIt(() => new n.Injector()),
+      tryIt(() => new n.Capture({ device: 'lo', filter: '' }, () => {}, () => {})),
+      tryIt(() => w.listen('127.0.0.1', 0, 1)),
+      tryIt(() => w.connect('', '127.0.0.1', 9)),
+    ]));
+    w.stop();`,
+    10000,
+    ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'],
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const [inj, cap, listen, connect] = JSON.parse(r.stdout) as string[];
+  assert.match(inj, /^Injector: .*needs CAP_NET_RAW/);
+  assert.match(cap, /^capture on "lo": permission denied: .*needs CAP_NET_RAW/);
+  assert.match(listen, /^listen 127\.0\.0\.1:0: TCP_REPAIR is not permitted: .*needs CAP_NET_ADMIN/);
+  assert.match(connect, /^connect 127\.0\.0\.1:9: TCP_REPAIR is not permitted: .*needs CAP_NET_ADMIN/);
 });

@@ -1,0 +1,50 @@
+// Datagrams for local UDP sockets (the client's --ludp, the server's per-flow sockets), gathered and
+// sent with one native call per event-loop turn, like TxBatch does for segments.
+import { UdpMux, UDP_TX_STRIDE } from '../io/native';
+
+const MAX_BATCH = 256;
+
+export class UdpTxBatch {
+  private readonly data = Buffer.allocUnsafe(MAX_BATCH * 2048);
+  private readonly meta = new Uint32Array(MAX_BATCH * UDP_TX_STRIDE);
+  private count = 0;
+  private used = 0;
+  private scheduled = false;
+  sent = 0;
+  failed = 0;
+
+  constructor(private readonly mux: UdpMux) {}
+
+  /** Queues src[off, off+len) for socket `id`, to ip:port (0, 0 for a connected socket). */
+  add(id: number, src: Buffer, off: number, len: number, ip: number, port: number): void {
+    if (this.count >= MAX_BATCH || this.used + len > this.data.length) this.flush();
+    if (len > this.data.length) return;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushLater);
+    }
+    src.copy(this.data, this.used, off, off + len);
+    const m = this.count * UDP_TX_STRIDE;
+    this.meta[m] = id;
+    this.meta[m + 1] = this.used;
+    this.meta[m + 2] = len;
+    this.meta[m + 3] = ip;
+    this.meta[m + 4] = port;
+    this.count++;
+    this.used += len;
+  }
+
+  private readonly flushLater = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  flush(): void {
+    if (this.count === 0) return;
+    const n = this.mux.send(this.data, this.meta, this.count);
+    this.sent += n;
+    this.failed += this.count - n;
+    this.count = 0;
+    this.used = 0;
+  }
+}

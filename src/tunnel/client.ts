@@ -8,11 +8,10 @@ import { Flow, FlowTable } from '../core/flow-table';
 import { intToIp, ipToInt } from '../core/ipv4';
 import { portFilter } from '../core/ports';
 import { deriveKeys } from '../core/keys';
-import { NativeAddon, UdpMux, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
+import { NativeAddon, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
 import { Clock } from '../util/clock';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
-import { UdpTxBatch } from './udp-tx';
 
 export interface ClientConfig {
   serverIp: string;
@@ -59,9 +58,6 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
   private readonly flowsById = new Map<number, ClientFlow>();
   private readonly byFd = new Map<number, ClientLink>();
   private readonly serverIpInt: number;
-  private readonly native: NativeAddon;
-  private mux: UdpMux | null = null;
-  private udpTx: UdpTxBatch | null = null;
   private ludpId = -1;
   private nextFlowId = 1;
   readonly sessionId: number;
@@ -75,7 +71,6 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     native: NativeAddon,
     private readonly clock: Clock,
   ) {
-    this.native = native;
     const keys = deriveKeys(cfg.key);
     this.serverIpInt = ipToInt(cfg.serverIp);
     this.sessionId = randomBytes(4).readUInt32BE(0) || 1;
@@ -103,16 +98,13 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
 
   /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
   async start(): Promise<void> {
-    const mux = new this.native.UdpMux((data, meta, count) => this.onLocalBatch(data, meta, count));
+    this.engine.start();
     try {
-      this.ludpId = mux.bind(this.cfg.ludpHost, this.cfg.ludpPort);
+      this.ludpId = this.engine.udp.bind(this.cfg.ludpHost, this.cfg.ludpPort);
     } catch (e) {
-      mux.stop();
+      this.engine.stop();
       throw new Error(`--ludp: ${(e as Error).message}`);
     }
-    this.mux = mux;
-    this.udpTx = new UdpTxBatch(mux);
-    this.engine.start();
     this.pool.start(this.clock());
     this.log.info(
       `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
@@ -140,7 +132,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     return this.flows.size;
   }
 
-  private onLocalBatch(data: Buffer, meta: Uint32Array, count: number): void {
+  /** Datagrams from the app(s) on --ludp. */
+  onUdp(data: Buffer, meta: Uint32Array, count: number): void {
     const now = this.clock();
     this.counters.udpIn += count;
     for (let i = 0; i < count; i++) {
@@ -217,7 +210,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
         }
         flow.lastActive = now;
         this.counters.udpOut++;
-        this.udpTx!.add(this.ludpId, buf, off, len, flow.ip, flow.port);
+        this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
         return;
       }
       case FrameType.HelloAck:
@@ -310,14 +303,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
   }
 
   stats(): Record<string, number> {
-    const u = this.mux?.stats();
-    return {
-      ...this.engine.counters(),
-      ...this.counters,
-      udpSendErrors: u?.sendErrors ?? 0,
-      flows: this.flows.size,
-      live: this.pool.liveCount,
-    };
+    return { ...this.engine.counters(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
   }
 
   /** Tells the server (Bye on every live connection), closes everything. */
@@ -328,8 +314,5 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     }
     this.pool.stop(now);
     this.engine.stop();
-    this.udpTx?.flush();
-    this.mux?.stop();
-    this.mux = null;
   }
 }

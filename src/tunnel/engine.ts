@@ -1,12 +1,14 @@
-// What the client and the server share: the native capture, injector and socket watcher, the batched
-// send and receive paths, the table of connections, and the tick that drives ACK cadence and timers.
-import { Capture, Injector, NativeAddon, SocketWatcher, WatcherEvent } from '../io/native';
+// What the client and the server share: every native handle (capture, injector, socket watcher, the
+// local UDP sockets), the batched send and receive paths, the table of connections, and the tick that
+// drives ACK cadence and timers.
+import { Capture, Injector, NativeAddon, SocketWatcher, UdpMux, WatcherEvent } from '../io/native';
 import { Clock } from '../util/clock';
 import { Logger } from '../util/log';
 import { captureSnaplen } from '../util/route';
 import { ConnTable } from './conn-table';
 import { Link, RxHandler, RxPath } from './rx';
 import { TxBatch } from './tx-batch';
+import { UdpTxBatch } from './udp-tx';
 
 export interface EngineOptions {
   device: string;
@@ -19,6 +21,8 @@ export interface EngineOptions {
 
 export interface EngineHandler<L extends Link> extends RxHandler<L> {
   onWatcher(ev: WatcherEvent, now: number): void;
+  /** Datagrams from local UDP sockets (UDP_RX_STRIDE words each in meta). */
+  onUdp(data: Buffer, meta: Uint32Array, count: number): void;
   onTick(now: number): void;
 }
 
@@ -29,6 +33,8 @@ export class Engine<L extends Link> {
   private watcherHandle: SocketWatcher | null = null;
   private txBatch: TxBatch | null = null;
   private rxPath: RxPath<L> | null = null;
+  private mux: UdpMux | null = null;
+  private udpBatch: UdpTxBatch | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -48,10 +54,19 @@ export class Engine<L extends Link> {
   get rx(): RxPath<L> {
     return this.rxPath!;
   }
+  /** The local UDP sockets (the client's --ludp, the server's per-flow sockets). */
+  get udp(): UdpMux {
+    return this.mux!;
+  }
+  get udpTx(): UdpTxBatch {
+    return this.udpBatch!;
+  }
 
   /** Opens capture, injector and watcher. Throws the native layer's clear error (no permission, no such device, ...). */
   start(): void {
     const n = this.native;
+    this.mux = new n.UdpMux((data, meta, count) => this.handler.onUdp(data, meta, count));
+    this.udpBatch = new UdpTxBatch(this.mux);
     this.injector = new n.Injector();
     this.txBatch = new TxBatch(this.injector, n.mac, this.opts.sendKey);
     this.rxPath = new RxPath(this.links, n.mac, this.opts.recvKey, this.handler);
@@ -85,6 +100,7 @@ export class Engine<L extends Link> {
       captureDropped: c?.dropped ?? 0,
       txSegments: i?.sent ?? 0,
       txErrors: i?.errors ?? 0,
+      udpSendErrors: this.mux?.stats().sendErrors ?? 0,
       connections: this.links.size,
     };
   }
@@ -99,14 +115,17 @@ export class Engine<L extends Link> {
     this.timer = null;
     try {
       this.txBatch?.flush();
+      this.udpBatch?.flush();
     } catch (e) {
       this.log.warn(`final send failed: ${(e as Error).message}`);
     }
     this.capture?.close();
     this.watcherHandle?.stop();
     this.injector?.close();
+    this.mux?.stop();
     this.capture = null;
     this.watcherHandle = null;
     this.injector = null;
+    this.mux = null;
   }
 }

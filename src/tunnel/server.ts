@@ -7,11 +7,10 @@ import { Flow, FlowTable } from '../core/flow-table';
 import { ipToInt } from '../core/ipv4';
 import { portFilter } from '../core/ports';
 import { deriveKeys } from '../core/keys';
-import { NativeAddon, UdpMux, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
+import { NativeAddon, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
 import { Clock } from '../util/clock';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
-import { UdpTxBatch } from './udp-tx';
 
 export interface ServerConfig {
   /** IPv4 address of the target UDP service (resolved before start). */
@@ -68,9 +67,6 @@ export class RsockServer implements EngineHandler<ServerLink> {
   private readonly sessions = new Map<number, Session>();
   private readonly flows: FlowTable<string, ServerFlow>;
   private lastSessionSweep = 0;
-  private readonly native: NativeAddon;
-  private mux: UdpMux | null = null;
-  private udpTx: UdpTxBatch | null = null;
   private readonly flowsBySock = new Map<number, ServerFlow>();
   readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, accepted: 0 };
 
@@ -80,7 +76,6 @@ export class RsockServer implements EngineHandler<ServerLink> {
     native: NativeAddon,
     private readonly clock: Clock,
   ) {
-    this.native = native;
     const keys = deriveKeys(cfg.key);
     this.flows = new FlowTable(cfg.durationMs);
     const host = cfg.listenIp && cfg.listenIp !== '0.0.0.0' ? ` and dst host ${cfg.listenIp}` : '';
@@ -100,8 +95,6 @@ export class RsockServer implements EngineHandler<ServerLink> {
   }
 
   start(): void {
-    this.mux = new this.native.UdpMux((data, meta, count) => this.fromTarget(data, meta, count));
-    this.udpTx = new UdpTxBatch(this.mux);
     this.engine.start();
     try {
       for (const port of this.cfg.ports) {
@@ -110,7 +103,6 @@ export class RsockServer implements EngineHandler<ServerLink> {
       }
     } catch (e) {
       this.engine.stop();
-      this.mux.stop();
       throw e;
     }
     this.log.info(
@@ -151,7 +143,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
       flow.lastActive = now;
       flow.link = link;
       this.counters.toTarget++;
-      this.udpTx!.add(flow.sock, buf, off, len, 0, 0);
+      this.engine.udpTx.add(flow.sock, buf, off, len, 0, 0);
       return;
     }
     switch (type) {
@@ -204,23 +196,24 @@ export class RsockServer implements EngineHandler<ServerLink> {
   }
 
   private openFlow(s: Session, id: number, now: number): ServerFlow {
-    const sock = this.mux!.connect(this.cfg.targetHost, this.cfg.targetPort);
+    const sock = this.engine.udp.connect(this.cfg.targetHost, this.cfg.targetPort);
     const key = `${s.id.toString(16)}/${id}`;
     const flow: ServerFlow = { id, lastActive: now, key, session: s, sock, link: null };
     s.flows.set(id, flow);
     this.flows.set(key, flow);
     this.flowsBySock.set(sock, flow);
     this.counters.flowsOpened++;
-    if (this.log.enabled('debug')) this.log.debug(`client ${hex(s.id)}: flow ${id} opened (udp port ${this.mux!.localPort(sock)})`);
+    if (this.log.enabled('debug')) this.log.debug(`client ${hex(s.id)}: flow ${id} opened (udp port ${this.engine.udp.localPort(sock)})`);
     return flow;
   }
 
   private closeFlow(flow: ServerFlow): void {
     this.flowsBySock.delete(flow.sock);
-    this.mux?.close(flow.sock);
+    this.engine.udp.close(flow.sock);
   }
 
-  private fromTarget(data: Buffer, meta: Uint32Array, count: number): void {
+  /** Replies from the target, on the flows' own sockets. */
+  onUdp(data: Buffer, meta: Uint32Array, count: number): void {
     const now = this.clock();
     for (let i = 0; i < count; i++) {
       const m = i * UDP_RX_STRIDE;
@@ -300,14 +293,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
   }
 
   stats(): Record<string, number> {
-    const u = this.mux?.stats();
-    return {
-      ...this.engine.counters(),
-      ...this.counters,
-      udpSendErrors: u?.sendErrors ?? 0,
-      sessions: this.sessions.size,
-      flows: this.flows.size,
-    };
+    return { ...this.engine.counters(), ...this.counters, sessions: this.sessions.size, flows: this.flows.size };
   }
 
   /** Tells every client (Close + FIN on each connection), closes all sockets silently. */
@@ -325,9 +311,6 @@ export class RsockServer implements EngineHandler<ServerLink> {
     this.flows.clear();
     this.flowsBySock.clear();
     this.engine.stop();
-    this.udpTx?.flush();
-    this.mux?.stop();
-    this.mux = null;
   }
 }
 

@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "args.h"
 
@@ -101,9 +102,10 @@ struct UdpMuxItem {
     serials.clear();
     // A burst of big datagrams must not leave a big buffer behind for good.
     if (capacity > kMaxIdleBatchBytes) {
-      std::free(data);
-      data = nullptr;
-      capacity = 0;
+      if (void* shrunk = std::realloc(data, kMaxIdleBatchBytes)) {
+        data = static_cast<uint8_t*>(shrunk);
+        capacity = kMaxIdleBatchBytes;
+      }
     }
   }
 };
@@ -597,21 +599,24 @@ bool UdpMux::DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t*
 // for the next one. Recycling big fixed-size buffers instead costs page faults: JS frees them only
 // when the GC gets to them, and the allocator returns such blocks to the kernel.
 bool UdpMux::Flush() {
-  auto out = std::make_unique<UdpMuxItem>();
-  if (batch_->length > 0) {
-    out->data = static_cast<uint8_t*>(std::malloc(batch_->length));
-    if (!out->data) {
-      recvErrors_.fetch_add(batch_->count, std::memory_order_relaxed);
-      RecordError("out of memory for a receive batch");
-      batch_->Clear();
-      return true;
+  std::unique_ptr<UdpMuxItem> out;
+  try {
+    out = std::make_unique<UdpMuxItem>();
+    if (batch_->length > 0) {
+      out->data = static_cast<uint8_t*>(std::malloc(batch_->length));
+      if (!out->data) throw std::bad_alloc();
+      std::memcpy(out->data, batch_->data, batch_->length);
+      out->length = out->capacity = batch_->length;
     }
-    std::memcpy(out->data, batch_->data, batch_->length);
-    out->length = out->capacity = batch_->length;
+    out->meta.assign(batch_->meta.begin(), batch_->meta.end());
+    out->serials.assign(batch_->serials.begin(), batch_->serials.end());
+    out->count = batch_->count;
+  } catch (const std::bad_alloc&) {
+    recvErrors_.fetch_add(batch_->count, std::memory_order_relaxed);
+    RecordError("out of memory for a receive batch");
+    batch_->Clear();
+    return true;
   }
-  out->meta.assign(batch_->meta.begin(), batch_->meta.end());
-  out->serials.assign(batch_->serials.begin(), batch_->serials.end());
-  out->count = batch_->count;
   batch_->Clear();
   if (tsfn_.BlockingCall(out.get()) != napi_ok) return false;  // closing
   out.release();

@@ -14,7 +14,9 @@ const topo = new Topology();
 before(topo.guard(async () => {
   await topo.up();
   await startUdpEcho(topo);
-  await startTunnel(topo, { server: { keepalive: 2 }, client: { keepalive: 2 } });
+  // No --dev on the client, whose namespace has no default route: it must find the device itself.
+  const { client } = await startTunnel(topo, { server: { keepalive: 2 }, client: { keepalive: 2, dev: null } });
+  assert.match(client.output(), new RegExp(` via ${topo.dev.client};`), 'the client should have picked the veth towards the router');
   const first = await untilEcho(topo, 10_000);
   assert.ok(first.ok, 'no echo through the tunnel within 10 s of "ready"');
   console.log(`echo: first datagram echoed ${first.ms} ms after the client was ready`);

@@ -1,12 +1,9 @@
 #include "capture.h"
 
-#include <poll.h>
-
-#include <cerrno>
-#include <cstdlib>
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
-#include <new>
-#include <vector>
+#include <memory>
 
 #include "args.h"
 #include "link_layer.h"
@@ -15,13 +12,18 @@ namespace rsock {
 
 namespace {
 
-// Batches queued for the JS thread before the worker blocks; beyond this the kernel ring absorbs
-// bursts and counts its own drops.
-constexpr size_t kQueueDepth = 16;
-constexpr size_t kInitialStageBytes = 256 * 1024;
-// A burst of GRO-merged giants can grow the staging area to maxBatch * snaplen; give that back
-// once batches are ordinary again.
-constexpr size_t kStageKeepBytes = 4 * 1024 * 1024;
+// The batch buffer holds maxBatch packets of snaplen bytes, but no more than this: with a large
+// snaplen (65535 by default) the drain loop asks libpcap for fewer packets per call instead.
+constexpr size_t kMaxBatchBytes = 1u << 20;
+// Full batches delivered per wake-up before the loop gets a turn: the capture runs on the JS
+// thread, and a ring that never empties must not starve timers and sockets. The descriptor stays
+// readable (libuv polls level-triggered), so the next loop iteration comes straight back.
+constexpr uint32_t kFlushesPerWake = 4;
+
+// Error wake-ups (POLLERR) that libpcap shrugs off are normal when the interface goes down; this
+// many in a row, each within kErrorSpinMs of the last, mean the error does not clear: give up.
+constexpr uint32_t kErrorSpinLimit = 10;
+constexpr uint64_t kErrorSpinMs = 100;
 
 std::string ActivateError(const std::string& device, int rc, const char* detail) {
   std::string where = "capture on \"" + device + "\": ";
@@ -45,24 +47,20 @@ uint32_t OptUint(const Napi::Object& opts, const char* key, const char* what, ui
   return v.IsUndefined() ? def : ArgUint(v, what, min, max);
 }
 
+// Calls fn(args) from a libuv callback: napi_make_callback opens a callback scope, so that
+// process.nextTick callbacks and microtasks queued by fn run when it returns, as after any Node I/O
+// callback. An exception thrown by fn goes to 'uncaughtException'.
+void CallFromLoop(napi_env env, napi_async_context ctx, napi_value recv, napi_value fn, size_t argc,
+                  const napi_value* argv) {
+  napi_value result;
+  if (napi_make_callback(env, ctx, recv, fn, argc, argv, &result) == napi_ok) return;
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+  napi_value error;
+  if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+}
+
 }  // namespace
-
-// One batch on its way to JS, or the worker's dying words when `error` is set. A single block
-// holds the packets, then the (offset, length) pairs at a 4-byte aligned offset.
-struct CaptureItem {
-  uint8_t* block = nullptr;
-  size_t dataLength = 0;
-  uint32_t count = 0;
-  std::string error;
-
-  CaptureItem() = default;
-  CaptureItem(const CaptureItem&) = delete;
-  CaptureItem& operator=(const CaptureItem&) = delete;
-  ~CaptureItem() { std::free(block); }
-
-  static size_t MetaOffset(size_t dataLength) { return (dataLength + 3) & ~size_t{3}; }
-  const uint32_t* meta() const { return reinterpret_cast<const uint32_t*>(block + MetaOffset(dataLength)); }
-};
 
 void Capture::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "Capture",
@@ -114,33 +112,54 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   pcap_freecode(&prog);
   if (rc != 0) ThrowError(env, where + "cannot set filter: " + pcap_geterr(p.get()));
   if (pcap_setnonblock(p.get(), 1, errbuf) != 0) ThrowError(env, where + "cannot set non-blocking: " + errbuf);
-  pcapFd_ = pcap_get_selectable_fd(p.get());
-  if (pcapFd_ < 0) ThrowError(env, where + "no selectable descriptor");
+  const int fd = pcap_get_selectable_fd(p.get());
+  if (fd < 0) ThrowError(env, where + "no selectable descriptor");
   linkType_ = pcap_datalink(p.get());
   if (!SupportedLinkType(linkType_)) {
     const char* name = pcap_datalink_val_to_name(linkType_);
     ThrowError(env, where + "unsupported link type " + (name ? name : std::to_string(linkType_)));
   }
-  if (int err = wake_.Open()) ThrowError(env, where + "pipe: " + ErrnoText(err));
+  // libpcap trims every packet to the snapshot length; a packet's IPv4 part is never longer.
+  const int snapshot = pcap_snapshot(p.get());
+  snapshot_ = snapshot > 0 ? static_cast<uint32_t>(snapshot) : snaplen;
+  dataCapacity_ = std::max<size_t>(snapshot_, std::min<size_t>(size_t{maxBatch_} * snapshot_, kMaxBatchBytes));
 
-  stageData_.reserve(kInitialStageBytes);
-  stageMeta_.reserve(2 * static_cast<size_t>(maxBatch_));
+  AcquireBuffers();
+  onBatch_ = Napi::Persistent(onBatch);
   onError_ = Napi::Persistent(onError);
-  tsfn_ = Tsfn::New(env, onBatch, "rsock.Capture", kQueueDepth, 1, this);
-  // Added after the TSFN so that it runs first at teardown (hooks run in reverse order) and stops
-  // the worker while the TSFN still exists.
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) ThrowError(env, where + "no event loop");
+  if (napi_async_init(env, Value(), Napi::String::New(env, "rsock.Capture"), &asyncContext_) != napi_ok) {
+    asyncContext_ = nullptr;
+    ThrowError(env, where + "cannot create async context");
+  }
+
+  // Nothing below throws until the handle is started (or closed again on failure).
+  auto* holder = new PollHandle();
+  rc = uv_poll_init(loop, &holder->poll, fd);
+  if (rc != 0) {
+    delete holder;
+    napi_async_destroy(env, asyncContext_);
+    asyncContext_ = nullptr;
+    ThrowError(env, where + "cannot poll the capture descriptor: " + uv_strerror(rc));
+  }
+  holder->poll.data = holder;
+  holder->pcap = p.release();
+  holder->owner = this;
+  handle_ = holder;
+  pcap_ = holder->pcap;
+  rc = uv_poll_start(&holder->poll, UV_READABLE, OnPoll);
+  if (rc != 0) {
+    Shutdown(Caller::kFinalizer);  // closes the handle (pcap with it); no Unref: not Ref'd yet
+    ThrowError(env, where + "cannot poll the capture descriptor: " + uv_strerror(rc));
+  }
+  polling_ = true;
   napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
   cleanupHook_ = true;
-  // An open capture delivers data like a socket does; it must not be collected while open.
+  // An open capture delivers data like a socket does; it must not be collected while open. The
+  // active poll handle keeps the event loop alive the same way.
   Ref();
   selfRef_ = true;
-  pcap_ = p.release();
-  try {
-    thread_ = std::thread(&Capture::Run, this);
-  } catch (const std::exception& e) {
-    Shutdown(Caller::kJs);
-    ThrowError(env, where + "cannot start thread: " + e.what());
-  }
 }
 
 Capture::~Capture() { Shutdown(Caller::kFinalizer); }
@@ -151,27 +170,46 @@ void Capture::OnEnvCleanup(void* arg) {
   self->Shutdown(Caller::kEnvTeardown);
 }
 
+void Capture::StopPolling() {
+  if (!polling_) return;
+  polling_ = false;
+  if (handle_) uv_poll_stop(&handle_->poll);
+}
+
+void Capture::OnHandleClosed(uv_handle_t* handle) {
+  auto* holder = static_cast<PollHandle*>(handle->data);
+  // Only now is the descriptor out of the loop's hands.
+  if (holder->pcap) pcap_close(holder->pcap);
+  delete holder;
+}
+
 void Capture::Shutdown(Caller caller) {
   if (closed_) return;
   closed_ = true;
-  stopping_ = true;
-  wake_.Notify();
-  // Abort (not Release) unblocks a worker waiting for queue space even when the JS thread, which
-  // would drain the queue, is the one sitting here in close(). Queued batches are freed unseen.
-  tsfn_.Abort();
-  if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard<std::mutex> lock(pcapMu_);
+  if (handle_) {
     if (pcap_) {
       pcap_stat ps{};
       if (pcap_stats(pcap_, &ps) == 0) lastStats_ = ps;
-      pcap_close(pcap_);
-      pcap_ = nullptr;
     }
+    StopPolling();
+    // A poll callback further up the stack (close() called from onBatch) sees owner == null and
+    // returns without touching this object again.
+    handle_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&handle_->poll), OnHandleClosed);
+    handle_ = nullptr;
+    pcap_ = nullptr;
   }
-  wake_.Close();
   if (caller == Caller::kEnvTeardown) return;
+  if (asyncContext_) {
+    napi_async_destroy(Env(), asyncContext_);
+    asyncContext_ = nullptr;
+  }
+  onBatch_.Reset();
   onError_.Reset();
+  dataRef_.Reset();
+  metaRef_.Reset();
+  data_ = nullptr;
+  meta_ = nullptr;
   if (cleanupHook_) {
     napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
     cleanupHook_ = false;
@@ -184,8 +222,7 @@ void Capture::Close(const Napi::CallbackInfo&) { Shutdown(Caller::kJs); }
 
 Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!closed_) {
-    std::lock_guard<std::mutex> lock(pcapMu_);
+  if (pcap_) {
     pcap_stat ps{};
     if (pcap_stats(pcap_, &ps) == 0) lastStats_ = ps;
   }
@@ -194,22 +231,51 @@ Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
   o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_)));
   o.Set("dropped", Napi::Number::New(env, lastStats_.ps_drop));
   o.Set("ifDropped", Napi::Number::New(env, lastStats_.ps_ifdrop));
-  o.Set("skipped", Napi::Number::New(env, static_cast<double>(skipped_.load())));
+  o.Set("skipped", Napi::Number::New(env, static_cast<double>(skipped_)));
   return o;
 }
 
-// ---- JS thread: delivery ----
+// ---- the batch buffers ----
 
-void CaptureCallJs(Napi::Env env, Napi::Function onBatch, Capture* self, CaptureItem* item) {
-  std::unique_ptr<CaptureItem> owned(item);
-  // env is null when the TSFN is torn down with items still queued: just free them.
-  if (env == nullptr || self == nullptr || item == nullptr) return;
+// Points data_/meta_ at the reused Buffer and Uint32Array, creating them the first time, or again
+// if JS detached them (transferred their ArrayBuffer): a detached one reads as length 0.
+bool Capture::AcquireBuffers() {
+  Napi::Env env = Env();
+  data_ = nullptr;
+  meta_ = nullptr;
+  if (!dataRef_.IsEmpty()) {
+    Napi::Buffer<uint8_t> b = dataRef_.Value();
+    if (b.Length() == dataCapacity_) data_ = b.Data();
+  }
+  if (data_ == nullptr) {
+    Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, dataCapacity_);
+    dataRef_ = Napi::Persistent(b);
+    data_ = b.Data();
+  }
+  const size_t metaLength = 2 * static_cast<size_t>(maxBatch_);
+  if (!metaRef_.IsEmpty()) {
+    Napi::Uint32Array m = metaRef_.Value();
+    if (m.ElementLength() == metaLength) meta_ = m.Data();
+  }
+  if (meta_ == nullptr) {
+    Napi::Uint32Array m = Napi::Uint32Array::New(env, metaLength);
+    metaRef_ = Napi::Persistent(m);
+    meta_ = m.Data();
+  }
+  return data_ != nullptr && meta_ != nullptr;
+}
+
+// ---- the poll callback: runs on the JS thread ----
+
+void Capture::OnPoll(uv_poll_t* handle, int status, int events) {
+  auto* holder = static_cast<PollHandle*>(handle->data);
+  Capture* self = holder->owner;
+  if (self == nullptr) return;
+  Napi::Env env = self->Env();
+  // Nothing may unwind into libuv. Past OnReadable, `self` may be gone: use only env.
   try {
-    if (!item->error.empty()) {
-      self->DeliverError(env, item->error);
-    } else {
-      self->DeliverBatch(env, onBatch, item);
-    }
+    Napi::HandleScope scope(env);
+    self->OnReadable(holder, status);
   } catch (const Napi::Error& e) {
     ReportUncaught(env, e);
   } catch (const std::exception& e) {
@@ -217,134 +283,108 @@ void CaptureCallJs(Napi::Env env, Napi::Function onBatch, Capture* self, Capture
   }
 }
 
-void Capture::DeliverBatch(Napi::Env env, Napi::Function onBatch, CaptureItem* item) {
-  const size_t length = item->dataLength;
-  const uint32_t count = item->count;
-  // Meta first: NewOrCopy frees the block at once when it has to copy.
-  Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, count * 2 * sizeof(uint32_t));
-  std::memcpy(metaBuf.Data(), item->meta(), count * 2 * sizeof(uint32_t));
-  Napi::Uint32Array meta = Napi::Uint32Array::New(env, count * 2, metaBuf, 0);
-
-  uint8_t* block = item->block;
-  item->block = nullptr;
-  // V8 does not see external memory on its own; without this, GC lags behind a fast capture.
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(length));
-  auto release = [length](Napi::Env e, uint8_t* p) {
-    std::free(p);
-    Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(length));
-  };
-  Napi::Buffer<uint8_t> buf;
-  try {
-    buf = Napi::Buffer<uint8_t>::NewOrCopy(env, block, length, release);
-  } catch (...) {
-    std::free(block);
-    Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(length));
-    throw;
+void Capture::OnReadable(PollHandle* holder, int status) {
+  if ((data_ == nullptr || meta_ == nullptr) && !RefreshBuffers(holder)) return;
+  std::string error;
+  if (status >= 0) {
+    if (Drain(holder, kFlushesPerWake, &error) == DrainResult::kError) Fail(holder, error);
+    return;
   }
+  // libuv reports POLLERR as UV_EBADF and has already stopped the handle. libpcap knows the reason
+  // (interface down or gone): deliver what the ring still holds, then ask it. It answers when it
+  // finds the ring empty, so a second round is needed when the first one found packets.
+  for (int round = 0; round < 2; round++) {
+    DrainResult r = Drain(holder, UINT32_MAX, &error);
+    if (r == DrainResult::kGone) return;
+    if (r == DrainResult::kError) break;
+  }
+  if (error.empty()) {
+    // libpcap took the socket error and carries on: an interface that went down may come up again
+    // and the ring stays bound to it (the old worker thread survived that too). Poll again, unless
+    // errors keep coming straight back.
+    const uint64_t now = uv_now(holder->poll.loop);
+    errorWakeups_ = now - lastErrorWakeup_ < kErrorSpinMs ? errorWakeups_ + 1 : 1;
+    lastErrorWakeup_ = now;
+    if (errorWakeups_ < kErrorSpinLimit && uv_poll_start(&holder->poll, UV_READABLE, OnPoll) == 0) return;
+    error = "capture on \"" + device_ + "\": poll: " + uv_strerror(status);
+  }
+  Fail(holder, error);
+}
+
+// Reads what the ring holds, delivering every maxBatch packets and once more when the ring is
+// empty: a partial batch is never held back waiting for company. Stops after maxFlushes full
+// batches (kBudget) so that the rest of the loop gets a turn.
+Capture::DrainResult Capture::Drain(PollHandle* holder, uint32_t maxFlushes, std::string* error) {
+  uint32_t flushes = 0;
+  for (;;) {
+    // The batch ends at maxBatch packets, or when the buffer could not take a full snaplen more.
+    const size_t room = (dataCapacity_ - used_) / snapshot_;
+    const int want = static_cast<int>(std::min<size_t>(maxBatch_ - count_, room));
+    if (want == 0) {
+      if (!Flush(holder)) return DrainResult::kGone;
+      if (++flushes >= maxFlushes) return DrainResult::kBudget;
+      continue;
+    }
+    const int n = pcap_dispatch(pcap_, want, OnPacket, reinterpret_cast<u_char*>(this));
+    if (n < 0 && n != PCAP_ERROR_BREAK) {
+      // The interface went down or away: deliver what came before the error.
+      *error = "capture on \"" + device_ + "\": " + pcap_geterr(pcap_);
+      if (count_ > 0 && !Flush(holder)) return DrainResult::kGone;
+      return DrainResult::kError;
+    }
+    if (n < want) {  // the ring is empty
+      if (count_ > 0 && !Flush(holder)) return DrainResult::kGone;
+      return DrainResult::kEmpty;
+    }
+  }
+}
+
+bool Capture::Flush(PollHandle* holder) {
+  napi_env env = Env();
+  const uint32_t count = count_;
+  count_ = 0;
+  used_ = 0;
   ++batches_;
   delivered_ += count;
-  onBatch.Call({buf, meta, Napi::Number::New(env, count)});
-}
-
-void Capture::DeliverError(Napi::Env env, const std::string& message) {
-  // The worker has exited; a dead capture must not keep the process alive waiting for close().
-  if (tsfnRefd_) {
-    tsfn_.Unref(env);
-    tsfnRefd_ = false;
+  {
+    Napi::HandleScope scope(env);
+    napi_value argv[3] = {dataRef_.Value(), metaRef_.Value(), Napi::Number::New(env, count)};
+    CallFromLoop(env, asyncContext_, Value(), onBatch_.Value(), 3, argv);
   }
-  if (!onError_.IsEmpty()) onError_.Call({Napi::Error::New(env, message).Value()});
+  if (holder->owner == nullptr) return false;  // closed (perhaps destroyed) by the callback
+  return RefreshBuffers(holder);
 }
 
-// ---- worker thread ----
-
-void Capture::Run() {
+// AcquireBuffers for the poll callback: a failure (out of memory) ends the capture through onError
+// rather than leaving a readable descriptor that nothing reads.
+bool Capture::RefreshBuffers(PollHandle* holder) {
   std::string error;
   try {
-    Loop(&error);
+    if (AcquireBuffers()) return true;
   } catch (const std::exception& e) {
-    error = "capture on \"" + device_ + "\": " + e.what();
+    error = e.what();
   }
-  if (!error.empty() && !stopping_) {
-    auto* item = new (std::nothrow) CaptureItem();
-    if (!item) return;
-    item->error = error;
-    if (tsfn_.BlockingCall(item) != napi_ok) delete item;
-  }
+  Fail(holder, "capture on \"" + device_ + "\": cannot allocate the batch buffer" + (error.empty() ? "" : ": " + error));
+  return false;
 }
 
-void Capture::Loop(std::string* errorOut) {
-  std::string& error = *errorOut;
-  pollfd fds[2] = {{pcapFd_, POLLIN, 0}, {wake_.ReadFd(), POLLIN, 0}};
-  while (!stopping_.load(std::memory_order_relaxed)) {
-    int n = poll(fds, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      error = "capture on \"" + device_ + "\": poll: " + ErrnoText(errno);
-      break;
-    }
-    if (fds[1].revents) break;
-    if (fds[0].revents & POLLNVAL) {
-      error = "capture on \"" + device_ + "\": capture socket is no longer valid";
-      break;
-    }
-    // POLLERR/POLLHUP fall through: pcap_dispatch turns them into an error with the reason.
-    if (fds[0].revents && !Drain(&error)) break;
+bool Capture::Fail(PollHandle* holder, const std::string& message) {
+  // A dead capture stops polling, so it no longer keeps the process alive waiting for close().
+  StopPolling();
+  napi_env env = Env();
+  {
+    Napi::HandleScope scope(env);
+    napi_value argv[1] = {Napi::Error::New(env, message).Value()};
+    CallFromLoop(env, asyncContext_, Value(), onError_.Value(), 1, argv);
   }
-}
-
-// Reads everything the ring holds, flushing every maxBatch packets and once more when the ring is
-// empty: a partial batch is never held back waiting for company. False means stop.
-bool Capture::Drain(std::string* error) {
-  for (;;) {
-    if (stopping_.load(std::memory_order_relaxed)) return false;
-    const uint32_t have = static_cast<uint32_t>(stageMeta_.size() / 2);
-    const int want = static_cast<int>(maxBatch_ - have);
-    int n;
-    {
-      std::lock_guard<std::mutex> lock(pcapMu_);
-      n = pcap_dispatch(pcap_, want, OnPacket, reinterpret_cast<u_char*>(this));
-      if (n < 0 && n != PCAP_ERROR_BREAK) *error = "capture on \"" + device_ + "\": " + pcap_geterr(pcap_);
-    }
-    if (n < 0) return false;
-    const bool full = stageMeta_.size() / 2 >= maxBatch_;
-    if (full || n < want) {
-      if (!stageMeta_.empty() && !Flush()) return false;
-      if (!full) return true;
-    }
-  }
-}
-
-bool Capture::Flush() {
-  auto item = std::make_unique<CaptureItem>();
-  item->dataLength = stageData_.size();
-  item->count = static_cast<uint32_t>(stageMeta_.size() / 2);
-  const size_t metaOffset = CaptureItem::MetaOffset(item->dataLength);
-  const size_t metaBytes = stageMeta_.size() * sizeof(uint32_t);
-  item->block = static_cast<uint8_t*>(std::malloc(metaOffset + metaBytes));
-  if (item->block) {
-    std::memcpy(item->block, stageData_.data(), item->dataLength);
-    std::memcpy(item->block + metaOffset, stageMeta_.data(), metaBytes);
-  } else {
-    skipped_.fetch_add(item->count, std::memory_order_relaxed);  // out of memory: the batch is lost
-  }
-  const bool giant = stageData_.capacity() > kStageKeepBytes && stageData_.size() < kStageKeepBytes / 4;
-  stageData_.clear();
-  stageMeta_.clear();
-  if (giant) {
-    std::vector<uint8_t>().swap(stageData_);
-    stageData_.reserve(kInitialStageBytes);
-  }
-  if (!item->block) return true;
-  if (tsfn_.BlockingCall(item.get()) != napi_ok) return false;  // closing
-  item.release();
-  return true;
+  return holder->owner != nullptr;
 }
 
 void Capture::OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   auto* self = reinterpret_cast<Capture*>(user);
   int off = Ipv4Offset(self->linkType_, bytes, h->caplen);
   if (off < 0) {
-    self->skipped_.fetch_add(1, std::memory_order_relaxed);
+    ++self->skipped_;
     return;
   }
   const uint8_t* ip = bytes + off;
@@ -354,18 +394,17 @@ void Capture::OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes) 
   // delivered as captured: its total length, larger than what arrives, tells the protocol how much
   // it lost. A total length of 0 (BIG TCP) also keeps everything captured.
   const uint32_t len = (totalLength >= 20 && totalLength <= avail) ? totalLength : avail;
-  auto& data = self->stageData_;
-  auto& meta = self->stageMeta_;
-  const size_t metaSize = meta.size();
-  // Called from inside libpcap: nothing may unwind through it.
-  try {
-    meta.push_back(static_cast<uint32_t>(data.size()));
-    meta.push_back(len);
-    data.insert(data.end(), ip, ip + len);
-  } catch (const std::bad_alloc&) {
-    meta.resize(metaSize);
-    self->skipped_.fetch_add(1, std::memory_order_relaxed);
+  // The drain loop asks for no more packets than fit; this only guards against a libpcap that
+  // delivered more than the snapshot length.
+  if (self->count_ >= self->maxBatch_ || len > self->dataCapacity_ - self->used_) {
+    ++self->skipped_;
+    return;
   }
+  std::memcpy(self->data_ + self->used_, ip, len);
+  self->meta_[2 * self->count_] = static_cast<uint32_t>(self->used_);
+  self->meta_[2 * self->count_ + 1] = len;
+  ++self->count_;
+  self->used_ += len;
 }
 
 }  // namespace rsock

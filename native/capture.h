@@ -1,24 +1,19 @@
-// libpcap capture on a worker thread, delivering IPv4 packets to JS in batches.
+// libpcap capture driven by the JS thread's libuv loop, delivering IPv4 packets to JS in batches.
+//
+// No thread and no thread-safe function: a uv_poll_t watches pcap's selectable descriptor; when the
+// TPACKET ring has frames, the poll callback (on the JS thread) drains it with pcap_dispatch and
+// calls onBatch synchronously. The batch Buffer and meta Uint32Array are allocated once and handed
+// to every call; they are valid only during the call.
 #pragma once
 
 #include <napi.h>
 #include <pcap/pcap.h>
+#include <uv.h>
 
-#include <atomic>
-#include <memory>
-#include <mutex>
+#include <cstdint>
 #include <string>
-#include <thread>
-#include <vector>
-
-#include "wake_pipe.h"
 
 namespace rsock {
-
-class Capture;
-struct CaptureItem;
-
-void CaptureCallJs(Napi::Env env, Napi::Function onBatch, Capture* self, CaptureItem* item);
 
 class Capture : public Napi::ObjectWrap<Capture> {
  public:
@@ -27,49 +22,64 @@ class Capture : public Napi::ObjectWrap<Capture> {
   ~Capture() override;
 
  private:
-  friend void CaptureCallJs(Napi::Env, Napi::Function, Capture*, CaptureItem*);
-  using Tsfn = Napi::TypedThreadSafeFunction<Capture, CaptureItem, CaptureCallJs>;
+  // Owns the uv handle and the pcap handle. It outlives the Capture when needed: uv_close() only
+  // completes on a later loop turn, and pcap_close() must wait for that (the descriptor is polled).
+  struct PollHandle {
+    uv_poll_t poll;
+    pcap_t* pcap = nullptr;
+    Capture* owner = nullptr;  // null once the capture is shut down
+  };
 
   Napi::Value Stats(const Napi::CallbackInfo& info);
   void Close(const Napi::CallbackInfo& info);
 
   enum class Caller { kJs, kFinalizer, kEnvTeardown };
   void Shutdown(Caller caller);
+  void StopPolling();
   static void OnEnvCleanup(void* arg);
-  void DeliverBatch(Napi::Env env, Napi::Function onBatch, CaptureItem* item);
-  void DeliverError(Napi::Env env, const std::string& message);
-
-  // Worker thread.
-  void Run();
-  void Loop(std::string* error);
-  bool Drain(std::string* error);
-  bool Flush();
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnHandleClosed(uv_handle_t* handle);
+  void OnReadable(PollHandle* holder, int status);
+  enum class DrainResult { kEmpty, kBudget, kError, kGone };
+  DrainResult Drain(PollHandle* holder, uint32_t maxFlushes, std::string* error);
+  // Flush, Fail and RefreshBuffers return false (Drain: kGone) when the caller must stop and return
+  // without touching `this`: JS may have closed, even destroyed, the capture during a callback.
+  bool Flush(PollHandle* holder);
+  bool Fail(PollHandle* holder, const std::string& message);
+  bool AcquireBuffers();
+  bool RefreshBuffers(PollHandle* holder);
   static void OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes);
 
-  pcap_t* pcap_ = nullptr;
-  std::mutex pcapMu_;  // pcap_t is not thread-safe: serialises pcap_dispatch and pcap_stats
-  int pcapFd_ = -1;
+  PollHandle* handle_ = nullptr;
+  pcap_t* pcap_ = nullptr;  // borrowed from handle_; null once closed
   int linkType_ = 0;
   uint32_t maxBatch_ = 256;
+  uint32_t snapshot_ = 0;  // upper bound of one packet's bytes
   std::string device_;
 
-  WakePipe wake_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
-  Tsfn tsfn_;
+  Napi::FunctionReference onBatch_;
   Napi::FunctionReference onError_;
-  // The batch being gathered, owned by the worker thread. It is reused across batches (it stays
-  // mapped and hot); each flush copies it into one exactly-sized block that JS then owns.
-  std::vector<uint8_t> stageData_;
-  std::vector<uint32_t> stageMeta_;  // (offset, length) pairs
+  napi_async_context asyncContext_ = nullptr;
+
+  // The batch: one Buffer and one Uint32Array, reused by every call. data_/meta_ point into them and
+  // are refreshed after every call into JS, which could have detached (transferred) their memory.
+  Napi::Reference<Napi::Buffer<uint8_t>> dataRef_;
+  Napi::Reference<Napi::Uint32Array> metaRef_;
+  size_t dataCapacity_ = 0;
+  uint8_t* data_ = nullptr;
+  uint32_t* meta_ = nullptr;
+  size_t used_ = 0;      // bytes of data_ filled
+  uint32_t count_ = 0;   // packets in the batch
 
   bool closed_ = false;
+  bool polling_ = false;
   bool selfRef_ = false;
   bool cleanupHook_ = false;
-  bool tsfnRefd_ = true;
 
-  // Counters: skipped is written by the worker, the others on the JS thread.
-  std::atomic<uint64_t> skipped_{0};
+  uint32_t errorWakeups_ = 0;
+  uint64_t lastErrorWakeup_ = 0;
+
+  uint64_t skipped_ = 0;
   uint64_t delivered_ = 0;
   uint64_t batches_ = 0;
   pcap_stat lastStats_{};

@@ -1,5 +1,5 @@
 // One shared secret becomes two 16-byte SipHash keys, one per direction, so a frame can't be reflected back at its sender.
-import { createHmac } from 'crypto';
+import { Mac } from '../io/native';
 
 /** Everyone can read this in the source; it only keeps strangers' stray packets out. */
 export const DEFAULT_KEY = 'rsock-default-key-change-me';
@@ -9,7 +9,8 @@ export interface DirectionKeys {
   serverToClient: Buffer;
 }
 
-export function deriveKeys(secret: string): DirectionKeys {
-  const k = (label: string) => createHmac('sha256', secret).update(label).digest().subarray(0, 16);
+export function deriveKeys(mac: Mac, secret: string): DirectionKeys {
+  const s = Buffer.from(secret, 'utf8');
+  const k = (label: string) => mac.deriveKey(s, Buffer.from(label, 'utf8'));
   return { clientToServer: k('rsock v1 client->server'), serverToClient: k('rsock v1 server->client') };
 }

@@ -28,7 +28,11 @@ export interface CaptureOptions {
    * snaplen-sized: at snaplen 65535 a slot takes 128 KiB, so 32 MiB holds 256 packets (8 MiB only 64).
    */
   bufferBytes?: number;
-  /** Max packets per JS batch. Default 256. */
+  /**
+   * Max packets per JS batch. Default 256. A batch also ends when the batch buffer (maxBatch x snaplen,
+   * at most 1 MiB) could not take another snaplen, and whenever the ring is empty: a partial batch
+   * is delivered at once, never held back.
+   */
   maxBatch?: number;
   /** Capture only packets coming in to this host (pcap_setdirection PCAP_D_IN). Default true. */
   inboundOnly?: boolean;
@@ -43,17 +47,28 @@ export interface CaptureStats {
 }
 
 /**
- * Called on the JS thread with one batch. `data` holds the IPv4 packets back to back, link header
- * already stripped; `meta` holds (offset, length) pairs, `count` of them. The buffers are owned by
- * the callee after the call (the addon never reuses them). A packet's length is its IP total length
- * (link padding removed), except for a packet longer than snaplen: that one is delivered as captured,
- * shorter than its IP total length says.
+ * Called with one batch, synchronously from the event loop when the capture ring has packets (no
+ * thread involved; process.nextTick callbacks and microtasks queued here run right after it
+ * returns, and an exception thrown here is an uncaught exception). `data` holds the IPv4 packets
+ * back to back, link header already stripped; `meta` holds (offset, length) pairs, of which the
+ * first `count` belong to this batch. A packet's length is its IP total length (link padding removed), except
+ * for a packet longer than snaplen: that one is delivered as captured, shorter than its IP total
+ * length says.
+ *
+ * BORROWED, NOT OWNED: `data` and `meta` are the same two objects on every call, overwritten by the
+ * next batch. They are valid only during the call; copy whatever must outlive it (a subarray is not
+ * a copy). Their lengths are capacities: `data.length` is not the batch size and `meta.length` may
+ * exceed `2 * count`. `this` is the Capture.
  */
 export type CaptureBatchFn = (data: Buffer, meta: Uint32Array, count: number) => void;
 
 export interface Capture {
   stats(): CaptureStats;
-  /** Stops the thread and closes the pcap handle. Idempotent. An open capture keeps the process alive. */
+  /**
+   * Stops polling and closes the pcap handle. Idempotent; may be called from inside onBatch (no
+   * further batch is delivered). An open capture keeps the process alive, like a socket; one whose
+   * interface went away has reported it to onError and no longer does.
+   */
   close(): void;
 }
 
@@ -140,6 +155,10 @@ export interface Mac {
    * 1 (valid) or 0 into ok[i].
    */
   verify(key: Buffer, data: Buffer, meta: Uint32Array, count: number, ok: Uint8Array): void;
+  /** 16-byte SipHash key for `label`: BLAKE2b-128(label), keyed with BLAKE2b-256(secret). */
+  deriveKey(secret: Buffer, label: Buffer): Buffer;
+  /** A uniformly random unsigned 32-bit number from the kernel's CSPRNG (libsodium randombytes). */
+  randomU32(): number;
 }
 
 /** Stride (in u32 words) of one datagram's record in a UdpMux receive batch. */
@@ -165,7 +184,10 @@ export const UDP_TX = {
 } as const;
 
 export interface UdpMuxOptions {
-  /** Max datagrams per JS batch. Default 256. */
+  /**
+   * Max datagrams per JS batch. Default 256. A batch also ends when its buffer is full: the buffer
+   * holds maxBatch x 2 KiB, at least 128 KiB (so the largest datagram always fits) and at most 4 MiB.
+   */
   maxBatch?: number;
   /** SO_RCVBUF of every socket in bytes (SO_RCVBUFFORCE when permitted). Default 4 MiB. */
   rcvBuf?: number;
@@ -175,7 +197,7 @@ export interface UdpMuxOptions {
 
 export interface UdpMuxStats {
   /** Datagrams delivered to JS. */ received: number;
-  /** Batches delivered to JS. */ batches: number;
+  /** Batches delivered to JS (calls of onBatch). */ batches: number;
   /** Datagrams the kernel accepted in send(). */ sent: number;
   /** Datagrams send() could not send: kernel errors (ENOBUFS, EAGAIN on a full send buffer, ECONNREFUSED, ...) and unknown or closed socket ids. */ sendErrors: number;
   /** Errors reading sockets, mostly ECONNREFUSED (ICMP port unreachable) on connected sockets. */ recvErrors: number;
@@ -184,17 +206,30 @@ export interface UdpMuxStats {
 }
 
 /**
- * Called on the JS thread with one batch of received datagrams. `meta` holds UDP_RX_STRIDE words per
- * datagram (see UDP_RX), `count` records. The datagrams lie back to back in `data`; take positions
- * from the offsets (datagrams of sockets closed while the batch was queued are left out of `meta`).
- * Both arrays belong to the callee (the addon never reuses them).
+ * Called on the JS thread with one batch of received datagrams, straight from the event loop's poll
+ * phase (like a socket's 'message' handler: process.nextTick callbacks and microtasks run right
+ * after it; an exception it throws is an uncaught exception). `meta` holds UDP_RX_STRIDE words per
+ * datagram (see UDP_RX), `count` records; the datagrams lie in `data` at the offsets given.
+ *
+ * Buffer ownership: `data` and `meta` are the same two objects on every call, allocated once per mux
+ * and overwritten by the next batch. They are valid only during the call: the callee copies whatever
+ * it keeps (bytes and numbers alike) before returning, and must not hold on to either array. Their
+ * lengths are capacities (`meta` has room for maxBatch records), not the batch's size: use `count`.
+ *
+ * The callback may use the mux synchronously: send() (even straight from `data`), close(), bind(),
+ * connect(), stop(). A socket closed during the call delivers nothing more, and an id reused during
+ * the call never receives the old socket's datagrams; after stop() the call is the last one.
  */
 export type UdpBatchFn = (data: Buffer, meta: Uint32Array, count: number) => void;
 
 /**
- * Many UDP sockets on one worker thread: epoll + recvmmsg on the way in, sendmmsg on the way out, so
- * the data path crosses into JS once per batch. Batches are flushed as soon as no socket has more
- * to read, never held back. The mux does not keep the process alive (like an unref'd socket).
+ * Many UDP sockets served on the JS thread's own event loop: they share one epoll instance watched
+ * by a single libuv poll handle, so a wake-up reads every ready socket with recvmmsg and hands JS
+ * the datagrams in batches (one call per batch, no thread hop); sends go out with sendmmsg. Each
+ * ready socket is read until it has no more or the batch is full; a socket that fills a batch waits
+ * for the next loop turn, so one busy socket cannot starve the others or the loop. Batches are
+ * flushed as soon as no ready socket has more to read, never held back. The mux does not keep the
+ * process alive (like an unref'd socket).
  */
 export interface UdpMux {
   /**
@@ -215,14 +250,20 @@ export interface UdpMux {
    * before anything is sent.
    */
   send(data: Buffer, meta: Uint32Array, count: number): number;
-  /** Closes one socket; unknown ids are ignored. Undelivered datagrams it received are dropped. */
+  /** Closes one socket; unknown ids are ignored. Datagrams it received that were not delivered yet are dropped. */
   close(id: number): void;
   stats(): UdpMuxStats;
-  /** Closes every socket and stops the thread; undelivered batches are dropped. Idempotent. */
+  /** Closes every socket and stops polling; datagrams not delivered yet are dropped. Idempotent. */
   stop(): void;
 }
 
 export interface NativeAddon {
+  /**
+   * Opens a capture polled on this thread's event loop. Throws a clear Error (no such device, no
+   * CAP_NET_RAW, bad filter). onError is called at most once, when the capture cannot go on (its
+   * interface was deleted); it then stops. An interface that merely goes down and up again is
+   * ridden out without a word.
+   */
   Capture: new (opts: CaptureOptions, onBatch: CaptureBatchFn, onError: (err: Error) => void) => Capture;
   /** Opens a libnet raw IPv4 injector. Throws a clear Error without CAP_NET_RAW. */
   Injector: new () => Injector;

@@ -1,6 +1,5 @@
 // rsock-client: takes datagrams from a local UDP endpoint, one app flow per source address, and
 // spreads them over fake-TCP connections to every server port; replies go back to each flow's source.
-import { randomBytes } from 'crypto';
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType, HEADER, HELLO_LEN, PROTOCOL_VERSION, writeHello } from '../core/frame';
 import { FakeTcp } from '../core/fake-tcp';
@@ -71,9 +70,9 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     native: NativeAddon,
     private readonly clock: Clock,
   ) {
-    const keys = deriveKeys(cfg.key);
+    const keys = deriveKeys(native.mac, cfg.key);
     this.serverIpInt = ipToInt(cfg.serverIp);
-    this.sessionId = randomBytes(4).readUInt32BE(0) || 1;
+    this.sessionId = native.mac.randomU32() || 1;
     this.flows = new FlowTable(cfg.durationMs);
     this.engine = new Engine<ClientLink>(
       native,

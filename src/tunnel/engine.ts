@@ -72,7 +72,7 @@ export class Engine<L extends Link> {
     this.rxPath = new RxPath(this.links, n.mac, this.opts.recvKey, this.handler);
     this.watcherHandle = new n.SocketWatcher((ev) => this.handler.onWatcher(ev, this.clock()));
     this.capture = new n.Capture(
-      { device: this.opts.device, filter: this.opts.filter, inboundOnly: true, snaplen: captureSnaplen(this.opts.device), bufferBytes: 4 << 20 },
+      { device: this.opts.device, filter: this.opts.filter, inboundOnly: true, snaplen: captureSnaplen(this.opts.device), bufferBytes: 2 << 20 },
       (data, meta, count) => this.rxPath!.handle(data, meta, count, this.clock()),
       (err) => this.log.error(`capture on ${this.opts.device}: ${err.message}`),
     );

@@ -76,7 +76,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
     native: NativeAddon,
     private readonly clock: Clock,
   ) {
-    const keys = deriveKeys(cfg.key);
+    const keys = deriveKeys(native.mac, cfg.key);
     this.flows = new FlowTable(cfg.durationMs);
     const host = cfg.listenIp && cfg.listenIp !== '0.0.0.0' ? ` and dst host ${cfg.listenIp}` : '';
     this.engine = new Engine<ServerLink>(

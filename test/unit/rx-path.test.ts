@@ -10,7 +10,7 @@ import { ConnTable } from '../../src/tunnel/conn-table';
 import { RxHandler, RxPath } from '../../src/tunnel/rx';
 
 const native = loadNative();
-const keys = deriveKeys('unit-test-key');
+const keys = deriveKeys(native.mac, 'unit-test-key');
 const SERVER = 0x0a000002;
 const CLIENT = 0x0a000001;
 
@@ -95,7 +95,7 @@ test('forged, wrong-direction and truncated frames are dropped and do not move t
   const forged = Buffer.from(good);
   forged[HEADER] ^= 1;
   const reflected = frameBytes(FrameType.Data, 1, Buffer.from('hello'), keys.clientToServer);
-  const wrongKey = frameBytes(FrameType.Data, 1, Buffer.from('hello'), deriveKeys('other').serverToClient);
+  const wrongKey = frameBytes(FrameType.Data, 1, Buffer.from('hello'), deriveKeys(native.mac, 'other').serverToClient);
   const truncated = good.subarray(0, good.length - 2);
   rx.handle(...batch([ipTcp(0xfffffff0, ACK | PSH, forged), ipTcp(0xfffffff0, ACK | PSH, reflected), ipTcp(0xfffffff0, ACK | PSH, wrongKey), ipTcp(0xfffffff0, ACK | PSH, truncated)]), 1);
   assert.deepEqual(got, []);

@@ -7,11 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include "args.h"
 
@@ -19,19 +16,18 @@ namespace rsock {
 
 namespace {
 
-// Batches queued for the JS thread before the worker blocks; beyond this the socket buffers absorb
-// bursts and the kernel counts its own drops.
-constexpr size_t kQueueDepth = 16;
-constexpr size_t kMinBatchBytes = 64 * 1024;
-constexpr size_t kMaxIdleBatchBytes = 1 << 20;
-constexpr size_t kMaxEvents = 64;
+// The batch Buffer holds maxBatch datagrams of 2 KiB, within these bounds; a batch also ends when the
+// next datagram does not fit. The lower bound keeps room for the largest datagram in an empty batch.
+constexpr size_t kMinBatchBytes = 128 * 1024;
+constexpr size_t kMaxBatchBytes = 4 * 1024 * 1024;
+constexpr int kMaxEvents = 64;
 // Largest UDP payload IPv4 can carry (65535 - 20 - 8).
 constexpr uint32_t kMaxDatagram = 65507;
-// Rounds in a row in which sockets only reported errors before the worker pauses: errors that
-// reading does not clear must not turn it into a busy loop.
+static_assert(kMinBatchBytes >= kMaxDatagram, "an empty batch must take the largest datagram");
+// Wake-ups in a row in which sockets only reported errors before polling pauses: errors that
+// reading does not clear must not turn the loop into a busy loop.
 constexpr int kErrorRoundsBeforePause = 16;
-constexpr auto kErrorPause = std::chrono::milliseconds(1);
-constexpr uint64_t kWakeTag = ~uint64_t{0};
+constexpr uint64_t kErrorPauseMs = 1;
 
 // Word offsets of one record; mirror UDP_RX and UDP_TX in src/io/native.ts.
 enum RxWord : uint32_t { kRxSocket, kRxOffset, kRxLength, kRxSrcIp, kRxSrcPort, kRxStride };
@@ -58,57 +54,20 @@ sockaddr_in MakeAddr(in_addr_t ip, uint16_t port) {
   return sa;
 }
 
+// Calls fn(args) from a libuv callback: napi_make_callback opens a callback scope, so that
+// process.nextTick callbacks and microtasks queued by fn run when it returns, as after any Node I/O
+// callback. An exception thrown by fn goes to 'uncaughtException'.
+void CallFromLoop(napi_env env, napi_async_context ctx, napi_value recv, napi_value fn, size_t argc,
+                  const napi_value* argv) {
+  napi_value result;
+  if (napi_make_callback(env, ctx, recv, fn, argc, argv, &result) == napi_ok) return;
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+  napi_value error;
+  if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+}
+
 }  // namespace
-
-// A batch of received datagrams: back to back in `data`, UDP_RX_STRIDE words each in `meta`. The
-// worker fills one long-lived batch and hands JS an exact-size copy of it (see Flush()).
-struct UdpMuxItem {
-  uint8_t* data = nullptr;
-  size_t length = 0;
-  size_t capacity = 0;
-  std::vector<uint32_t> meta;
-  std::vector<uint32_t> serials;  // socket serial per datagram, to drop those of sockets closed since
-  uint32_t count = 0;
-
-  UdpMuxItem() = default;
-  UdpMuxItem(const UdpMuxItem&) = delete;
-  UdpMuxItem& operator=(const UdpMuxItem&) = delete;
-  ~UdpMuxItem() { std::free(data); }
-
-  bool Append(uint32_t id, uint32_t serial, const uint8_t* head, size_t headLen, const uint8_t* tail,
-              size_t tailLen, uint32_t srcIp, uint32_t srcPort) {
-    const size_t n = headLen + tailLen;
-    if (length + n > capacity) {
-      size_t cap = std::max({capacity * 2, length + n, kMinBatchBytes});
-      void* grown = std::realloc(data, cap);
-      if (!grown) return false;
-      data = static_cast<uint8_t*>(grown);
-      capacity = cap;
-    }
-    if (headLen) std::memcpy(data + length, head, headLen);
-    if (tailLen) std::memcpy(data + length + headLen, tail, tailLen);
-    const uint32_t rec[kRxStride] = {id, static_cast<uint32_t>(length), static_cast<uint32_t>(n), srcIp, srcPort};
-    meta.insert(meta.end(), rec, rec + kRxStride);  // within the reserved capacity: no allocation
-    serials.push_back(serial);
-    length += n;
-    ++count;
-    return true;
-  }
-
-  void Clear() {
-    length = 0;
-    count = 0;
-    meta.clear();
-    serials.clear();
-    // A burst of big datagrams must not leave a big buffer behind for good.
-    if (capacity > kMaxIdleBatchBytes) {
-      if (void* shrunk = std::realloc(data, kMaxIdleBatchBytes)) {
-        data = static_cast<uint8_t*>(shrunk);
-        capacity = kMaxIdleBatchBytes;
-      }
-    }
-  }
-};
 
 void UdpMux::OwnedFd::Reset(int fd) {
   if (fd_ >= 0) close(fd_);
@@ -145,22 +104,16 @@ UdpMux::UdpMux(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpMux>(info) 
     sndBuf_ = static_cast<int>(OptUint(opts, "sndBuf", "UdpMux: opts.sndBuf", 4u << 20, 4096, 1u << 30));
   }
 
-  epoll_.Reset(epoll_create1(EPOLL_CLOEXEC));
-  if (epoll_.get() < 0) ThrowError(env, "UdpMux: epoll_create1: " + ErrnoText(errno));
-  if (int err = wake_.Open()) ThrowError(env, "UdpMux: pipe: " + ErrnoText(err));
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kWakeTag;
-  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.ReadFd(), &ev) != 0) {
-    ThrowError(env, "UdpMux: epoll_ctl: " + ErrnoText(errno));
-  }
+  OwnedFd epoll;
+  epoll.Reset(epoll_create1(EPOLL_CLOEXEC));
+  if (epoll.get() < 0) ThrowError(env, "UdpMux: epoll_create1: " + ErrnoText(errno));
 
   // Receive buffers. Each message of a recvmmsg() call scatters into a 2 KiB slot of a dense array
   // (128 KiB in all), which takes every datagram of an ordinary MTU whole, and then into its own
   // overflow area for the rest of a datagram up to 64 KiB. The overflow areas are one lazily backed
   // anonymous mapping (kRecvChunk x 62 KiB of address space): only pages that a big datagram actually
   // wrote to become resident. So nothing is ever truncated, and small datagrams cost no more memory
-  // than 2 KiB slots would.
+  // than 2 KiB slots would. From there datagrams are copied back to back into the batch Buffer.
   const size_t overflowBytes = kRecvChunk * kOverflowBytes;
   void* ov = mmap(nullptr, overflowBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (ov == MAP_FAILED) ThrowError(env, "UdpMux: mmap: " + ErrnoText(errno));
@@ -179,74 +132,120 @@ UdpMux::UdpMux(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpMux>(info) 
     sendMsgs_[k].msg_hdr.msg_iov = &sendIov_[k];
     sendMsgs_[k].msg_hdr.msg_iovlen = 1;
   }
-  batch_ = std::make_unique<UdpMuxItem>();
-  batch_->meta.reserve(kRxStride * static_cast<size_t>(maxBatch_));
-  batch_->serials.reserve(maxBatch_);
+  dataCapacity_ = std::clamp<size_t>(size_t{maxBatch_} * kSlotBytes, kMinBatchBytes, kMaxBatchBytes);
+  AcquireBuffers();
+  onBatch_ = Napi::Persistent(onBatch);
 
-  tsfn_ = Tsfn::New(env, onBatch, "rsock.UdpMux", kQueueDepth, 1, this);
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) ThrowError(env, "UdpMux: no event loop");
+  if (napi_async_init(env, Value(), Napi::String::New(env, "rsock.UdpMux"), &asyncContext_) != napi_ok) {
+    asyncContext_ = nullptr;
+    ThrowError(env, "UdpMux: cannot create async context");
+  }
+  // Nothing below throws until the handles are set up (or closed again on failure).
+  auto* h = new Handles();
+  int rc = uv_poll_init(loop, &h->poll, epoll.get());
+  if (rc != 0) {
+    delete h;
+    napi_async_destroy(env, asyncContext_);
+    asyncContext_ = nullptr;
+    ThrowError(env, std::string("UdpMux: cannot poll the epoll descriptor: ") + uv_strerror(rc));
+  }
+  uv_timer_init(loop, &h->resume);  // cannot fail
+  h->poll.data = h;
+  h->resume.data = h;
+  h->open = 2;
+  h->epfd = epoll.release();
+  h->owner = this;
+  handles_ = h;
+  epfd_ = h->epfd;
   // Like an unref'd socket: open sockets alone do not keep the process alive.
-  tsfn_.Unref(env);
-  // Added after the TSFN so that it runs first at teardown (hooks run in reverse order) and stops
-  // the worker while the TSFN still exists.
-  napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
-  cleanupHook_ = true;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&h->poll));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&h->resume));
+  rc = uv_poll_start(&h->poll, UV_READABLE, OnPoll);
+  if (rc == 0 && napi_add_async_cleanup_hook(env, OnEnvTeardown, this, &teardownHook_) != napi_ok) {
+    teardownHook_ = nullptr;
+    rc = UV_ENOMEM;
+  }
+  if (rc != 0) {
+    Shutdown(Caller::kFinalizer);  // closes the handles; no Unref: not Ref'd yet
+    ThrowError(env, std::string("UdpMux: cannot poll the epoll descriptor: ") + uv_strerror(rc));
+  }
   // The mux owns sockets; it must not be collected until stop().
   Ref();
   selfRef_ = true;
-  try {
-    thread_ = std::thread(&UdpMux::Run, this);
-  } catch (const std::exception& e) {
-    Shutdown(Caller::kJs);
-    ThrowError(env, std::string("UdpMux: cannot start thread: ") + e.what());
-  }
 }
 
 UdpMux::~UdpMux() { Shutdown(Caller::kFinalizer); }
 
-void UdpMux::OnEnvCleanup(void* arg) {
-  auto* self = static_cast<UdpMux*>(arg);
-  self->cleanupHook_ = false;
-  self->Shutdown(Caller::kEnvTeardown);
+// Node is tearing the environment down with the mux still open. The hook is asynchronous so that
+// Node keeps running the loop until the handles have closed (and the epoll descriptor with them).
+void UdpMux::OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg) {
+  static_cast<UdpMux*>(arg)->Shutdown(Caller::kEnvTeardown, handle);
 }
 
-void UdpMux::Shutdown(Caller caller) {
+void UdpMux::CloseHandles(Handles* h) {
+  h->owner = nullptr;
+  uv_poll_stop(&h->poll);
+  uv_timer_stop(&h->resume);
+  uv_close(reinterpret_cast<uv_handle_t*>(&h->poll), OnHandleClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&h->resume), OnHandleClosed);
+}
+
+void UdpMux::OnHandleClosed(uv_handle_t* handle) {
+  auto* h = static_cast<Handles*>(handle->data);
+  if (--h->open > 0) return;
+  // Only now is the descriptor out of the loop's hands.
+  if (h->epfd >= 0) close(h->epfd);
+  if (h->teardown) napi_remove_async_cleanup_hook(h->teardown);
+  delete h;
+}
+
+void UdpMux::Shutdown(Caller caller, napi_async_cleanup_hook_handle teardown) {
   if (stopped_) return;
   stopped_ = true;
-  stopping_ = true;
-  wake_.Notify();
-  // Abort (not Release) unblocks a worker waiting for queue space even when the JS thread, which
-  // would drain the queue, is the one sitting here in stop(). Queued batches are freed unseen.
-  tsfn_.Abort();
-  if (thread_.joinable()) thread_.join();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (Slot& s : slots_) {
-      if (s.fd >= 0) close(s.fd);
-    }
-    slots_.clear();
-    freeIds_ = {};
-    open_ = 0;
+  // Sockets first: closing them also takes them out of the epoll set.
+  for (Slot& s : slots_) {
+    if (s.fd >= 0) close(s.fd);
   }
-  epoll_.Reset();
-  wake_.Close();
-  batch_.reset();
+  slots_.clear();
+  freeIds_ = {};
+  open_ = 0;
+  count_ = 0;
+  used_ = 0;
+  if (caller == Caller::kEnvTeardown) {
+    teardownHook_ = nullptr;  // removed by the last handle's close callback
+  } else if (teardownHook_) {
+    napi_remove_async_cleanup_hook(teardownHook_);
+    teardownHook_ = nullptr;
+  }
+  if (handles_) {
+    // A poll callback further up the stack (stop() called from onBatch) sees owner == null and
+    // returns without touching this object again.
+    handles_->teardown = teardown;
+    CloseHandles(handles_);
+    handles_ = nullptr;
+  } else if (teardown) {
+    napi_remove_async_cleanup_hook(teardown);
+  }
+  epfd_ = -1;
+  data_ = nullptr;
+  meta_ = nullptr;
   if (caller == Caller::kEnvTeardown) return;
-  if (cleanupHook_) {
-    napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
-    cleanupHook_ = false;
+  if (asyncContext_) {
+    napi_async_destroy(Env(), asyncContext_);
+    asyncContext_ = nullptr;
   }
+  onBatch_.Reset();
+  dataRef_.Reset();
+  metaRef_.Reset();
   if (selfRef_ && caller == Caller::kJs) Unref();
   selfRef_ = false;
 }
 
 void UdpMux::Stop(const Napi::CallbackInfo&) { Shutdown(Caller::kJs); }
 
-void UdpMux::RecordError(const std::string& text) {
-  std::lock_guard<std::mutex> lock(errMu_);
-  lastError_ = text;
-}
-
-// ---- JS thread: sockets ----
+// ---- sockets ----
 
 int UdpMux::NewSocket(Napi::Env env, const std::string& where) const {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -262,26 +261,20 @@ uint32_t UdpMux::AddSocket(Napi::Env env, OwnedFd& fd, const std::string& where)
   if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &len) != 0) {
     ThrowError(env, where + "getsockname: " + ErrnoText(errno));
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  uint32_t id;
-  if (freeIds_.empty()) {
-    id = static_cast<uint32_t>(slots_.size());
-    slots_.emplace_back();
-  } else {
-    id = freeIds_.top();
-    freeIds_.pop();
-  }
-  uint32_t serial = nextSerial_++;
-  if (nextSerial_ == 0) nextSerial_ = 1;
+  const uint32_t id = freeIds_.empty() ? static_cast<uint32_t>(slots_.size()) : freeIds_.top();
+  const uint32_t serial = nextSerial_;
   epoll_event ev{};
   ev.events = EPOLLIN;
+  // The serial travels with the readiness event: an event that names an id whose socket has been
+  // closed (and perhaps replaced) since epoll_wait() returned is recognised and skipped.
   ev.data.u64 = (static_cast<uint64_t>(serial) << 32) | id;
-  // Registered with the table entry in place and mu_ held: the worker checks both under mu_.
-  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
-    int err = errno;
-    freeIds_.push(id);
-    ThrowError(env, where + "epoll_ctl: " + ErrnoText(err));
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd.get(), &ev) != 0) ThrowError(env, where + "epoll_ctl: " + ErrnoText(errno));
+  if (id == slots_.size()) {
+    slots_.emplace_back();
+  } else {
+    freeIds_.pop();
   }
+  if (++nextSerial_ == 0) nextSerial_ = 1;
   slots_[id] = Slot{fd.release(), serial, ntohs(local.sin_port)};
   ++open_;
   return id;
@@ -328,18 +321,17 @@ Napi::Value UdpMux::LocalPort(const Napi::CallbackInfo& info) {
 void UdpMux::CloseSocket(const Napi::CallbackInfo& info) {
   int64_t id = ArgInt(info[0], "UdpMux.close: id", INT32_MIN, UINT32_MAX);
   if (stopped_ || id < 0 || static_cast<uint64_t>(id) >= slots_.size() || slots_[id].fd < 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
   Slot& s = slots_[id];
-  // The worker reads only with mu_ held and after matching the serial, so it is not inside
-  // recvmmsg() on this fd now and never will be again.
-  (void)epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s.fd, nullptr);
+  // Called from onBatch, this may close a socket that the current receive round has yet to read
+  // (or is reading): the round finds the slot changed and never touches the fd again.
+  (void)epoll_ctl(epfd_, EPOLL_CTL_DEL, s.fd, nullptr);
   close(s.fd);
   s = Slot{};
   freeIds_.push(static_cast<uint32_t>(id));
   --open_;
 }
 
-// ---- JS thread: sending ----
+// ---- sending ----
 
 Napi::Value UdpMux::Send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -433,23 +425,53 @@ Napi::Value UdpMux::Stats(const Napi::CallbackInfo& info) {
   o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_)));
   o.Set("sent", Napi::Number::New(env, static_cast<double>(sent_)));
   o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(sendErrors_)));
-  o.Set("recvErrors", Napi::Number::New(env, static_cast<double>(recvErrors_.load())));
-  {
-    std::lock_guard<std::mutex> lock(errMu_);
-    o.Set("lastError", Napi::String::New(env, lastError_));
-  }
+  o.Set("recvErrors", Napi::Number::New(env, static_cast<double>(recvErrors_)));
+  o.Set("lastError", Napi::String::New(env, lastError_));
   o.Set("sockets", Napi::Number::New(env, open_));
   return o;
 }
 
-// ---- JS thread: delivery ----
+// ---- the batch buffers ----
 
-void UdpMuxCallJs(Napi::Env env, Napi::Function onBatch, UdpMux* self, UdpMuxItem* item) {
-  std::unique_ptr<UdpMuxItem> owned(item);
-  // env is null when the TSFN is torn down with items still queued: just free them.
-  if (env == nullptr || self == nullptr || item == nullptr) return;
+// Points data_/meta_ at the reused Buffer and Uint32Array, creating them the first time, or again
+// if JS detached them (transferred their ArrayBuffer): a detached one reads as length 0. Called
+// before anything is written into them, on every wake-up and after every call into JS.
+void UdpMux::AcquireBuffers() {
+  Napi::Env env = Env();
+  data_ = nullptr;
+  meta_ = nullptr;
+  if (!dataRef_.IsEmpty()) {
+    Napi::Buffer<uint8_t> b = dataRef_.Value();
+    if (b.Length() == dataCapacity_) data_ = b.Data();
+  }
+  if (data_ == nullptr) {
+    Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, dataCapacity_);
+    dataRef_ = Napi::Persistent(b);
+    data_ = b.Data();
+  }
+  const size_t metaLength = kRxStride * static_cast<size_t>(maxBatch_);
+  if (!metaRef_.IsEmpty()) {
+    Napi::Uint32Array m = metaRef_.Value();
+    if (m.ElementLength() == metaLength) meta_ = m.Data();
+  }
+  if (meta_ == nullptr) {
+    Napi::Uint32Array m = Napi::Uint32Array::New(env, metaLength);
+    metaRef_ = Napi::Persistent(m);
+    meta_ = m.Data();
+  }
+}
+
+// ---- receiving: runs on the JS thread, from the loop ----
+
+void UdpMux::OnPoll(uv_poll_t* handle, int status, int events) {
+  auto* h = static_cast<Handles*>(handle->data);
+  UdpMux* self = h->owner;
+  if (self == nullptr) return;
+  Napi::Env env = self->Env();
+  // Nothing may unwind into libuv. Past OnReadable, `self` may be gone: use only env.
   try {
-    self->DeliverBatch(env, onBatch, item);
+    Napi::HandleScope scope(env);
+    self->OnReadable(h, status);
   } catch (const Napi::Error& e) {
     ReportUncaught(env, e);
   } catch (const std::exception& e) {
@@ -457,169 +479,134 @@ void UdpMuxCallJs(Napi::Env env, Napi::Function onBatch, UdpMux* self, UdpMuxIte
   }
 }
 
-void UdpMux::DeliverBatch(Napi::Env env, Napi::Function onBatch, UdpMuxItem* item) {
-  if (stopped_) return;
-  // Datagrams of sockets closed since they were read are dropped: their id may already name a new
-  // socket. Their bytes stay in the buffer, unreferenced.
-  uint32_t* m = item->meta.data();
-  uint32_t kept = 0;
-  for (uint32_t k = 0; k < item->count; ++k) {
-    const uint32_t id = m[static_cast<size_t>(k) * kRxStride + kRxSocket];
-    if (id >= slots_.size() || slots_[id].serial != item->serials[k]) continue;
-    if (kept != k) std::memcpy(m + static_cast<size_t>(kept) * kRxStride, m + static_cast<size_t>(k) * kRxStride, kRxStride * sizeof(uint32_t));
-    ++kept;
-  }
-  if (kept == 0) return;
-
-  const size_t length = item->length;
-  Napi::Buffer<uint8_t> buf;
-  if (length == 0) {
-    buf = Napi::Buffer<uint8_t>::New(env, 0);  // only empty datagrams
-  } else {
-    uint8_t* data = item->data;
-    item->data = nullptr;
-    // V8 does not see external memory on its own; without this, GC lags behind a fast stream.
-    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(length));
-    auto release = [length](Napi::Env e, uint8_t* p) {
-      std::free(p);
-      Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(length));
-    };
-    try {
-      buf = Napi::Buffer<uint8_t>::NewOrCopy(env, data, length, release);
-    } catch (...) {
-      std::free(data);
-      Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(length));
-      throw;
-    }
-  }
-  const size_t metaBytes = static_cast<size_t>(kept) * kRxStride * sizeof(uint32_t);
-  Napi::ArrayBuffer metaBuf = Napi::ArrayBuffer::New(env, metaBytes);
-  std::memcpy(metaBuf.Data(), m, metaBytes);
-  Napi::Uint32Array meta = Napi::Uint32Array::New(env, static_cast<size_t>(kept) * kRxStride, metaBuf, 0);
-  ++batches_;
-  received_ += kept;
-  onBatch.Call({buf, meta, Napi::Number::New(env, kept)});
+void UdpMux::OnResume(uv_timer_t* timer) {
+  auto* h = static_cast<Handles*>(timer->data);
+  if (h->owner != nullptr) (void)uv_poll_start(&h->poll, UV_READABLE, OnPoll);
 }
 
-// ---- worker thread ----
+// Stops polling for a moment; the timer starts it again. Used when wake-ups yield only errors.
+void UdpMux::Pause(Handles* h) {
+  uv_poll_stop(&h->poll);
+  uv_timer_start(&h->resume, OnResume, kErrorPauseMs, 0);
+}
 
-void UdpMux::Run() {
+// One round: every socket epoll reports ready is read until it has no more or the batch is full,
+// whichever comes first. A socket that fills the batch waits for the next round (the epoll
+// descriptor stays readable, and libuv polls level-triggered), so one busy socket cannot starve the
+// others, and the loop gets a turn between rounds. What is left in the batch is flushed at the end:
+// a partial batch is never held back waiting for company.
+void UdpMux::OnReadable(Handles* h, int status) {
+  if (status < 0) {
+    // Not expected from an epoll descriptor; libuv may have stopped the handle. Try again shortly.
+    ++recvErrors_;
+    RecordError(std::string("poll: ") + uv_strerror(status));
+    Pause(h);
+    return;
+  }
+  // JS may have detached the arrays since the last call (it should not keep them, but it could):
+  // never write through a stale pointer.
+  AcquireBuffers();
   std::array<epoll_event, kMaxEvents> events;
-  int errorRounds = 0;
-  while (!stopping_.load(std::memory_order_relaxed)) {
-    // With datagrams in hand, only look whether more are ready; flush as soon as none are.
-    const int timeout = batch_->count > 0 ? 0 : -1;
-    int n = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), timeout);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      recvErrors_.fetch_add(1, std::memory_order_relaxed);
-      RecordError("epoll_wait: " + ErrnoText(errno));
-      std::this_thread::sleep_for(kErrorPause);
-      continue;
-    }
-    if (n == 0) {
-      if (!Flush()) return;  // closing
-      continue;
-    }
-    uint32_t read = 0;
-    uint32_t errors = 0;
-    for (int i = 0; i < n; ++i) {
-      const uint64_t tag = events[i].data.u64;
-      if (tag == kWakeTag) {
-        wake_.Drain();
-        continue;
-      }
-      if (!DrainSocket(static_cast<uint32_t>(tag), static_cast<uint32_t>(tag >> 32), &read, &errors)) return;
-    }
-    // Reading clears the errors ICMP leaves on a connected socket, so they cannot repeat without
-    // new datagrams; anything else that keeps a socket ready without yielding data is slowed down.
-    errorRounds = (errors > 0 && read == 0) ? errorRounds + 1 : 0;
-    if (errorRounds >= kErrorRoundsBeforePause) {
-      if (batch_->count > 0 && !Flush()) return;
-      std::this_thread::sleep_for(kErrorPause);
-      errorRounds = 0;
-    }
+  int n;
+  do n = epoll_wait(h->epfd, events.data(), kMaxEvents, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ++recvErrors_;
+    RecordError("epoll_wait: " + ErrnoText(errno));
+    Pause(h);
+    return;
+  }
+  uint32_t read = 0;
+  uint32_t errors = 0;
+  for (int i = 0; i < n; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    if (!DrainSocket(h, static_cast<uint32_t>(tag), static_cast<uint32_t>(tag >> 32), &read, &errors)) return;
+  }
+  if (count_ > 0 && !Flush(h)) return;
+  // Reading clears the errors ICMP leaves on a connected socket, so they cannot repeat without
+  // new datagrams; anything else that keeps a socket ready without yielding data is slowed down.
+  errorRounds_ = (errors > 0 && read == 0) ? errorRounds_ + 1 : 0;
+  if (errorRounds_ >= kErrorRoundsBeforePause) {
+    errorRounds_ = 0;
+    Pause(h);
   }
 }
 
-// Reads what one socket holds, up to the end of the current batch: a socket that fills the batch
-// waits for the next round (level-triggered epoll reports it again), so one busy socket cannot
-// starve the others. False means stop.
-bool UdpMux::DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t* errors) {
+// Reads what one socket holds, up to the end of the current batch. False means that JS stopped the
+// mux during a flush.
+bool UdpMux::DrainSocket(Handles* h, uint32_t id, uint32_t serial, uint32_t* read, uint32_t* errors) {
   for (;;) {
-    if (stopping_.load(std::memory_order_relaxed)) return false;
-    const unsigned want = static_cast<unsigned>(std::min<size_t>(kRecvChunk, maxBatch_ - batch_->count));
+    // Looked up afresh every time: onBatch may have closed the socket, reused its id, or grown the
+    // table since the last look.
+    if (id >= slots_.size() || slots_[id].serial != serial) return true;
+    const int fd = slots_[id].fd;
+    const unsigned want = static_cast<unsigned>(std::min<size_t>(kRecvChunk, maxBatch_ - count_));
+    if (want == 0) return Flush(h);  // not reached: a full batch is flushed at once
     for (unsigned k = 0; k < want; ++k) recvMsgs_[k].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-    int r;
-    int err = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (id >= slots_.size() || slots_[id].serial != serial) return true;  // closed meanwhile
-      r = recvmmsg(slots_[id].fd, recvMsgs_.data(), want, MSG_DONTWAIT, nullptr);
-      if (r < 0) err = errno;
-    }
+    const int r = recvmmsg(fd, recvMsgs_.data(), want, MSG_DONTWAIT, nullptr);
     if (r < 0) {
+      const int err = errno;
       if (err == EINTR) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) return true;
       // ECONNREFUSED after an ICMP port unreachable on a connected socket, and the like: the read
       // has cleared the error and the socket stays usable.
-      recvErrors_.fetch_add(1, std::memory_order_relaxed);
+      ++recvErrors_;
       RecordError(ErrnoText(err));
       ++*errors;
       return true;
     }
+    *read += static_cast<uint32_t>(r);
     for (int k = 0; k < r; ++k) {
       const mmsghdr& mh = recvMsgs_[k];
       const size_t len = mh.msg_len;
       // Cannot happen (slot + overflow hold 64 KiB), but a cut datagram must never pass as whole.
       if (mh.msg_hdr.msg_flags & MSG_TRUNC) {
-        recvErrors_.fetch_add(1, std::memory_order_relaxed);
+        ++recvErrors_;
         RecordError("datagram truncated");
         continue;
       }
+      if (len > dataCapacity_ - used_) {
+        // The batch Buffer is full: deliver it and go on with an empty one. The rest of this
+        // recvmmsg() is in the native slots, which JS cannot reach; but if onBatch closed the
+        // socket, it is dropped, like everything a closed socket received.
+        if (!Flush(h)) return false;
+        if (id >= slots_.size() || slots_[id].serial != serial) return true;
+      }
       const size_t head = std::min(len, kSlotBytes);
+      std::memcpy(data_ + used_, recvSlots_.get() + k * kSlotBytes, head);
+      if (len > head) std::memcpy(data_ + used_ + head, recvOverflow_.get() + k * kOverflowBytes, len - head);
       const sockaddr_in& src = recvSrc_[k];
       const bool haveSrc = mh.msg_hdr.msg_namelen >= sizeof(sockaddr_in);
-      if (!batch_->Append(id, serial, recvSlots_.get() + k * kSlotBytes, head,
-                          recvOverflow_.get() + k * kOverflowBytes, len - head,
-                          haveSrc ? ntohl(src.sin_addr.s_addr) : 0, haveSrc ? ntohs(src.sin_port) : 0)) {
-        recvErrors_.fetch_add(1, std::memory_order_relaxed);
-        RecordError("out of memory for a receive batch");
-      }
+      uint32_t* m = meta_ + static_cast<size_t>(count_) * kRxStride;
+      m[kRxSocket] = id;
+      m[kRxOffset] = static_cast<uint32_t>(used_);
+      m[kRxLength] = static_cast<uint32_t>(len);
+      m[kRxSrcIp] = haveSrc ? ntohl(src.sin_addr.s_addr) : 0;
+      m[kRxSrcPort] = haveSrc ? ntohs(src.sin_port) : 0;
+      ++count_;
+      used_ += len;
     }
-    *read += static_cast<uint32_t>(r);
-    if (batch_->count >= maxBatch_) return Flush();
+    if (count_ >= maxBatch_) return Flush(h);  // this socket's turn ends with the batch
     // Fewer than asked for: the queue is empty (or an error is pending, which the next round reads).
     if (static_cast<unsigned>(r) < want) return true;
   }
 }
 
-// Hands JS a copy of the batch with buffers exactly as large as their contents, allocated in one go
-// (a few small mallocs per batch, none per datagram), and keeps the worker's batch and its capacity
-// for the next one. Recycling big fixed-size buffers instead costs page faults: JS frees them only
-// when the GC gets to them, and the allocator returns such blocks to the kernel.
-bool UdpMux::Flush() {
-  std::unique_ptr<UdpMuxItem> out;
-  try {
-    out = std::make_unique<UdpMuxItem>();
-    if (batch_->length > 0) {
-      out->data = static_cast<uint8_t*>(std::malloc(batch_->length));
-      if (!out->data) throw std::bad_alloc();
-      std::memcpy(out->data, batch_->data, batch_->length);
-      out->length = out->capacity = batch_->length;
-    }
-    out->meta.assign(batch_->meta.begin(), batch_->meta.end());
-    out->serials.assign(batch_->serials.begin(), batch_->serials.end());
-    out->count = batch_->count;
-  } catch (const std::bad_alloc&) {
-    recvErrors_.fetch_add(batch_->count, std::memory_order_relaxed);
-    RecordError("out of memory for a receive batch");
-    batch_->Clear();
-    return true;
+// Hands the batch to onBatch: the same Buffer and Uint32Array every time, valid during the call.
+bool UdpMux::Flush(Handles* h) {
+  napi_env env = Env();
+  const uint32_t count = count_;
+  count_ = 0;
+  used_ = 0;
+  ++batches_;
+  received_ += count;
+  {
+    Napi::HandleScope scope(env);
+    napi_value argv[3] = {dataRef_.Value(), metaRef_.Value(), Napi::Number::New(env, count)};
+    CallFromLoop(env, asyncContext_, Value(), onBatch_.Value(), 3, argv);
   }
-  batch_->Clear();
-  if (tsfn_.BlockingCall(out.get()) != napi_ok) return false;  // closing
-  out.release();
+  if (h->owner == nullptr) return false;  // stopped (perhaps destroyed) by the callback
+  AcquireBuffers();
   return true;
 }
 

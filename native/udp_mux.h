@@ -1,32 +1,28 @@
-// Many plain UDP sockets served by one worker thread. Datagrams come in with recvmmsg() and reach JS
-// in batches through one thread-safe function; sends leave with sendmmsg() straight from the JS
-// thread. The data path crosses N-API once per batch in each direction, never once per datagram.
+// Many plain UDP sockets served on the JS thread's own libuv loop. The sockets sit in one epoll
+// instance whose descriptor is watched by a single uv_poll_t: when any socket is readable, the poll
+// callback reads the ready ones with recvmmsg() and calls onBatch synchronously, one call per batch.
+// Sends leave with sendmmsg() straight from the JS thread. No worker thread, no thread-safe
+// function: the data path never changes threads, and crosses N-API once per batch each way.
+//
+// The batch Buffer and meta Uint32Array are allocated once and handed to every call; they are valid
+// only during the call.
 #pragma once
 
 #include <napi.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <uv.h>
 
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <queue>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "wake_pipe.h"
-
 namespace rsock {
-
-class UdpMux;
-struct UdpMuxItem;
-
-void UdpMuxCallJs(Napi::Env env, Napi::Function onBatch, UdpMux* self, UdpMuxItem* item);
 
 class UdpMux : public Napi::ObjectWrap<UdpMux> {
  public:
@@ -43,8 +39,18 @@ class UdpMux : public Napi::ObjectWrap<UdpMux> {
   static constexpr size_t kOverflowBytes = 65536 - kSlotBytes;
 
  private:
-  friend void UdpMuxCallJs(Napi::Env, Napi::Function, UdpMux*, UdpMuxItem*);
-  using Tsfn = Napi::TypedThreadSafeFunction<UdpMux, UdpMuxItem, UdpMuxCallJs>;
+  // The libuv side: the poll handle on the epoll descriptor, and a timer that resumes polling after
+  // an error pause. Heap-allocated and owned by the handles, not by the mux: uv_close() completes
+  // only on a later loop turn, and the epoll descriptor may be closed only then (it is polled).
+  struct Handles {
+    uv_poll_t poll;
+    uv_timer_t resume;
+    int epfd = -1;
+    int open = 0;              // handles not closed yet
+    UdpMux* owner = nullptr;   // null once the mux is shut down
+    // Set when Node's teardown waits for these handles to close (see OnEnvTeardown).
+    napi_async_cleanup_hook_handle teardown = nullptr;
+  };
 
   struct Slot {
     int fd = -1;
@@ -53,7 +59,7 @@ class UdpMux : public Napi::ObjectWrap<UdpMux> {
   };
   enum class Caller { kJs, kFinalizer, kEnvTeardown };
 
-  // Own an fd and an anonymous mapping, so that a constructor that throws leaks neither.
+  // Own an fd, so that a constructor that throws leaks none.
   class OwnedFd {
    public:
     OwnedFd() = default;
@@ -87,61 +93,70 @@ class UdpMux : public Napi::ObjectWrap<UdpMux> {
   int NewSocket(Napi::Env env, const std::string& where) const;
   uint32_t AddSocket(Napi::Env env, OwnedFd& fd, const std::string& where);
   uint32_t SendRun(int fd, size_t n);
-  void RecordError(const std::string& text);
-  void Shutdown(Caller caller);
-  static void OnEnvCleanup(void* arg);
-  void DeliverBatch(Napi::Env env, Napi::Function onBatch, UdpMuxItem* item);
+  void RecordError(const std::string& text) { lastError_ = text; }
+  void Shutdown(Caller caller, napi_async_cleanup_hook_handle teardown = nullptr);
+  static void OnEnvTeardown(napi_async_cleanup_hook_handle handle, void* arg);
+  static void CloseHandles(Handles* h);
+  static void OnHandleClosed(uv_handle_t* handle);
 
-  // Worker thread.
-  void Run();
-  bool DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t* errors);
-  bool Flush();
+  // Receiving, on the JS thread from the loop. Drain and Flush return false when JS stopped the mux
+  // during onBatch (the mux may be gone then): the caller must return without touching `this`.
+  static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnResume(uv_timer_t* timer);
+  void OnReadable(Handles* h, int status);
+  void Pause(Handles* h);
+  bool DrainSocket(Handles* h, uint32_t id, uint32_t serial, uint32_t* read, uint32_t* errors);
+  bool Flush(Handles* h);
+  void AcquireBuffers();
 
   uint32_t maxBatch_ = 256;
   int rcvBuf_ = 4 << 20;
   int sndBuf_ = 4 << 20;
 
-  // Socket table. Only the JS thread changes it, always with mu_ held; the worker reads it only with
-  // mu_ held and also holds mu_ across each recvmmsg(), so once close() has returned the worker never
-  // touches that fd again, even if the number is reused. The JS thread reads it without the lock.
-  std::mutex mu_;
+  // Socket table. Everything runs on the JS thread, but onBatch may change the table while a
+  // receive round is under way: the round looks slots up by id and checks the serial again after
+  // every call into JS, never holding a reference across one.
   std::vector<Slot> slots_;
   std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<uint32_t>> freeIds_;  // lowest first
   uint32_t nextSerial_ = 1;
   uint32_t open_ = 0;
 
-  OwnedFd epoll_;
-  WakePipe wake_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
-  Tsfn tsfn_;
+  Handles* handles_ = nullptr;
+  int epfd_ = -1;  // borrowed from handles_; -1 once stopped
+  napi_async_cleanup_hook_handle teardownHook_ = nullptr;
+  napi_async_context asyncContext_ = nullptr;
+  Napi::FunctionReference onBatch_;
 
-  // Worker-owned receive state, allocated once.
-  std::unique_ptr<UdpMuxItem> batch_;
+  // The batch: one Buffer and one Uint32Array, reused by every call. data_/meta_ point into them
+  // and are checked again after every call (JS could have detached them).
+  Napi::Reference<Napi::Buffer<uint8_t>> dataRef_;
+  Napi::Reference<Napi::Uint32Array> metaRef_;
+  size_t dataCapacity_ = 0;
+  uint8_t* data_ = nullptr;
+  uint32_t* meta_ = nullptr;
+  size_t used_ = 0;     // bytes of data_ filled
+  uint32_t count_ = 0;  // datagrams in the batch
+
+  // Native receive buffers, allocated once.
   std::unique_ptr<uint8_t[]> recvSlots_;
   std::unique_ptr<uint8_t, Unmap> recvOverflow_{nullptr, Unmap{0}};
   std::array<mmsghdr, kRecvChunk> recvMsgs_{};
   std::array<iovec, 2 * kRecvChunk> recvIov_{};
   std::array<sockaddr_in, kRecvChunk> recvSrc_{};
+  int errorRounds_ = 0;
 
-  // JS-thread send state, allocated once.
+  // Send state, allocated once.
   std::array<mmsghdr, kSendChunk> sendMsgs_{};
   std::array<iovec, kSendChunk> sendIov_{};
   std::array<sockaddr_in, kSendChunk> sendDst_{};
 
-  // JS thread only.
   bool stopped_ = false;
   bool selfRef_ = false;
-  bool cleanupHook_ = false;
   uint64_t received_ = 0;
   uint64_t batches_ = 0;
   uint64_t sent_ = 0;
   uint64_t sendErrors_ = 0;
-
-  // Written by the worker.
-  std::atomic<uint64_t> recvErrors_{0};
-  // Written by both threads.
-  std::mutex errMu_;
+  uint64_t recvErrors_ = 0;
   std::string lastError_;
 };
 

@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { loadNative, UDP_RX, UDP_RX_STRIDE, UDP_TX, UDP_TX_STRIDE, UdpMux, UdpMuxOptions } from '../../src/io/native';
 
 const native = loadNative();
@@ -50,7 +52,8 @@ class MuxRecorder {
       try {
         assert.ok(Buffer.isBuffer(data));
         assert.ok(meta instanceof Uint32Array);
-        assert.equal(meta.length, count * UDP_RX_STRIDE);
+        // The same arrays serve every batch: meta has room for maxBatch records, `count` are valid.
+        assert.ok(meta.length >= count * UDP_RX_STRIDE, 'meta holds the batch');
         assert.ok(count > 0, 'no empty batches');
         this.batchSizes.push(count);
         for (let i = 0; i < count; i++) {
@@ -60,6 +63,7 @@ class MuxRecorder {
           assert.ok(off + len <= data.length, 'datagram lies inside the batch buffer');
           this.rx.push({
             socket: meta[b + UDP_RX.SOCKET],
+            // A copy: the batch buffer is reused by the next batch.
             data: Buffer.from(data.subarray(off, off + len)),
             srcIp: meta[b + UDP_RX.SRC_IP],
             srcPort: meta[b + UDP_RX.SRC_PORT],
@@ -238,7 +242,7 @@ test('udp mux: send() delivers a batch to a dgram receiver, by address and throu
   }
 });
 
-test('udp mux: ECONNREFUSED on a connected socket is counted; the thread keeps serving other sockets', async () => {
+test('udp mux: ECONNREFUSED on a connected socket is counted; the mux keeps serving other sockets', async () => {
   const r = new MuxRecorder();
   const { sock: sender } = await dgramSocket();
   // A port with nothing listening: bind, learn, close.
@@ -257,7 +261,7 @@ test('udp mux: ECONNREFUSED on a connected socket is counted; the thread keeps s
       st = r.mux.stats();
     }
     assert.match(st.lastError, /Connection refused/);
-    // Keep provoking errors for a while; the worker must not spin on them.
+    // Keep provoking errors for a while; the mux must not spin on them.
     const cpu0 = process.cpuUsage();
     const t0 = Date.now();
     for (let i = 0; i < 20; i++) {
@@ -279,6 +283,273 @@ test('udp mux: ECONNREFUSED on a connected socket is counted; the thread keeps s
     closeDgram(sender);
     r.mux.stop();
   }
+});
+
+// ---------- buffer reuse and re-entrancy ----------
+
+/** A second mux to send from: its send() is synchronous, so everything is queued at the receiver before the loop turns. */
+function senderMux(): { tx: UdpMux; id: number; sendTo: (port: number, list: Buffer[]) => void } {
+  const tx = new native.UdpMux(() => {});
+  const id = tx.bind(LO, 0);
+  return {
+    tx,
+    id,
+    sendTo(port, list) {
+      const { data, meta } = packTx(list.map((d) => ({ socket: id, data: d, dstIp: LO_U32, dstPort: port })));
+      assert.equal(tx.send(data, meta, list.length), list.length);
+    },
+  };
+}
+
+test('udp mux: every batch comes in the same Buffer and Uint32Array, valid only during the call', async () => {
+  const batches: { data: Buffer; meta: Uint32Array; first: Buffer }[] = [];
+  const got: Buffer[] = [];
+  const errors: Error[] = [];
+  const mux = new native.UdpMux(
+    (data, meta, count) => {
+      try {
+        assert.equal(meta[UDP_RX.OFFSET], 0, 'a batch starts at the beginning of the buffer');
+        batches.push({ data, meta, first: Buffer.from(data.subarray(0, meta[UDP_RX.LENGTH])) });
+        for (let i = 0; i < count; i++) {
+          const b = i * UDP_RX_STRIDE;
+          got.push(Buffer.from(data.subarray(meta[b + UDP_RX.OFFSET], meta[b + UDP_RX.OFFSET] + meta[b + UDP_RX.LENGTH])));
+        }
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    },
+    { maxBatch: 4 },
+  );
+  const s = senderMux();
+  try {
+    const id = mux.bind(LO, 0);
+    const sent = Array.from({ length: 40 }, (_, i) => payload(i, 100 + i));
+    s.sendTo(mux.localPort(id), sent);
+    await waitFor(() => got.length >= sent.length, 5000, '40 datagrams');
+    assert.deepEqual(errors, []);
+    assert.equal(got.length, sent.length);
+    got.forEach((d, i) => assert.ok(d.equals(sent[i]), `datagram ${i}`));
+    assert.ok(batches.length >= 10, `maxBatch 4: at least 10 batches (got ${batches.length})`);
+    for (const b of batches) {
+      assert.equal(b.data, batches[0].data, 'the same Buffer every time');
+      assert.equal(b.meta, batches[0].meta, 'the same Uint32Array every time');
+    }
+    assert.equal(batches[0].meta.length, 4 * UDP_RX_STRIDE, 'meta has room for maxBatch records');
+    // What the contract warns about: a Buffer kept past its call shows the bytes of later batches.
+    const last = batches[batches.length - 1];
+    assert.ok(!batches[0].first.equals(last.first));
+    assert.ok(batches[0].data.subarray(0, last.first.length).equals(last.first));
+
+    // JS may detach the arrays (transfer their ArrayBuffer), even between calls; the mux notices and
+    // goes on with new ones, never writing into the memory that went away with them.
+    const mark = batches.length;
+    const detach = batches[0].data;
+    const moved = structuredClone(detach.buffer, { transfer: [detach.buffer] });
+    const snapshot = Buffer.from(moved);
+    assert.equal(detach.length, 0);
+    s.sendTo(mux.localPort(id), [Buffer.from('after detach')]);
+    await waitFor(() => got.length > sent.length, 5000, 'a datagram after the detach');
+    assert.equal(got[sent.length].toString(), 'after detach');
+    assert.notEqual(batches[mark].data, detach);
+    assert.ok(batches[mark].data.length > 0);
+    assert.ok(Buffer.from(moved).equals(snapshot), 'the transferred memory was left alone');
+    assert.deepEqual(errors, []);
+  } finally {
+    s.tx.stop();
+    mux.stop();
+  }
+});
+
+test('udp mux: onBatch may close, bind, connect and send re-entrantly; a closed id never delivers its old datagrams', async () => {
+  const rx: Rx[] = [];
+  const errors: Error[] = [];
+  const { sock: peer, port: peerPort, got: peerGot } = await dgramSocket();
+  const s = senderMux();
+  let a = -1;
+  let b = -1;
+  let reused = -1;
+  let closedAt = -1;
+  const extra: number[] = [];
+  const mux: UdpMux = new native.UdpMux(
+    (data, meta, count) => {
+      try {
+        for (let i = 0; i < count; i++) {
+          const m = i * UDP_RX_STRIDE;
+          const off = meta[m + UDP_RX.OFFSET];
+          rx.push({
+            socket: meta[m + UDP_RX.SOCKET],
+            data: Buffer.from(data.subarray(off, off + meta[m + UDP_RX.LENGTH])),
+            srcIp: meta[m + UDP_RX.SRC_IP],
+            srcPort: meta[m + UDP_RX.SRC_PORT],
+          });
+        }
+        if (closedAt >= 0) return;
+        // First batch (a's or b's, whichever epoll reported first): a still has datagrams queued
+        // in the kernel, and possibly a readiness event pending in this very round.
+        closedAt = rx.length;
+        mux.close(a);
+        reused = mux.bind(LO, 0); // the lowest free id: a's, with a new socket
+        // Grow the socket table while the receive round is under way.
+        for (let k = 0; k < 40; k++) extra.push(mux.connect(LO, peerPort));
+        const list: TxSpec[] = [{ socket: b, data: Buffer.from('fresh'), dstIp: LO_U32, dstPort: mux.localPort(reused) }];
+        for (const id of extra) list.push({ socket: id, data: Buffer.from(`hi ${id}`), dstIp: 0, dstPort: 0 });
+        // And an echo of this batch's first datagram, straight from the batch buffer.
+        list.push({ socket: b, data: data.subarray(meta[UDP_RX.OFFSET], meta[UDP_RX.OFFSET] + meta[UDP_RX.LENGTH]), dstIp: LO_U32, dstPort: peerPort });
+        const packed = packTx(list);
+        assert.equal(mux.send(packed.data, packed.meta, list.length), list.length);
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    },
+    { maxBatch: 4 },
+  );
+  try {
+    a = mux.bind(LO, 0);
+    b = mux.bind(LO, 0);
+    const toA = Array.from({ length: 20 }, (_, i) => Buffer.from(`old a ${i}`));
+    const toB = Array.from({ length: 20 }, (_, i) => Buffer.from(`b ${i}`));
+    s.sendTo(mux.localPort(a), toA);
+    s.sendTo(mux.localPort(b), toB);
+    await waitFor(() => rx.some((d) => d.data.toString() === 'fresh') && rx.filter((d) => d.socket === b).length >= 20, 5000, 'b\'s datagrams and the fresh one');
+    await waitFor(() => peerGot.length >= extra.length + 1, 5000, 'the sends from inside onBatch');
+    await sleep(100);
+    assert.deepEqual(errors, []);
+    assert.equal(reused, a);
+    // Before the close, a's datagrams came in order; after it, id a only ever carries the new socket's.
+    const before = rx.slice(0, closedAt).filter((d) => d.socket === a);
+    before.forEach((d, i) => assert.equal(d.data.toString(), `old a ${i}`));
+    assert.ok(before.length < toA.length, 'a was closed with datagrams still queued');
+    const after = rx.slice(closedAt).filter((d) => d.socket === a);
+    assert.deepEqual(after.map((d) => d.data.toString()), ['fresh']);
+    assert.equal(after[0].srcPort, mux.localPort(b));
+    // b lost nothing.
+    assert.deepEqual(rx.filter((d) => d.socket === b).map((d) => d.data.toString()), toB.map(String));
+    // The sends made from inside onBatch all went out.
+    const ports = new Set(extra.map((id) => mux.localPort(id)));
+    assert.equal(peerGot.filter((g) => ports.has(g.port)).length, extra.length);
+    assert.equal(peerGot.filter((g) => g.port === mux.localPort(b)).length, 1);
+    assert.equal(mux.stats().sockets, 2 + extra.length);
+  } finally {
+    closeDgram(peer);
+    s.tx.stop();
+    mux.stop();
+  }
+});
+
+test('udp mux: a socket closed while the rest of its recvmmsg() waits behind a full batch delivers none of it', async () => {
+  // 30 datagrams of 40000 bytes: one recvmmsg() reads them all, but the batch buffer (512 KiB by
+  // default) takes only 13; the rest waits in native memory while onBatch runs, and onBatch closes
+  // the socket and reuses its id.
+  const rx: { socket: number; text: string; len: number }[] = [];
+  const errors: Error[] = [];
+  let a = -1;
+  let reused = -1;
+  let closedAt = -1;
+  const mux: UdpMux = new native.UdpMux((data, meta, count) => {
+    try {
+      for (let i = 0; i < count; i++) {
+        const m = i * UDP_RX_STRIDE;
+        const off = meta[m + UDP_RX.OFFSET];
+        rx.push({ socket: meta[m], text: data.toString('latin1', off, off + 8), len: meta[m + UDP_RX.LENGTH] });
+      }
+      if (closedAt < 0) {
+        closedAt = rx.length;
+        mux.close(a);
+        reused = mux.bind(LO, 0);
+      }
+    } catch (e) {
+      errors.push(e as Error);
+    }
+  });
+  const s = senderMux();
+  try {
+    a = mux.bind(LO, 0);
+    const big = Array.from({ length: 30 }, (_, i) => Buffer.alloc(40000, `big ${String(i).padStart(3, '0')} `));
+    s.sendTo(mux.localPort(a), big);
+    await waitFor(() => closedAt >= 0, 5000, 'the first batch');
+    s.sendTo(mux.localPort(reused), [Buffer.from('new sock')]);
+    await waitFor(() => rx.length > closedAt, 5000, 'the new socket\'s datagram');
+    await sleep(100);
+    assert.deepEqual(errors, []);
+    assert.equal(reused, a);
+    assert.ok(closedAt > 0 && closedAt < 30, `the first batch ended early (${closedAt} datagrams)`);
+    rx.slice(0, closedAt).forEach((d, i) => {
+      assert.equal(d.text, `big ${String(i).padStart(3, '0')} `);
+      assert.equal(d.len, 40000);
+    });
+    assert.deepEqual(rx.slice(closedAt).map((d) => d.text), ['new sock']);
+    assert.equal(mux.stats().recvErrors, 0);
+  } finally {
+    s.tx.stop();
+    mux.stop();
+  }
+});
+
+test('udp mux: stop() from inside onBatch ends delivery at once, without a crash', async () => {
+  let calls = 0;
+  const s = senderMux();
+  const mux: UdpMux = new native.UdpMux(
+    () => {
+      calls++;
+      mux.stop();
+      mux.stop();
+    },
+    { maxBatch: 2 },
+  );
+  const a = mux.bind(LO, 0);
+  const b = mux.bind(LO, 0);
+  const portA = mux.localPort(a);
+  try {
+    s.sendTo(portA, Array.from({ length: 10 }, (_, i) => payload(i, 50)));
+    s.sendTo(mux.localPort(b), Array.from({ length: 10 }, (_, i) => payload(i, 50)));
+    await waitFor(() => calls > 0, 5000, 'the first batch');
+    await sleep(100);
+    assert.equal(calls, 1);
+    assert.equal(mux.stats().sockets, 0);
+    assert.throws(() => mux.bind(LO, 0), /stopped/);
+    // The sockets are closed: their ports are free again.
+    const again = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.bind(portA, LO, resolve);
+    });
+    again.close();
+  } finally {
+    s.tx.stop();
+    mux.stop();
+  }
+});
+
+test('udp mux: onBatch runs like an I/O callback: nextTicks and microtasks right after it, a throw is an uncaught exception', () => {
+  const nativeJs = path.join(__dirname, '..', '..', 'src', 'io', 'native.js');
+  const script = (handled: boolean) => `
+    const dgram = require('dgram');
+    const { loadNative } = require(${JSON.stringify(nativeJs)});
+    const order = [];
+    let calls = 0;
+    ${handled ? "process.on('uncaughtException', (e) => order.push('uncaught: ' + e.message));" : ''}
+    const mux = new (loadNative().UdpMux)((data, meta, count) => {
+      calls++;
+      if (calls === 1) throw new Error('boom from onBatch');
+      order.push('batch');
+      process.nextTick(() => order.push('tick'));
+      Promise.resolve().then(() => order.push('microtask'));
+      setImmediate(() => order.push('immediate'));
+    });
+    const port = mux.localPort(mux.bind('127.0.0.1', 0));
+    const s = dgram.createSocket('udp4');
+    s.send('one', port, '127.0.0.1');
+    setTimeout(() => s.send('two', port, '127.0.0.1'), 100);
+    setTimeout(() => { console.log(JSON.stringify(order)); mux.stop(); s.close(); }, 300);
+  `;
+  let res = spawnSync(process.execPath, ['-e', script(true)], { timeout: 10000, encoding: 'utf8' });
+  assert.equal(res.status, 0, res.stderr);
+  assert.deepEqual(JSON.parse(res.stdout), ['uncaught: boom from onBatch', 'batch', 'tick', 'microtask', 'immediate']);
+  // Without a handler the process dies of it, like of any uncaught exception.
+  res = spawnSync(process.execPath, ['-e', script(false)], { timeout: 10000, encoding: 'utf8' });
+  assert.equal(res.status, 1);
+  assert.match(res.stderr, /boom from onBatch/);
+  assert.equal(res.stdout, '');
 });
 
 // ---------- lifecycle and arguments ----------
@@ -411,4 +682,45 @@ test('udp mux: an open mux does not keep the process alive', () => {
   assert.equal(res.error, undefined, 'exited on its own within 10 s');
   assert.equal(res.status, 0, res.stderr);
   assert.equal(res.stdout.trim(), 'ok');
+});
+
+test('udp mux: a worker thread that ends with its mux open tears it down cleanly', async () => {
+  const nativeJs = path.join(__dirname, '..', '..', 'src', 'io', 'native.js');
+  const run = (code: string, terminate: boolean) =>
+    new Promise<number>((resolve, reject) => {
+      const w = new Worker(code, { eval: true });
+      w.on('error', reject);
+      w.on('message', () => {
+        if (terminate) void w.terminate();
+      });
+      w.on('exit', resolve);
+    });
+  const body = `
+    const { parentPort } = require('worker_threads');
+    const { loadNative } = require(${JSON.stringify(nativeJs)});
+    const mux = new (loadNative().UdpMux)(() => parentPort.postMessage('batch'));
+    const id = mux.bind('127.0.0.1', 0);
+    mux.connect('127.0.0.1', 9);
+    const s = require('dgram').createSocket('udp4');
+    s.send('x', mux.localPort(id), '127.0.0.1', () => s.close());
+  `;
+  const epollFds = () =>
+    fs.readdirSync('/proc/self/fd').filter((f) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${f}`).includes('eventpoll');
+      } catch {
+        return false; // the directory's own fd, gone by now
+      }
+    }).length;
+  await sleep(50); // muxes stopped by earlier tests finish closing on a later loop turn
+  const before = epollFds();
+  for (let i = 0; i < 5; i++) {
+    // Ends on its own once the datagram is in (the mux does not keep it alive) ...
+    assert.equal(await run(body, false), 0);
+    // ... or is terminated while busy.
+    assert.equal(await run(body + 'setInterval(() => {}, 1000);', true), 1);
+  }
+  // Each mux's epoll descriptor was closed with it (each worker's loop has one of its own too).
+  await sleep(50);
+  assert.equal(epollFds(), before);
 });

@@ -206,10 +206,7 @@ void Capture::Shutdown(Caller caller) {
   }
   onBatch_.Reset();
   onError_.Reset();
-  dataRef_.Reset();
-  metaRef_.Reset();
-  data_ = nullptr;
-  meta_ = nullptr;
+  arrays_.Reset();
   if (cleanupHook_) {
     napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
     cleanupHook_ = false;
@@ -237,32 +234,9 @@ Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
 
 // ---- the batch buffers ----
 
-// Points data_/meta_ at the reused Buffer and Uint32Array, creating them the first time, or again
-// if JS detached them (transferred their ArrayBuffer): a detached one reads as length 0.
 bool Capture::AcquireBuffers() {
-  Napi::Env env = Env();
-  data_ = nullptr;
-  meta_ = nullptr;
-  if (!dataRef_.IsEmpty()) {
-    Napi::Buffer<uint8_t> b = dataRef_.Value();
-    if (b.Length() == dataCapacity_) data_ = b.Data();
-  }
-  if (data_ == nullptr) {
-    Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, dataCapacity_);
-    dataRef_ = Napi::Persistent(b);
-    data_ = b.Data();
-  }
-  const size_t metaLength = 2 * static_cast<size_t>(maxBatch_);
-  if (!metaRef_.IsEmpty()) {
-    Napi::Uint32Array m = metaRef_.Value();
-    if (m.ElementLength() == metaLength) meta_ = m.Data();
-  }
-  if (meta_ == nullptr) {
-    Napi::Uint32Array m = Napi::Uint32Array::New(env, metaLength);
-    metaRef_ = Napi::Persistent(m);
-    meta_ = m.Data();
-  }
-  return data_ != nullptr && meta_ != nullptr;
+  arrays_.Acquire(Env(), dataCapacity_, 2 * static_cast<size_t>(maxBatch_));
+  return true;
 }
 
 // ---- the poll callback: runs on the JS thread ----
@@ -284,7 +258,8 @@ void Capture::OnPoll(uv_poll_t* handle, int status, int events) {
 }
 
 void Capture::OnReadable(PollHandle* holder, int status) {
-  if ((data_ == nullptr || meta_ == nullptr) && !RefreshBuffers(holder)) return;
+  // Every wake-up: JS may have detached the arrays since the last batch; never write through a stale pointer.
+  if (!RefreshBuffers(holder)) return;
   std::string error;
   if (status >= 0) {
     if (Drain(holder, kFlushesPerWake, &error) == DrainResult::kError) Fail(holder, error);
@@ -348,7 +323,7 @@ bool Capture::Flush(PollHandle* holder) {
   delivered_ += count;
   {
     Napi::HandleScope scope(env);
-    napi_value argv[3] = {dataRef_.Value(), metaRef_.Value(), Napi::Number::New(env, count)};
+    napi_value argv[3] = {arrays_.DataValue(), arrays_.MetaValue(), Napi::Number::New(env, count)};
     CallFromLoop(env, asyncContext_, Value(), onBatch_.Value(), 3, argv);
   }
   if (holder->owner == nullptr) return false;  // closed (perhaps destroyed) by the callback
@@ -400,9 +375,9 @@ void Capture::OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes) 
     ++self->skipped_;
     return;
   }
-  std::memcpy(self->data_ + self->used_, ip, len);
-  self->meta_[2 * self->count_] = static_cast<uint32_t>(self->used_);
-  self->meta_[2 * self->count_ + 1] = len;
+  std::memcpy(self->arrays_.data + self->used_, ip, len);
+  self->arrays_.meta[2 * self->count_] = static_cast<uint32_t>(self->used_);
+  self->arrays_.meta[2 * self->count_ + 1] = len;
   ++self->count_;
   self->used_ += len;
 }

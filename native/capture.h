@@ -7,6 +7,8 @@
 #pragma once
 
 #include <napi.h>
+
+#include "batch_arrays.h"
 #include <pcap/pcap.h>
 #include <uv.h>
 
@@ -61,14 +63,11 @@ class Capture : public Napi::ObjectWrap<Capture> {
   Napi::FunctionReference onError_;
   napi_async_context asyncContext_ = nullptr;
 
-  // The batch: one Buffer and one Uint32Array, reused by every call. data_/meta_ point into them and
+  // The batch: one Buffer and one Uint32Array, reused by every call. arrays_ points at them and
   // are refreshed after every call into JS, which could have detached (transferred) their memory.
-  Napi::Reference<Napi::Buffer<uint8_t>> dataRef_;
-  Napi::Reference<Napi::Uint32Array> metaRef_;
+  BatchArrays arrays_;
   size_t dataCapacity_ = 0;
-  uint8_t* data_ = nullptr;
-  uint32_t* meta_ = nullptr;
-  size_t used_ = 0;      // bytes of data_ filled
+  size_t used_ = 0;      // bytes of arrays_.data filled
   uint32_t count_ = 0;   // packets in the batch
 
   bool closed_ = false;

@@ -229,16 +229,14 @@ void UdpMux::Shutdown(Caller caller, napi_async_cleanup_hook_handle teardown) {
     napi_remove_async_cleanup_hook(teardown);
   }
   epfd_ = -1;
-  data_ = nullptr;
-  meta_ = nullptr;
+  arrays_.Forget();
   if (caller == Caller::kEnvTeardown) return;
   if (asyncContext_) {
     napi_async_destroy(Env(), asyncContext_);
     asyncContext_ = nullptr;
   }
   onBatch_.Reset();
-  dataRef_.Reset();
-  metaRef_.Reset();
+  arrays_.Reset();
   if (selfRef_ && caller == Caller::kJs) Unref();
   selfRef_ = false;
 }
@@ -433,32 +431,8 @@ Napi::Value UdpMux::Stats(const Napi::CallbackInfo& info) {
 
 // ---- the batch buffers ----
 
-// Points data_/meta_ at the reused Buffer and Uint32Array, creating them the first time, or again
-// if JS detached them (transferred their ArrayBuffer): a detached one reads as length 0. Called
-// before anything is written into them, on every wake-up and after every call into JS.
 void UdpMux::AcquireBuffers() {
-  Napi::Env env = Env();
-  data_ = nullptr;
-  meta_ = nullptr;
-  if (!dataRef_.IsEmpty()) {
-    Napi::Buffer<uint8_t> b = dataRef_.Value();
-    if (b.Length() == dataCapacity_) data_ = b.Data();
-  }
-  if (data_ == nullptr) {
-    Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, dataCapacity_);
-    dataRef_ = Napi::Persistent(b);
-    data_ = b.Data();
-  }
-  const size_t metaLength = kRxStride * static_cast<size_t>(maxBatch_);
-  if (!metaRef_.IsEmpty()) {
-    Napi::Uint32Array m = metaRef_.Value();
-    if (m.ElementLength() == metaLength) meta_ = m.Data();
-  }
-  if (meta_ == nullptr) {
-    Napi::Uint32Array m = Napi::Uint32Array::New(env, metaLength);
-    metaRef_ = Napi::Persistent(m);
-    meta_ = m.Data();
-  }
+  arrays_.Acquire(Env(), dataCapacity_, kRxStride * static_cast<size_t>(maxBatch_));
 }
 
 // ---- receiving: runs on the JS thread, from the loop ----
@@ -573,11 +547,11 @@ bool UdpMux::DrainSocket(Handles* h, uint32_t id, uint32_t serial, uint32_t* rea
         if (id >= slots_.size() || slots_[id].serial != serial) return true;
       }
       const size_t head = std::min(len, kSlotBytes);
-      std::memcpy(data_ + used_, recvSlots_.get() + k * kSlotBytes, head);
-      if (len > head) std::memcpy(data_ + used_ + head, recvOverflow_.get() + k * kOverflowBytes, len - head);
+      std::memcpy(arrays_.data + used_, recvSlots_.get() + k * kSlotBytes, head);
+      if (len > head) std::memcpy(arrays_.data + used_ + head, recvOverflow_.get() + k * kOverflowBytes, len - head);
       const sockaddr_in& src = recvSrc_[k];
       const bool haveSrc = mh.msg_hdr.msg_namelen >= sizeof(sockaddr_in);
-      uint32_t* m = meta_ + static_cast<size_t>(count_) * kRxStride;
+      uint32_t* m = arrays_.meta + static_cast<size_t>(count_) * kRxStride;
       m[kRxSocket] = id;
       m[kRxOffset] = static_cast<uint32_t>(used_);
       m[kRxLength] = static_cast<uint32_t>(len);
@@ -602,7 +576,7 @@ bool UdpMux::Flush(Handles* h) {
   received_ += count;
   {
     Napi::HandleScope scope(env);
-    napi_value argv[3] = {dataRef_.Value(), metaRef_.Value(), Napi::Number::New(env, count)};
+    napi_value argv[3] = {arrays_.DataValue(), arrays_.MetaValue(), Napi::Number::New(env, count)};
     CallFromLoop(env, asyncContext_, Value(), onBatch_.Value(), 3, argv);
   }
   if (h->owner == nullptr) return false;  // stopped (perhaps destroyed) by the callback

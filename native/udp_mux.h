@@ -9,6 +9,8 @@
 #pragma once
 
 #include <napi.h>
+
+#include "batch_arrays.h"
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -127,14 +129,11 @@ class UdpMux : public Napi::ObjectWrap<UdpMux> {
   napi_async_context asyncContext_ = nullptr;
   Napi::FunctionReference onBatch_;
 
-  // The batch: one Buffer and one Uint32Array, reused by every call. data_/meta_ point into them
+  // The batch: one Buffer and one Uint32Array, reused by every call. arrays_ points at them
   // and are checked again after every call (JS could have detached them).
-  Napi::Reference<Napi::Buffer<uint8_t>> dataRef_;
-  Napi::Reference<Napi::Uint32Array> metaRef_;
+  BatchArrays arrays_;
   size_t dataCapacity_ = 0;
-  uint8_t* data_ = nullptr;
-  uint32_t* meta_ = nullptr;
-  size_t used_ = 0;     // bytes of data_ filled
+  size_t used_ = 0;     // bytes of arrays_.data filled
   uint32_t count_ = 0;  // datagrams in the batch
 
   // Native receive buffers, allocated once.

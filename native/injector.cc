@@ -1,4 +1,5 @@
 #include "injector.h"
+#include "send_batch.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -141,28 +142,8 @@ uint8_t* Injector::Build(const uint32_t* m, const uint8_t* payload, uint32_t* si
   return pkt;
 }
 
-// One sendmmsg() per chunk; on an error the failing packet is counted and skipped, except when the
-// socket is out of buffer space, where retrying packet by packet would only burn syscalls.
 uint32_t Injector::SendChunk(size_t n) {
-  uint32_t sent = 0;
-  size_t i = 0;
-  while (i < n) {
-    int r = sendmmsg(fd_, &msgs_[i], static_cast<unsigned>(n - i), MSG_DONTWAIT);
-    if (r > 0) {
-      sent += static_cast<uint32_t>(r);
-      i += static_cast<size_t>(r);
-      continue;
-    }
-    int err = r < 0 ? errno : EIO;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == ENOBUFS) {
-      RecordError(ErrnoText(err), n - i);
-      break;
-    }
-    RecordError(ErrnoText(err), 1);
-    ++i;
-  }
-  return sent;
+  return SendBatch(fd_, &msgs_[0], n, [this](int err, size_t lost) { RecordError(ErrnoText(err), lost); });
 }
 
 Napi::Value Injector::Stats(const Napi::CallbackInfo& info) {

@@ -1,4 +1,5 @@
 #include "udp_mux.h"
+#include "send_batch.h"
 
 #include <arpa/inet.h>
 #include <sys/epoll.h>
@@ -388,32 +389,11 @@ Napi::Value UdpMux::Send(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sent);
 }
 
-// One sendmmsg() per run; on an error the failing datagram is counted and skipped, except when the
-// socket is out of buffer space, where the rest of the run is dropped: retrying datagram by datagram
-// would only burn syscalls, and sending must never block.
 uint32_t UdpMux::SendRun(int fd, size_t n) {
-  uint32_t sent = 0;
-  size_t i = 0;
-  while (i < n) {
-    int r = sendmmsg(fd, &sendMsgs_[i], static_cast<unsigned>(n - i), MSG_DONTWAIT);
-    if (r > 0) {
-      sent += static_cast<uint32_t>(r);
-      i += static_cast<size_t>(r);
-      continue;
-    }
-    int err = r < 0 ? errno : EIO;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
-      sendErrors_ += n - i;
-      RecordError(ErrnoText(err));
-      break;
-    }
-    // ECONNREFUSED and the like: an ICMP error from an earlier datagram, reported (and cleared) here.
-    ++sendErrors_;
+  return SendBatch(fd, &sendMsgs_[0], n, [this](int err, size_t lost) {
+    sendErrors_ += lost;
     RecordError(ErrnoText(err));
-    ++i;
-  }
-  return sent;
+  });
 }
 
 Napi::Value UdpMux::Stats(const Napi::CallbackInfo& info) {

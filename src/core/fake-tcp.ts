@@ -2,7 +2,7 @@
 // injected segment carries, when a pure ACK is due, and what an incoming RST or FIN means.
 // Pure: it takes segments and times, and answers with values; the caller does the I/O.
 import { ACK, FIN, PSH, RST, Segment } from './packet';
-import { seqAdd, seqDiff } from './seq';
+import { seqAdd, seqDiff, seqMax } from './seq';
 
 export const enum TcpState {
   /** Handshake done by the kernels; we own the sequence space. */
@@ -131,8 +131,7 @@ export class FakeTcp {
   /** Records a segment whose frames verified: advances the ack and the ACK cadence counters. */
   acceptData(seg: Segment, now: number): void {
     this.lastRecvAt = now;
-    const end = seqAdd(seg.seq, seg.wireLen);
-    if (seqDiff(end, this.rcvNxt) > 0) this.rcvNxt = end;
+    this.rcvNxt = seqMax(this.rcvNxt, seqAdd(seg.seq, seg.wireLen));
     if (seg.flags & ACK && seqDiff(seg.ack, this.peerAck) > 0 && seqDiff(seg.ack, this.sndNxt) <= 0) this.peerAck = seg.ack;
     this.noteUnacked(now, seg.wireLen);
   }

@@ -9,7 +9,6 @@
 
 export const HEADER = 15;
 export const TAG_LEN = 8;
-export const MAX_PAYLOAD = 0xffff;
 
 export const enum FrameType {
   /** arg = flow id; payload = one UDP datagram. */

@@ -10,21 +10,7 @@ export function seqDiff(a: number, b: number): number {
   return (a - b) | 0;
 }
 
-export function seqLt(a: number, b: number): boolean {
-  return seqDiff(a, b) < 0;
-}
-
-export function seqLeq(a: number, b: number): boolean {
-  return seqDiff(a, b) <= 0;
-}
-
 /** The later of two sequence numbers. */
 export function seqMax(a: number, b: number): number {
   return seqDiff(a, b) >= 0 ? a : b;
-}
-
-/** True when x lies in [lo, lo + size) on the circle. */
-export function seqInWindow(x: number, lo: number, size: number): boolean {
-  const d = seqDiff(x, lo);
-  return d >= 0 && d < size;
 }

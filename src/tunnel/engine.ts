@@ -105,10 +105,6 @@ export class Engine<L extends Link> {
     };
   }
 
-  lastSendError(): string {
-    return this.injector?.stats().lastError ?? '';
-  }
-
   /** Flushes what is queued and releases every native resource. Idempotent. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);

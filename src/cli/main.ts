@@ -3,10 +3,9 @@
 import * as dns from 'dns';
 import * as fs from 'fs';
 import { DEFAULT_KEY } from '../core/keys';
-import { loadNative } from '../io/native';
+import { nativeIo } from '../io/native-io';
 import { RsockClient } from '../tunnel/client';
 import { RsockServer } from '../tunnel/server';
-import { monotonic } from '../util/clock';
 import { Logger } from '../util/log';
 import { defaultDevice, routeTo } from '../util/route';
 import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
@@ -124,8 +123,7 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
       keepaliveMs: o.keepaliveSec * 1000,
     },
     log,
-    loadNative(),
-    monotonic,
+    nativeIo(),
   );
   await client.start();
   if (!(await client.waitUp(10000))) {
@@ -148,8 +146,7 @@ async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
       keepaliveMs: o.keepaliveSec * 1000,
     },
     log,
-    loadNative(),
-    monotonic,
+    nativeIo(),
   );
   server.start();
   return server;

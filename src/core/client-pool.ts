@@ -2,7 +2,7 @@
 // live, and redials with backoff after a reset, a FIN, silence or a failed dial, for as long as the
 // process runs. Pure: time comes in as `now`, and every side effect goes through the PoolDriver.
 import { Backoff } from './backoff';
-import { FakeTcp } from './fake-tcp';
+import { Link } from './link';
 
 export const enum SlotState {
   /** Waiting for its next dial time. */
@@ -43,10 +43,11 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   stableAfterMs: 10000,
 };
 
-export class Slot {
+export class Slot<L extends Link = Link> {
   state: SlotState = SlotState.Backoff;
   fd = -1;
-  conn: FakeTcp | null = null;
+  /** The connection, from the end of the kernel handshake until the slot goes down. */
+  link: L | null = null;
   /** When the current state's deadline or next action falls due. */
   dueAt = 0;
   stateSince = 0;
@@ -62,27 +63,27 @@ export class Slot {
   }
 }
 
-export interface PoolDriver {
+export interface PoolDriver<L extends Link = Link> {
   /** Starts a kernel dial to the slot's port; returns the socket handle, or throws if it can't even start. */
-  dial(slot: Slot): number;
-  /** Closes a socket without the kernel sending anything. */
-  closeSocket(fd: number): void;
-  sendHello(slot: Slot): void;
-  sendPing(slot: Slot, nonce: number): void;
+  dial(slot: Slot<L>): number;
+  /** Closes a socket without the kernel sending anything; `link` is the connection it carried, if it got that far. */
+  closeSocket(fd: number, link: L | null): void;
+  sendHello(slot: Slot<L>): void;
+  sendPing(slot: Slot<L>, nonce: number): void;
   /** In-tunnel Close then FIN, before a local decision to drop a working connection. */
-  sendClose(slot: Slot): void;
-  onUp(slot: Slot, reconnect: boolean): void;
+  sendClose(slot: Slot<L>): void;
+  onUp(slot: Slot<L>, reconnect: boolean): void;
   /** `wasUp`: the slot was carrying traffic (LIVE) until now, as opposed to a failed attempt. */
-  onDown(slot: Slot, reason: string, retryInMs: number, wasUp: boolean): void;
+  onDown(slot: Slot<L>, reason: string, retryInMs: number, wasUp: boolean): void;
 }
 
-export class ClientPool {
-  readonly slots: Slot[] = [];
-  private readonly byFd = new Map<number, Slot>();
-  private live: Slot[] = [];
+export class ClientPool<L extends Link = Link> {
+  readonly slots: Slot<L>[] = [];
+  private readonly byFd = new Map<number, Slot<L>>();
+  private live: Slot<L>[] = [];
   private rr = 0;
 
-  constructor(ports: number[], perPort: number, private readonly opts: PoolOptions, private readonly driver: PoolDriver) {
+  constructor(ports: number[], perPort: number, private readonly opts: PoolOptions, private readonly driver: PoolDriver<L>) {
     let id = 0;
     for (let i = 0; i < perPort; i++) for (const port of ports) this.slots.push(new Slot(id++, port, opts));
   }
@@ -91,7 +92,7 @@ export class ClientPool {
     for (const s of this.slots) this.dial(s, now);
   }
 
-  slotByFd(fd: number): Slot | undefined {
+  slotByFd(fd: number): Slot<L> | undefined {
     return this.byFd.get(fd);
   }
 
@@ -100,14 +101,14 @@ export class ClientPool {
   }
 
   /** Round-robin over live connections: spreads datagrams evenly over ports. */
-  pick(): Slot | undefined {
+  pick(): Slot<L> | undefined {
     const n = this.live.length;
     if (n === 0) return undefined;
     if (this.rr >= n) this.rr = 0;
     return this.live[this.rr++];
   }
 
-  private dial(s: Slot, now: number): void {
+  private dial(s: Slot<L>, now: number): void {
     this.setState(s, SlotState.Dialing, now);
     s.dueAt = now + this.opts.dialTimeoutMs;
     try {
@@ -119,11 +120,11 @@ export class ClientPool {
     }
   }
 
-  /** The kernel handshake finished; `conn` starts at the sequence numbers it left. */
-  onConnected(fd: number, conn: FakeTcp, now: number): Slot | undefined {
+  /** The kernel handshake finished; `link` starts at the sequence numbers it left. */
+  onConnected(fd: number, link: L, now: number): Slot<L> | undefined {
     const s = this.byFd.get(fd);
     if (!s || s.state !== SlotState.Dialing) return undefined;
-    s.conn = conn;
+    s.link = link;
     this.setState(s, SlotState.Hello, now);
     s.dueAt = now + this.opts.helloTimeoutMs;
     s.lastPingAt = now;
@@ -137,7 +138,7 @@ export class ClientPool {
     this.down(s, now, `dial failed: ${error}`);
   }
 
-  onHelloAck(s: Slot, now: number): void {
+  onHelloAck(s: Slot<L>, now: number): void {
     if (s.state !== SlotState.Hello) return;
     this.setState(s, SlotState.Live, now);
     s.liveSince = now;
@@ -148,7 +149,7 @@ export class ClientPool {
   }
 
   /** The TCP layer saw a reset or the peer's FIN, or the server said Close. */
-  onLost(s: Slot, now: number, reason: string): void {
+  onLost(s: Slot<L>, now: number, reason: string): void {
     if (s.state === SlotState.Hello || s.state === SlotState.Live) this.down(s, now, reason);
   }
 
@@ -169,7 +170,7 @@ export class ClientPool {
           }
           break;
         case SlotState.Live: {
-          const conn = s.conn!;
+          const conn = s.link!.tcp;
           if (now - conn.lastRecvAt >= this.opts.deadAfterMs) {
             this.driver.sendClose(s);
             this.down(s, now, `no reply for ${Math.round((now - conn.lastRecvAt) / 1000)} s`);
@@ -186,7 +187,7 @@ export class ClientPool {
     }
   }
 
-  private down(s: Slot, now: number, reason: string): void {
+  private down(s: Slot<L>, now: number, reason: string): void {
     const wasUp = s.state === SlotState.Live;
     if (wasUp) {
       this.live = this.live.filter((x) => x !== s);
@@ -194,11 +195,11 @@ export class ClientPool {
     }
     if (s.fd >= 0) {
       this.byFd.delete(s.fd);
-      this.driver.closeSocket(s.fd);
+      this.driver.closeSocket(s.fd, s.link);
       s.fd = -1;
     }
-    s.conn?.abort(reason);
-    s.conn = null;
+    s.link?.tcp.abort(reason);
+    s.link = null;
     const delay = s.backoff.next();
     this.setState(s, SlotState.Backoff, now);
     s.dueAt = now + delay;
@@ -211,17 +212,17 @@ export class ClientPool {
       if (s.state === SlotState.Live || s.state === SlotState.Hello) this.driver.sendClose(s);
       if (s.fd >= 0) {
         this.byFd.delete(s.fd);
-        this.driver.closeSocket(s.fd);
+        this.driver.closeSocket(s.fd, s.link);
         s.fd = -1;
       }
-      s.conn?.abort('shutdown');
-      s.conn = null;
+      s.link?.tcp.abort('shutdown');
+      s.link = null;
       this.setState(s, SlotState.Stopped, now);
     }
     this.live = [];
   }
 
-  private setState(s: Slot, st: SlotState, now: number): void {
+  private setState(s: Slot<L>, st: SlotState, now: number): void {
     s.state = st;
     s.stateSince = now;
   }

@@ -1,5 +1,5 @@
 // One shared secret becomes two 16-byte SipHash keys, one per direction, so a frame can't be reflected back at its sender.
-import { Mac } from '../io/native';
+import type { Mac } from './mac';
 
 /** Everyone can read this in the source; it only keeps strangers' stray packets out. */
 export const DEFAULT_KEY = 'rsock-default-key-change-me';

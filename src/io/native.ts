@@ -95,8 +95,8 @@ export interface Injector {
 /** What a kernel TCP socket's handshake produced; everything the fake-TCP connection needs to take over. */
 export interface HandshakeInfo {
   fd: number;
-  localIp: string; localPort: number;
-  remoteIp: string; remotePort: number;
+  localIp: number; localPort: number;
+  remoteIp: number; remotePort: number;
   /** Our next sequence number (own ISN+1), read with TCP_REPAIR/TCP_QUEUE_SEQ. */
   sndNxt: number;
   /** The peer's next sequence number (peer ISN+1). */

@@ -1,16 +1,16 @@
 // rsock-client: takes datagrams from a local UDP endpoint, one app flow per source address, and
 // spreads them over fake-TCP connections to every server port; replies go back to each flow's source.
+// The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
-import { CloseReason, FrameType, HEADER, HELLO_LEN, PROTOCOL_VERSION, writeHello } from '../core/frame';
-import { FakeTcp } from '../core/fake-tcp';
+import { CloseReason, FrameType, HELLO_LEN, PROTOCOL_VERSION, writeHello } from '../core/frame';
 import { Flow, FlowTable } from '../core/flow-table';
 import { intToIp, ipToInt } from '../core/ipv4';
-import { portFilter } from '../core/ports';
 import { deriveKeys } from '../core/keys';
-import { NativeAddon, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
-import { Clock } from '../util/clock';
+import { Link, linkFromHandshake } from '../core/link';
+import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
+import { TunnelIo, WatcherEvent } from './io';
 
 export interface ClientConfig {
   serverIp: string;
@@ -26,12 +26,8 @@ export interface ClientConfig {
   keepaliveMs: number;
 }
 
-interface ClientLink {
-  tcp: FakeTcp;
-  slot: Slot;
-  fd: number;
-  /** Largest datagram this connection can carry in one segment. */
-  maxDatagram: number;
+interface ClientLink extends Link {
+  slot: Slot<ClientLink>;
 }
 
 interface ClientFlow extends Flow {
@@ -49,14 +45,13 @@ function keyText(key: number): string {
 }
 
 const SWEEP_BUDGET = 500;
+const TICK_MS = 10;
 
-export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
+export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<ClientLink> {
   private readonly engine: Engine<ClientLink>;
-  private readonly pool: ClientPool;
+  private readonly pool: ClientPool<ClientLink>;
   private readonly flows: FlowTable<number, ClientFlow>;
   private readonly flowsById = new Map<number, ClientFlow>();
-  private readonly byFd = new Map<number, ClientLink>();
-  private readonly serverIpInt: number;
   private ludpId = -1;
   private nextFlowId = 1;
   readonly sessionId: number;
@@ -67,32 +62,31 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
   constructor(
     private readonly cfg: ClientConfig,
     private readonly log: Logger,
-    native: NativeAddon,
-    private readonly clock: Clock,
+    private readonly io: TunnelIo,
   ) {
-    const keys = deriveKeys(native.mac, cfg.key);
-    this.serverIpInt = ipToInt(cfg.serverIp);
-    this.sessionId = native.mac.randomU32() || 1;
+    const keys = deriveKeys(io.mac, cfg.key);
+    ipToInt(cfg.serverIp); // throws early for anything but an IPv4 address
+    this.sessionId = io.mac.randomU32() || 1;
     this.flows = new FlowTable(cfg.durationMs);
     this.engine = new Engine<ClientLink>(
-      native,
+      io,
       {
-        device: cfg.device,
-        filter: `tcp and src host ${cfg.serverIp} and ${portFilter(cfg.ports, 'src')}`,
+        capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp },
         sendKey: keys.clientToServer,
         recvKey: keys.serverToClient,
-        tickMs: 10,
+        tickMs: TICK_MS,
+        peer: 'server',
       },
       this,
-      clock,
       log,
     );
     const keepaliveMs = cfg.keepaliveMs;
-    this.pool = new ClientPool(cfg.ports, cfg.connsPerPort, {
-      ...DEFAULT_POOL_OPTIONS,
-      keepaliveMs,
-      deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500),
-    }, this);
+    this.pool = new ClientPool<ClientLink>(
+      cfg.ports,
+      cfg.connsPerPort,
+      { ...DEFAULT_POOL_OPTIONS, keepaliveMs, deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500) },
+      this,
+    );
   }
 
   /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
@@ -104,7 +98,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
       this.engine.stop();
       throw new Error(`--ludp: ${(e as Error).message}`);
     }
-    this.pool.start(this.clock());
+    this.pool.start(this.io.clock());
     this.log.info(
       `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
         `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}`,
@@ -132,32 +126,20 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
   }
 
   /** Datagrams from the app(s) on --ludp. */
-  onUdp(data: Buffer, meta: Uint32Array, count: number): void {
-    const now = this.clock();
+  onUdp(data: Buffer, meta: Uint32Array, count: number, now: number): void {
     this.counters.udpIn += count;
     for (let i = 0; i < count; i++) {
       const m = i * UDP_RX_STRIDE;
-      const off = meta[m + 1];
-      const len = meta[m + 2];
-      const ip = meta[m + 3];
-      const port = meta[m + 4];
-      const key = flowKey(ip, port);
-      let flow = this.flows.get(key);
-      if (!flow) {
-        flow = { id: this.nextFlowId, lastActive: now, ip, port };
-        this.nextFlowId = (this.nextFlowId + 1) >>> 0 || 1;
-        this.flows.set(key, flow);
-        this.flowsById.set(flow.id, flow);
-        if (this.log.enabled('debug')) this.log.debug(`flow ${flow.id} from ${keyText(key)} opened`);
-      }
+      const len = meta[m + UDP_RX.LENGTH];
+      const key = flowKey(meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT]);
+      const flow = this.flows.get(key) ?? this.openFlow(key, meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
       flow.lastActive = now;
-      const slot = this.pool.pick();
-      if (!slot) {
+      const link = this.pool.pick()?.link;
+      if (!link) {
         this.counters.droppedNoConn++;
         this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
         continue;
       }
-      const link = this.byFd.get(slot.fd)!;
       if (len > link.maxDatagram) {
         this.counters.droppedTooBig++;
         this.log.rateLimited(
@@ -168,68 +150,54 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
         );
         continue;
       }
-      this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, data, off, len, now);
+      this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
     }
+  }
+
+  private openFlow(key: number, ip: number, port: number, now: number): ClientFlow {
+    const flow = { id: this.nextFlowId, lastActive: now, ip, port };
+    this.nextFlowId = (this.nextFlowId + 1) >>> 0 || 1;
+    this.flows.set(key, flow);
+    this.flowsById.set(flow.id, flow);
+    if (this.log.enabled('debug')) this.log.debug(`flow ${flow.id} from ${keyText(key)} opened`);
+    return flow;
   }
 
   // ---- Engine callbacks ----
 
-  onWatcher(ev: WatcherEvent, now: number): void {
-    if (ev.type === 'connected') {
-      if (!this.pool.slotByFd(ev.fd)) {
-        this.engine.watcher.close(ev.fd);
-        return;
-      }
-      const tcp = new FakeTcp({
-        local: { ip: ipToInt(ev.localIp), port: ev.localPort },
-        remote: { ip: this.serverIpInt, port: ev.remotePort },
-        sndNxt: ev.sndNxt,
-        rcvNxt: ev.rcvNxt,
-        now,
-      });
-      const slot = this.pool.slotByFd(ev.fd)!;
-      const link: ClientLink = { tcp, slot, fd: ev.fd, maxDatagram: Math.max(ev.mss - HEADER, 0) };
-      this.byFd.set(ev.fd, link);
-      this.engine.links.set(this.serverIpInt, ev.remotePort, ev.localPort, link);
-      this.log.debug(`port ${ev.remotePort}: tcp up from ${ev.localIp}:${ev.localPort}, saying hello`);
-      this.pool.onConnected(ev.fd, tcp, now);
-    } else if (ev.type === 'failed') {
+  onSocketEvent(ev: WatcherEvent, now: number): void {
+    if (ev.type === 'failed') {
       this.pool.onDialFailed(ev.fd, ev.error, now);
+      return;
     }
+    const slot = this.pool.slotByFd(ev.fd);
+    if (ev.type !== 'connected' || !slot) {
+      this.engine.watcher.close(ev.fd);
+      return;
+    }
+    const link: ClientLink = { ...linkFromHandshake(ev, now), slot };
+    this.engine.add(link);
+    this.log.debug(`port ${ev.remotePort}: tcp up from ${intToIp(ev.localIp)}:${ev.localPort}, saying hello`);
+    this.pool.onConnected(ev.fd, link, now);
   }
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
-    if (!link.tcp.open) return;
-    switch (type) {
-      case FrameType.Data: {
-        const flow = this.flowsById.get(arg);
-        if (!flow) {
-          this.counters.droppedNoFlow++;
-          return;
-        }
-        flow.lastActive = now;
-        this.counters.udpOut++;
-        this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
+    if (type === FrameType.Data) {
+      const flow = this.flowsById.get(arg);
+      if (!flow) {
+        this.counters.droppedNoFlow++;
         return;
       }
-      case FrameType.HelloAck:
-        if (arg === this.sessionId) this.pool.onHelloAck(link.slot, now);
-        return;
-      case FrameType.Ping:
-        this.engine.tx.frame(link.tcp, FrameType.Pong, arg, null, 0, 0, now);
-        return;
-      case FrameType.Close:
-        this.engine.tx.fin(link.tcp, now);
-        this.pool.onLost(link.slot, now, 'the server closed the connection');
-        return;
-      default:
-        return;
+      flow.lastActive = now;
+      this.counters.udpOut++;
+      this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
+    } else if (type === FrameType.HelloAck) {
+      if (arg === this.sessionId) this.pool.onHelloAck(link.slot, now);
     }
   }
 
-  onTcpEnd(link: ClientLink, verdict: 'reset' | 'fin', now: number): void {
-    if (verdict === 'fin') this.engine.tx.fin(link.tcp, now);
-    this.pool.onLost(link.slot, now, verdict === 'reset' ? 'connection reset' : 'the server sent FIN');
+  onLinkLost(link: ClientLink, reason: string, now: number): void {
+    this.pool.onLost(link.slot, now, reason);
   }
 
   onTick(now: number): void {
@@ -243,44 +211,36 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
 
   // ---- Pool driver ----
 
-  dial(slot: Slot): number {
+  dial(slot: Slot<ClientLink>): number {
     return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
   }
 
-  closeSocket(fd: number): void {
-    const link = this.byFd.get(fd);
-    if (link) {
-      this.byFd.delete(fd);
-      this.engine.links.delete(link.tcp.remote.ip, link.tcp.remote.port, link.tcp.local.port);
-    }
-    this.engine.watcher.close(fd);
+  closeSocket(fd: number, link: ClientLink | null): void {
+    if (link) this.engine.remove(link);
+    else this.engine.watcher.close(fd);
   }
 
-  sendHello(slot: Slot): void {
-    const off = this.engine.tx.reserveFrame(slot.conn!, FrameType.Hello, this.sessionId, HELLO_LEN, this.clock());
+  sendHello(slot: Slot<ClientLink>): void {
+    const off = this.engine.tx.reserveFrame(slot.link!.tcp, FrameType.Hello, this.sessionId, HELLO_LEN, this.io.clock());
     writeHello(this.engine.tx.buffer, off, { version: PROTOCOL_VERSION, keepaliveMs: this.cfg.keepaliveMs, slot: slot.id });
   }
 
-  sendPing(slot: Slot, nonce: number): void {
-    const now = this.clock();
-    const tcp = slot.conn!;
+  sendPing(slot: Slot<ClientLink>, nonce: number): void {
+    const now = this.io.clock();
+    const tcp = slot.link!.tcp;
     this.engine.tx.frame(tcp, FrameType.Ping, nonce, null, 0, 0, now);
     // When the server has been quiet, add a pure ACK: if the server lost the connection (restart),
     // its kernel answers a payload-less segment with an RST at once, while data is dropped silently.
     if (now - tcp.lastRecvAt >= this.cfg.keepaliveMs) this.engine.tx.pureAck(tcp, now);
   }
 
-  sendClose(slot: Slot): void {
-    const tcp = slot.conn;
-    if (!tcp || !tcp.open) return;
-    const now = this.clock();
-    this.engine.tx.frame(tcp, FrameType.Close, CloseReason.Shutdown, null, 0, 0, now);
-    this.engine.tx.fin(tcp, now);
+  sendClose(slot: Slot<ClientLink>): void {
+    if (slot.link) this.engine.sayClose(slot.link, CloseReason.Shutdown, this.io.clock());
   }
 
-  onUp(slot: Slot, reconnect: boolean): void {
-    const link = this.byFd.get(slot.fd);
-    const where = link ? `${intToIp(link.tcp.local.ip)}:${link.tcp.local.port}` : '?';
+  onUp(slot: Slot<ClientLink>, reconnect: boolean): void {
+    const t = slot.link?.tcp;
+    const where = t ? `${intToIp(t.local.ip)}:${t.local.port}` : '?';
     this.log.info(
       `connection ${slot.id} to port ${slot.port} up${reconnect ? ' again' : ''} (from ${where}); ${this.pool.liveCount}/${this.pool.slots.length} live`,
     );
@@ -291,7 +251,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     }
   }
 
-  onDown(slot: Slot, reason: string, retryInMs: number, wasUp: boolean): void {
+  onDown(slot: Slot<ClientLink>, reason: string, retryInMs: number, wasUp: boolean): void {
     // Losing a live connection is always worth a line; repeated failed redials only now and then.
     this.log.rateLimited(
       'warn',
@@ -305,11 +265,11 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
     return { ...this.engine.counters(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
   }
 
-  /** Tells the server (Bye on every live connection), closes everything. */
+  /** Tells the server (Bye, then Close and FIN on every live connection), closes everything. */
   async stop(): Promise<void> {
-    const now = this.clock();
+    const now = this.io.clock();
     for (const s of this.pool.slots) {
-      if (s.conn?.open) this.engine.tx.frame(s.conn, FrameType.Bye, this.sessionId, null, 0, 0, now);
+      if (s.link?.tcp.open) this.engine.tx.frame(s.link.tcp, FrameType.Bye, this.sessionId, null, 0, 0, now);
     }
     this.pool.stop(now);
     this.engine.stop();

@@ -2,8 +2,8 @@
 // payloads, check every MAC with one native call, then hand over the frames that verified.
 import { FakeTcp } from '../core/fake-tcp';
 import { HEADER, TAG_LEN, splitFrames, FrameRef } from '../core/frame';
-import { emptySegment, parseSegment, Segment } from '../core/packet';
-import { Mac } from '../io/native';
+import { emptySegment, FIN, parseSegment, RST, Segment } from '../core/packet';
+import type { Mac } from '../core/mac';
 import { ConnTable } from './conn-table';
 
 export interface Link {
@@ -103,6 +103,8 @@ export class RxPath<L extends Link> {
         this.stats.unknown++;
         continue;
       }
+      // Frames that came before a RST or FIN are delivered first: a Bye or Close must not be lost behind the FIN that follows it.
+      if (seg.flags & (RST | FIN) && this.nFrames > 0) this.deliver(data, now);
       const verdict = link.tcp.onSegment(seg, now);
       if (verdict === 'data') {
         this.curSeg = i;
@@ -122,6 +124,11 @@ export class RxPath<L extends Link> {
         this.handler.onTcpEnd(link, verdict, now);
       }
     }
+    this.deliver(data, now);
+  }
+
+  /** Checks every collected frame's MAC with one call and hands over the ones that verified. */
+  private deliver(data: Buffer, now: number): void {
     const n = this.nFrames;
     if (n === 0) return;
     this.mac.verify(this.key, data, this.macMeta, n, this.ok);
@@ -142,5 +149,6 @@ export class RxPath<L extends Link> {
       this.stats.frames++;
       this.handler.onFrame(link, this.fType[f], this.fArg[f], data, this.fOff[f], this.fLen[f], now);
     }
+    this.nFrames = 0;
   }
 }

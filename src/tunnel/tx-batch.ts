@@ -2,7 +2,9 @@
 // flushed at the end of the current event-loop turn or when full.
 import { FakeTcp, OutSegment } from '../core/fake-tcp';
 import { FrameType, HEADER, TAG_LEN, writeHeader } from '../core/frame';
-import { Injector, Mac, TX, TX_STRIDE } from '../io/native';
+import type { Mac } from '../core/mac';
+import { TX, TX_STRIDE } from '../io/native';
+import type { Injector, Timers } from './io';
 
 export const MAX_BATCH = 256;
 const SLOT_BYTES = 2048;
@@ -23,13 +25,14 @@ export class TxBatch {
     private readonly injector: Injector,
     private readonly mac: Mac,
     private readonly key: Buffer,
+    private readonly timers: Timers,
   ) {}
 
   private room(bytes: number): void {
     if (this.count >= MAX_BATCH || this.used + bytes > this.data.length) this.flush();
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flushLater);
+      this.timers.soon(this.flushLater);
     }
   }
 

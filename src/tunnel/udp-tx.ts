@@ -1,6 +1,7 @@
 // Datagrams for local UDP sockets (the client's --ludp, the server's per-flow sockets), gathered and
 // sent with one native call per event-loop turn, like TxBatch does for segments.
-import { UdpMux, UDP_TX_STRIDE } from '../io/native';
+import { UDP_TX, UDP_TX_STRIDE } from '../io/native';
+import type { Timers, UdpMux } from './io';
 
 const MAX_BATCH = 256;
 
@@ -13,7 +14,10 @@ export class UdpTxBatch {
   sent = 0;
   failed = 0;
 
-  constructor(private readonly mux: UdpMux) {}
+  constructor(
+    private readonly mux: UdpMux,
+    private readonly timers: Timers,
+  ) {}
 
   /** Queues src[off, off+len) for socket `id`, to ip:port (0, 0 for a connected socket). */
   add(id: number, src: Buffer, off: number, len: number, ip: number, port: number): void {
@@ -21,15 +25,15 @@ export class UdpTxBatch {
     if (len > this.data.length) return;
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flushLater);
+      this.timers.soon(this.flushLater);
     }
     src.copy(this.data, this.used, off, off + len);
     const m = this.count * UDP_TX_STRIDE;
-    this.meta[m] = id;
-    this.meta[m + 1] = this.used;
-    this.meta[m + 2] = len;
-    this.meta[m + 3] = ip;
-    this.meta[m + 4] = port;
+    this.meta[m + UDP_TX.SOCKET] = id;
+    this.meta[m + UDP_TX.OFFSET] = this.used;
+    this.meta[m + UDP_TX.LENGTH] = len;
+    this.meta[m + UDP_TX.DST_IP] = ip;
+    this.meta[m + UDP_TX.DST_PORT] = port;
     this.count++;
     this.used += len;
   }

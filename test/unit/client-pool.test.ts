@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot, SlotState } from '../../src/core/client-pool';
 import { FakeTcp } from '../../src/core/fake-tcp';
+import { Link } from '../../src/core/link';
 
 class Recorder implements PoolDriver {
   nextFd = 100;
@@ -36,7 +37,11 @@ class Recorder implements PoolDriver {
 }
 
 const opts = { ...DEFAULT_POOL_OPTIONS, random: () => 0.5 };
-const tcp = (now: number) => new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now });
+const tcp = (now: number): Link => ({
+  fd: 0,
+  maxDatagram: 1400,
+  tcp: new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now }),
+});
 
 function bringUp(pool: ClientPool, s: Slot, now: number): void {
   pool.onConnected(s.fd, tcp(now), now);
@@ -75,7 +80,7 @@ test('keepalive pings while live; silence past deadAfterMs reconnects with backo
   const s = pool.slots[0];
   bringUp(pool, s, 0);
   for (let t = 0; t <= 5000; t += 10) {
-    s.conn!.lastRecvAt = t; // the server answers
+    s.link!.tcp.lastRecvAt = t; // the server answers
     pool.tick(t);
   }
   assert.equal(d.count('ping'), Math.floor(5000 / opts.keepaliveMs));

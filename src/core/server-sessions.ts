@@ -1,0 +1,265 @@
+// The server's view of its clients: connections that have not said Hello yet, sessions (one per
+// client process, keyed by the client's random session id) with their connections and app flows, and
+// the choice of the connection a reply goes back on. Pure: time comes in as `now`, and every side
+// effect goes through the SessionDriver, like the client's ClientPool.
+import { FlowTable, Flow } from './flow-table';
+import { CloseReason, Hello, PROTOCOL_VERSION } from './frame';
+import { Link } from './link';
+
+export interface SessionLink extends Link {
+  /** Null until a valid Hello: such a link carries nothing. */
+  session: Session | null;
+  /** The client's slot number, from its Hello. */
+  slot: number;
+  acceptedAt: number;
+  deadAfterMs: number;
+}
+
+export interface ServerFlow extends Flow {
+  /** "session/flow", for logs and the expiry table. */
+  key: string;
+  session: Session;
+  /** The flow's own UDP socket towards the target. */
+  sock: number;
+  /**
+   * The connection the client last used for this flow. Replies go back on it: the client only sends
+   * on connections it believes live, while this side may still hold ones a middlebox has reset.
+   */
+  link: SessionLink | null;
+}
+
+export interface Session {
+  id: number;
+  links: SessionLink[];
+  rr: number;
+  flows: Map<number, ServerFlow>;
+  lastSeen: number;
+}
+
+export interface SessionOptions {
+  /** A flow idle (both ways) this long is closed; a session with nothing left this long is forgotten. */
+  durationMs: number;
+  /** Keepalive assumed for a connection until its Hello says the client's. */
+  keepaliveMs: number;
+  /** A connection that has not said a valid Hello by then is dropped: no state for strangers. */
+  helloDeadlineMs: number;
+  /** Flows visited per tick by the expiry sweep. */
+  sweepBudget: number;
+}
+
+export const DEFAULT_SESSION_OPTIONS: Omit<SessionOptions, 'durationMs' | 'keepaliveMs'> = {
+  helloDeadlineMs: 10000,
+  sweepBudget: 500,
+};
+
+/** What an ending link tells the client: Close(reason) + FIN, a FIN alone, or nothing. */
+export type Goodbye = CloseReason | 'fin' | 'none';
+
+export interface SessionDriver {
+  sendHelloAck(link: SessionLink, sessionId: number): void;
+  /**
+   * Ends a link for good: first says `goodbye` if the connection is still open (a Close frame with
+   * that reason and a FIN, a FIN alone, or nothing), then forgets the link and closes its socket silently.
+   */
+  endLink(link: SessionLink, goodbye: Goodbye, reason: string): void;
+  /** Opens the flow's UDP socket towards the target; returns its id (throws if it can't). */
+  openFlow(session: Session, flowId: number): number;
+  closeFlow(sock: number): void;
+  /** For logs: what happened to whom. */
+  onEvent(ev: SessionEvent): void;
+}
+
+export type SessionEvent =
+  | { type: 'joined' | 'linkUp'; session: Session; link: SessionLink }
+  | { type: 'linkDown'; session: Session; link: SessionLink; reason: string }
+  | { type: 'left'; session: Session; reason: string }
+  | { type: 'flowOpened' | 'flowExpired'; flow: ServerFlow }
+  | { type: 'flowFailed'; session: Session; flowId: number; error: string }
+  | { type: 'badVersion'; version: number };
+
+/** A Hello's keepalive is clamped to this range before it sets the dead-link timer. */
+const KEEPALIVE_RANGE = [200, 60000] as const;
+const SESSION_SWEEP_MS = 1000;
+
+export class ServerSessions {
+  private readonly links = new Set<SessionLink>();
+  private readonly sessions = new Map<number, Session>();
+  private readonly flows: FlowTable<string, ServerFlow>;
+  private readonly bySock = new Map<number, ServerFlow>();
+  private lastSessionSweep = 0;
+
+  constructor(private readonly opts: SessionOptions, private readonly driver: SessionDriver) {
+    this.flows = new FlowTable(opts.durationMs);
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+  get flowCount(): number {
+    return this.flows.size;
+  }
+  get linkCount(): number {
+    return this.links.size;
+  }
+  session(id: number): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  /** A kernel handshake finished on a listening port: the link waits for its Hello. */
+  accept(base: Link, now: number): SessionLink {
+    const link: SessionLink = { ...base, session: null, slot: -1, acceptedAt: now, deadAfterMs: deadAfter(this.opts.keepaliveMs) };
+    this.links.add(link);
+    return link;
+  }
+
+  /** A Hello with a valid tag. `hello` is null when its payload was too short to read. */
+  hello(link: SessionLink, sessionId: number, hello: Hello | null, now: number): void {
+    if (!this.links.has(link)) return;
+    if (!hello || hello.version !== PROTOCOL_VERSION) {
+      this.driver.onEvent({ type: 'badVersion', version: hello?.version ?? -1 });
+      return;
+    }
+    // A link belongs to one session for life; a Hello naming another is ignored.
+    if (link.session && link.session.id !== sessionId) return;
+    if (!link.session) {
+      let s = this.sessions.get(sessionId);
+      if (!s) {
+        s = { id: sessionId, links: [], rr: 0, flows: new Map(), lastSeen: now };
+        this.sessions.set(sessionId, s);
+        this.driver.onEvent({ type: 'joined', session: s, link });
+      }
+      // The client redials a slot only after it gave up the old connection (reset, silence), which
+      // this side may not have noticed: retire the old one now instead of sending replies into it.
+      const old = s.links.find((l) => l.slot === hello.slot);
+      // Nothing is sent on it: the client has already closed that socket.
+      if (old) this.end(old, 'none', `replaced by a new connection on port ${link.tcp.local.port}`, now);
+      s.links.push(link);
+      s.lastSeen = now;
+      link.session = s;
+      link.slot = hello.slot;
+      link.deadAfterMs = deadAfter(Math.min(Math.max(hello.keepaliveMs, KEEPALIVE_RANGE[0]), KEEPALIVE_RANGE[1]));
+      this.driver.onEvent({ type: 'linkUp', session: s, link });
+    }
+    // Answered every time: the client resends Hello until one HelloAck gets through.
+    this.driver.sendHelloAck(link, sessionId);
+  }
+
+  /** A Data frame: the flow its datagram goes to, opened on first sight; null for links without a session. */
+  data(link: SessionLink, flowId: number, now: number): ServerFlow | null {
+    const s = link.session;
+    if (!s) return null;
+    s.lastSeen = now;
+    let flow = s.flows.get(flowId);
+    if (!flow) {
+      let sock: number;
+      try {
+        sock = this.driver.openFlow(s, flowId);
+      } catch (e) {
+        this.driver.onEvent({ type: 'flowFailed', session: s, flowId, error: (e as Error).message });
+        return null;
+      }
+      flow = { id: flowId, lastActive: now, key: `${hex(s.id)}/${flowId}`, session: s, sock, link: null };
+      s.flows.set(flowId, flow);
+      this.flows.set(flow.key, flow);
+      this.bySock.set(sock, flow);
+      this.driver.onEvent({ type: 'flowOpened', flow });
+    }
+    flow.lastActive = now;
+    flow.link = link;
+    return flow;
+  }
+
+  /** A datagram from the target on socket `sock`: its flow and the link to send it on, or null. */
+  reply(sock: number, now: number): { flow: ServerFlow; link: SessionLink | null } | null {
+    const flow = this.bySock.get(sock);
+    if (!flow) return null;
+    flow.lastActive = now;
+    let link = flow.link;
+    if (!link || !link.tcp.open || link.session !== flow.session) {
+      const s = flow.session;
+      const n = s.links.length;
+      if (n === 0) return { flow, link: null };
+      if (s.rr >= n) s.rr = 0;
+      link = flow.link = s.links[s.rr++];
+    }
+    return { flow, link };
+  }
+
+  /** The client shut down (Bye): its links, flows and session go. */
+  bye(link: SessionLink, sessionId: number, now: number): void {
+    const s = link.session;
+    if (s && s.id === sessionId) this.dropSession(s, 'the client shut down', now);
+  }
+
+  /** The connection is gone (reset, FIN, Close from the client): the link control already answered. */
+  lost(link: SessionLink, reason: string, now: number): void {
+    this.end(link, 'none', reason, now);
+  }
+
+  tick(now: number): void {
+    for (const link of this.links) {
+      if (!link.session) {
+        if (now - link.acceptedAt >= this.opts.helloDeadlineMs) this.end(link, 'none', 'no valid Hello', now);
+      } else if (now - link.tcp.lastRecvAt >= link.deadAfterMs) {
+        this.end(link, CloseReason.Dead, `no traffic for ${Math.round((now - link.tcp.lastRecvAt) / 1000)} s`, now);
+      }
+    }
+    this.flows.sweep(now, this.opts.sweepBudget, (_key, flow) => {
+      flow.session.flows.delete(flow.id);
+      this.closeFlow(flow);
+      this.driver.onEvent({ type: 'flowExpired', flow });
+    });
+    // Sessions with no connection and no flow left are forgotten; their client will say Hello again.
+    if (this.sessions.size > 0 && now - this.lastSessionSweep >= SESSION_SWEEP_MS) {
+      this.lastSessionSweep = now;
+      for (const s of this.sessions.values()) {
+        if (s.links.length === 0 && s.flows.size === 0 && now - s.lastSeen >= this.opts.durationMs) this.sessions.delete(s.id);
+      }
+    }
+  }
+
+  /** Tells every client (Close + FIN on every open connection) and closes every socket. */
+  stop(now: number): void {
+    for (const link of [...this.links]) this.end(link, CloseReason.Shutdown, 'server shutting down', now);
+    for (const flow of this.bySock.values()) this.driver.closeFlow(flow.sock);
+    this.bySock.clear();
+    this.flows.clear();
+    this.sessions.clear();
+  }
+
+  private end(link: SessionLink, goodbye: Goodbye, reason: string, now: number): void {
+    if (!this.links.delete(link)) return;
+    this.driver.endLink(link, goodbye, reason);
+    link.tcp.abort(reason);
+    const s = link.session;
+    if (s) {
+      s.links = s.links.filter((l) => l !== link);
+      s.lastSeen = now;
+      this.driver.onEvent({ type: 'linkDown', session: s, link, reason });
+    }
+  }
+
+  private dropSession(s: Session, reason: string, now: number): void {
+    for (const link of [...s.links]) this.end(link, 'fin', reason, now);
+    for (const flow of s.flows.values()) {
+      this.flows.delete(flow.key);
+      this.closeFlow(flow);
+    }
+    s.flows.clear();
+    this.sessions.delete(s.id);
+    this.driver.onEvent({ type: 'left', session: s, reason });
+  }
+
+  private closeFlow(flow: ServerFlow): void {
+    this.bySock.delete(flow.sock);
+    this.driver.closeFlow(flow.sock);
+  }
+}
+
+function deadAfter(keepaliveMs: number): number {
+  return 3 * keepaliveMs + 500;
+}
+
+export function hex(n: number): string {
+  return n.toString(16).padStart(8, '0');
+}

@@ -1,0 +1,45 @@
+// Everything the tunnel does to the outside world, as one interface handed to the client and the
+// server: packet capture and injection in batches, the kernel sockets that do the handshakes, the
+// local UDP sockets, the MAC, the clock and the timers. src/io/native-io.ts implements it on the
+// addon; test/sim implements it on an in-memory network with a virtual clock.
+import type { Mac } from '../core/mac';
+import type { Capture, Injector, SocketWatcher, UdpBatchFn, UdpMux, WatcherEvent } from '../io/native';
+
+export type { Capture, Injector, SocketWatcher, UdpMux, WatcherEvent, UdpBatchFn };
+
+/** Which segments a capture takes: TCP on one of `ports`, optionally from or to one host. */
+export interface CaptureSpec {
+  device: string;
+  ports: number[];
+  /** Whether `ports` are the segments' source ports (client: the server's) or destination ports (server: its own). */
+  portSide: 'src' | 'dst';
+  /** Only segments from this IPv4 address (the client's server). */
+  fromHost?: string;
+  /** Only segments to this IPv4 address (a server listening on one address). */
+  toHost?: string;
+}
+
+/**
+ * One batch of captured IPv4 packets: `data` holds them back to back, `meta` (offset, length) pairs;
+ * both are borrowed for the call only (see CaptureBatchFn in src/io/native.ts).
+ */
+export type PacketBatchFn = (data: Buffer, meta: Uint32Array, count: number) => void;
+
+export interface Timers {
+  /** Calls fn every `ms` until the returned function is called. */
+  every(ms: number, fn: () => void): () => void;
+  /** Calls fn once, after the current batch of work (end of this event-loop turn). */
+  soon(fn: () => void): void;
+}
+
+export interface TunnelIo {
+  /** Milliseconds from a monotonic clock. */
+  readonly clock: () => number;
+  readonly timers: Timers;
+  readonly mac: Mac;
+  /** Throws a clear Error (no such device, no permission). onError: the capture cannot go on. */
+  openCapture(spec: CaptureSpec, onBatch: PacketBatchFn, onError: (err: Error) => void): Capture;
+  openInjector(): Injector;
+  openSockets(onEvent: (ev: WatcherEvent) => void): SocketWatcher;
+  openUdp(onBatch: UdpBatchFn): UdpMux;
+}

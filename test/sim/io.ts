@@ -1,0 +1,168 @@
+// The tunnel's I/O on the simulated network: a TunnelIo for one process on one SimHost. kill() is a
+// SIGKILL: the process's timers stop and its sockets and captures vanish without a word on the wire.
+import { ipToInt } from '../../src/core/ipv4';
+import type { Mac } from '../../src/core/mac';
+import { Segment } from '../../src/core/packet';
+import { TX, TX_STRIDE, UdpBatchFn, WatcherEvent } from '../../src/io/native';
+import type { Capture, CaptureSpec, Injector, PacketBatchFn, SocketWatcher, Timers, TunnelIo, UdpMux } from '../../src/tunnel/io';
+import { CaptureSink, SimHost } from './network';
+import { buildTcp, merge, parse } from './packet';
+import { SimSockets } from './sockets';
+import { SimUdpMux } from './udp-mux';
+
+export class SimIo implements TunnelIo {
+  alive = true;
+  readonly clock: () => number;
+  readonly timers: Timers;
+  private readonly closers: (() => void)[] = [];
+
+  constructor(readonly host: SimHost, readonly mac: Mac) {
+    const time = host.net.time;
+    this.clock = () => time.now;
+    this.timers = time.timers(() => this.alive);
+  }
+
+  openCapture(spec: CaptureSpec, onBatch: PacketBatchFn, _onError: (err: Error) => void): Capture {
+    const c = new SimCapture(this, spec, onBatch);
+    this.closers.push(() => c.close());
+    return c;
+  }
+
+  openInjector(): Injector {
+    return new SimInjector(this);
+  }
+
+  openSockets(onEvent: (ev: WatcherEvent) => void): SocketWatcher {
+    const s = new SimSockets(this, onEvent);
+    this.closers.push(() => s.stop());
+    return s;
+  }
+
+  openUdp(onBatch: UdpBatchFn): UdpMux {
+    const m = new SimUdpMux(this, onBatch);
+    this.closers.push(() => m.stop());
+    return m;
+  }
+
+  kill(): void {
+    this.alive = false;
+    for (const c of this.closers.splice(0)) c();
+  }
+}
+
+class SimCapture implements Capture, CaptureSink {
+  private pending: Buffer[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly fromIp: number | null;
+  private readonly toIp: number | null;
+  private readonly counts = { delivered: 0, batches: 0, dropped: 0, ifDropped: 0, skipped: 0 };
+
+  constructor(private readonly io: SimIo, private readonly spec: CaptureSpec, private readonly onBatch: PacketBatchFn) {
+    this.fromIp = spec.fromHost ? ipToInt(spec.fromHost) : null;
+    this.toIp = spec.toHost && spec.toHost !== '0.0.0.0' ? ipToInt(spec.toHost) : null;
+    io.host.captures.add(this);
+  }
+
+  wants(seg: Segment | null): boolean {
+    if (!seg || this.closed) return false;
+    const port = this.spec.portSide === 'src' ? seg.srcPort : seg.dstPort;
+    if (!this.spec.ports.includes(port)) return false;
+    if (this.fromIp !== null && seg.srcIp !== this.fromIp) return false;
+    return this.toIp === null || seg.dstIp === this.toIp;
+  }
+
+  enqueue(pkt: Buffer): void {
+    this.pending.push(pkt);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // An event at the same instant, queued after the packets that arrive with this one: one batch.
+    const time = this.io.host.net.time;
+    time.at(time.now, () => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const net = this.io.host.net;
+    const pkts = net.gro ? groMerge(this.pending, net.stats) : this.pending;
+    this.pending = [];
+    if (this.closed || !this.io.alive || pkts.length === 0) return;
+    const cut = pkts.map((p) => (p.length > net.snaplen ? p.subarray(0, net.snaplen) : p));
+    const meta = new Uint32Array(cut.length * 2);
+    let off = 0;
+    cut.forEach((p, i) => {
+      meta[2 * i] = off;
+      meta[2 * i + 1] = p.length;
+      off += p.length;
+    });
+    this.counts.delivered += cut.length;
+    this.counts.batches++;
+    this.onBatch(Buffer.concat(cut), meta, cut.length);
+  }
+
+  stats() {
+    return { ...this.counts };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.io.host.captures.delete(this);
+  }
+}
+
+/** Runs of data segments of one connection with contiguous seq become one packet. */
+function groMerge(pkts: Buffer[], stats: { merged: number }): Buffer[] {
+  const out: Buffer[] = [];
+  let run: Buffer[] = [];
+  let last: Segment | null = null;
+  const end = () => {
+    if (run.length > 1) stats.merged += run.length;
+    if (run.length > 0) out.push(run.length > 1 ? merge(run) : run[0]);
+    run = [];
+  };
+  for (const p of pkts) {
+    const s = parse(p);
+    const joins = s && last && s.payloadLen > 0 && last.payloadLen > 0 && s.srcIp === last.srcIp && s.srcPort === last.srcPort && s.dstPort === last.dstPort && s.seq === ((last.seq + last.wireLen) >>> 0);
+    if (!joins) end();
+    run.push(p);
+    last = s;
+  }
+  end();
+  return out;
+}
+
+class SimInjector implements Injector {
+  private sent = 0;
+
+  constructor(private readonly io: SimIo) {}
+
+  send(data: Buffer, meta: Uint32Array, count: number): number {
+    if (!this.io.alive) return 0;
+    for (let i = 0; i < count; i++) {
+      const b = i * TX_STRIDE;
+      const off = meta[b + TX.PAYLOAD_OFF];
+      const pkt = buildTcp(
+        {
+          srcIp: meta[b + TX.SRC_IP],
+          dstIp: meta[b + TX.DST_IP],
+          srcPort: meta[b + TX.SRC_PORT],
+          dstPort: meta[b + TX.DST_PORT],
+          seq: meta[b + TX.SEQ],
+          ack: meta[b + TX.ACK],
+          flags: meta[b + TX.FLAGS],
+          window: meta[b + TX.WINDOW],
+        },
+        data.subarray(off, off + meta[b + TX.PAYLOAD_LEN]),
+      );
+      this.io.host.net.transmit(this.io.host, pkt);
+    }
+    this.sent += count;
+    return count;
+  }
+
+  stats() {
+    return { sent: this.sent, errors: 0, lastError: '' };
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,55 @@
+// IPv4/TCP packets as the addon's injector builds them (DF, TTL 64, no TCP options), and the
+// summary of one that the simulated network's routers and kernels look at.
+import { emptySegment, parseSegment, Segment } from '../../src/core/packet';
+
+export interface TcpFields {
+  srcIp: number;
+  dstIp: number;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+}
+
+const IP_HEADER = 20;
+const TCP_HEADER = 20;
+
+export function buildTcp(f: TcpFields, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const total = IP_HEADER + TCP_HEADER + payload.length;
+  const b = Buffer.alloc(total);
+  b[0] = 0x45;
+  b.writeUInt16BE(total, 2);
+  b.writeUInt16BE(0x4000, 6); // DF
+  b[8] = 64;
+  b[9] = 6;
+  b.writeUInt32BE(f.srcIp >>> 0, 12);
+  b.writeUInt32BE(f.dstIp >>> 0, 16);
+  b.writeUInt16BE(f.srcPort, 20);
+  b.writeUInt16BE(f.dstPort, 22);
+  b.writeUInt32BE(f.seq >>> 0, 24);
+  b.writeUInt32BE(f.ack >>> 0, 28);
+  b[32] = (TCP_HEADER / 4) << 4;
+  b[33] = f.flags;
+  b.writeUInt16BE(f.window, 34);
+  payload.copy(b, IP_HEADER + TCP_HEADER);
+  return b;
+}
+
+/** The parsed view of a packet on the simulated wire (null fields for anything not IPv4/TCP). */
+export function parse(pkt: Buffer): Segment | null {
+  const s = emptySegment();
+  return parseSegment(pkt, 0, pkt.length, s) ? s : null;
+}
+
+/** Joins packets of one 4-tuple with contiguous seq into one, as GRO does on a receiving NIC. */
+export function merge(pkts: Buffer[]): Buffer {
+  const first = parse(pkts[0])!;
+  const payloads = pkts.map((p) => {
+    const s = parse(p)!;
+    return p.subarray(s.payloadOff, s.payloadOff + s.payloadLen);
+  });
+  const last = parse(pkts[pkts.length - 1])!;
+  return buildTcp({ ...first, ack: last.ack, flags: last.flags | first.flags }, Buffer.concat(payloads));
+}

@@ -1,0 +1,90 @@
+// Kernel TCP sockets on a simulated host, behind the SocketWatcher interface: listeners, dials whose
+// SYN and SYN-ACK cross the link's rules, accepted connections, and close() that sends nothing.
+import { ipToInt } from '../../src/core/ipv4';
+import { SYN, ACK } from '../../src/core/packet';
+import type { SocketWatcher, WatcherEvent } from '../../src/tunnel/io';
+import type { SimIo } from './io';
+import { KernelSocket } from './network';
+import { buildTcp, parse } from './packet';
+
+const ECONNREFUSED = 111;
+const WSCALE = 7;
+
+export class SimSockets implements SocketWatcher {
+  private readonly mine = new Set<number>();
+
+  constructor(private readonly io: SimIo, private readonly onEvent: (ev: WatcherEvent) => void) {}
+
+  get alive(): boolean {
+    return this.io.alive;
+  }
+
+  socketEvent(ev: WatcherEvent): void {
+    if (this.io.alive) this.onEvent(ev);
+  }
+
+  listen(ip: string, port: number, _backlog: number): number {
+    const host = this.io.host;
+    if (host.listeners.has(port)) throw new Error(`listen ${ip || '0.0.0.0'}:${port}: Address already in use`);
+    const fd = host.allocFd();
+    const localIp = ip && ip !== '0.0.0.0' ? ipToInt(ip) : 0;
+    host.addSocket({ fd, kind: 'listen', localIp, localPort: port, remoteIp: 0, remotePort: 0, owner: this });
+    this.mine.add(fd);
+    return fd;
+  }
+
+  connect(srcIp: string, dstIp: string, dstPort: number): number {
+    const host = this.io.host;
+    const net = host.net;
+    const remoteIp = ipToInt(dstIp);
+    const fd = host.allocFd();
+    const localPort = host.ephemeralPort((p) => host.hasTuple(p, remoteIp, dstPort));
+    const sock: KernelSocket = { fd, kind: 'connecting', localIp: srcIp ? ipToInt(srcIp) : host.ip, localPort, remoteIp, remotePort: dstPort, owner: this };
+    host.addSocket(sock);
+    this.mine.add(fd);
+    const cIsn = net.random32();
+    const syn = buildTcp({ srcIp: sock.localIp, dstIp: remoteIp, srcPort: localPort, dstPort, seq: cIsn, ack: 0, flags: SYN, window: 64240 });
+    if (net.judge(syn, parse(syn)) === 'drop') return fd;
+    const open = () => host.sockets.get(fd) === sock;
+    net.time.after(net.latencyMs, () => {
+      const server = net.hosts.get(remoteIp);
+      if (!server) return;
+      const l = server.listeners.get(dstPort);
+      if (!l || (l.localIp !== 0 && l.localIp !== remoteIp)) {
+        net.time.after(net.latencyMs, () => open() && this.socketEvent({ type: 'failed', fd, errno: ECONNREFUSED, error: 'Connection refused' }));
+        return;
+      }
+      const sIsn = net.random32();
+      const synAck = buildTcp({ srcIp: remoteIp, dstIp: sock.localIp, srcPort: dstPort, dstPort: localPort, seq: sIsn, ack: cIsn + 1, flags: SYN | ACK, window: 65160 });
+      if (net.judge(synAck, parse(synAck)) === 'drop') return;
+      const afd = server.allocFd();
+      const acc: KernelSocket = { fd: afd, kind: 'established', localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, owner: l.owner };
+      server.addSocket(acc);
+      const hs = { rcvWscale: WSCALE, sndWscale: WSCALE, mss: net.mss };
+      net.time.after(net.latencyMs, () => {
+        if (!open()) return;
+        sock.kind = 'established';
+        this.socketEvent({ type: 'connected', fd, localIp: sock.localIp, localPort, remoteIp, remotePort: dstPort, sndNxt: (cIsn + 1) >>> 0, rcvNxt: (sIsn + 1) >>> 0, ...hs });
+        net.time.after(net.latencyMs, () => {
+          if (server.sockets.get(afd) !== acc || server.listeners.get(dstPort) !== l) return;
+          l.owner.socketEvent({ type: 'accepted', listenFd: l.fd, fd: afd, localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, sndNxt: (sIsn + 1) >>> 0, rcvNxt: (cIsn + 1) >>> 0, ...hs });
+        });
+      });
+    });
+    return fd;
+  }
+
+  close(fd: number): void {
+    if (!this.mine.delete(fd)) {
+      // Accepted sockets belong to the listener's owner: they are ours too.
+      const s = this.io.host.sockets.get(fd);
+      if (!s || s.owner !== this) return;
+    }
+    this.io.host.closeSocket(fd);
+  }
+
+  stop(): void {
+    for (const s of [...this.io.host.sockets.values()]) if (s.owner === this) this.io.host.closeSocket(s.fd);
+    this.mine.clear();
+  }
+}

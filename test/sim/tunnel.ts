@@ -1,0 +1,90 @@
+// A client host and a server host on the simulated network, with the real RsockClient and RsockServer
+// on them, an echo service behind the server and app sockets on the client: the in-memory tunnel.
+import { ipToInt } from '../../src/core/ipv4';
+import type { Mac } from '../../src/core/mac';
+import { RsockClient, ClientConfig } from '../../src/tunnel/client';
+import { RsockServer, ServerConfig } from '../../src/tunnel/server';
+import { Level, Logger } from '../../src/util/log';
+import { SimIo } from './io';
+import { SimHost, SimNetwork, UdpApp } from './network';
+
+export const CLIENT_IP = '10.9.0.1';
+export const SERVER_IP = '10.9.0.2';
+export const TARGET_PORT = 9999;
+export const LUDP_PORT = 30000;
+
+export interface SimTunnelOptions {
+  ports?: number[];
+  connsPerPort?: number;
+  durationMs?: number;
+  keepaliveMs?: number;
+  key?: string;
+}
+
+export class SimTunnel {
+  readonly net = new SimNetwork();
+  readonly clientHost: SimHost;
+  readonly serverHost: SimHost;
+  readonly echo: UdpApp;
+  client!: RsockClient;
+  server!: RsockServer;
+  clientIo!: SimIo;
+  serverIo!: SimIo;
+  readonly log = new Logger((process.env.RSOCK_SIM_LOG as Level) ?? 'error');
+  private readonly serverCfg: ServerConfig;
+  private readonly clientCfg: ClientConfig;
+
+  constructor(private readonly mac: Mac, o: SimTunnelOptions = {}) {
+    this.clientHost = this.net.host('client', ipToInt(CLIENT_IP));
+    this.serverHost = this.net.host('server', ipToInt(SERVER_IP));
+    this.echo = this.serverHost.udpSocket(TARGET_PORT);
+    this.echo.echo = true;
+    const common = { key: o.key ?? 'sim-key', durationMs: o.durationMs ?? 30000, keepaliveMs: o.keepaliveMs ?? 2000, ports: o.ports ?? [10001, 10002, 10003], device: 'sim0' };
+    this.serverCfg = { ...common, targetHost: '127.0.0.1', targetPort: TARGET_PORT, listenIp: '' };
+    this.clientCfg = { ...common, serverIp: SERVER_IP, connsPerPort: o.connsPerPort ?? 1, ludpHost: '127.0.0.1', ludpPort: LUDP_PORT, localIp: '' };
+  }
+
+  startServer(cfg: Partial<ServerConfig> = {}): RsockServer {
+    this.serverIo = new SimIo(this.serverHost, this.mac);
+    this.server = new RsockServer({ ...this.serverCfg, ...cfg }, this.log, this.serverIo);
+    this.server.start();
+    return this.server;
+  }
+
+  startClient(cfg: Partial<ClientConfig> = {}): RsockClient {
+    this.clientIo = new SimIo(this.clientHost, this.mac);
+    this.client = new RsockClient({ ...this.clientCfg, ...cfg }, this.log, this.clientIo);
+    void this.client.start();
+    return this.client;
+  }
+
+  /** Both sides started and every client connection live, within `maxMs` of virtual time. */
+  up(maxMs = 2000): this {
+    this.startServer();
+    this.startClient();
+    const n = this.clientCfg.ports.length * this.clientCfg.connsPerPort;
+    if (this.net.time.runUntil(() => this.client.liveConnections === n, maxMs) < 0) {
+      throw new Error(`only ${this.client.liveConnections}/${n} connections live after ${maxMs} ms`);
+    }
+    return this;
+  }
+
+  /** An app on the client host: its datagrams to --ludp are one flow. */
+  app(): UdpApp {
+    return this.clientHost.udpSocket();
+  }
+
+  send(app: UdpApp, data: Buffer): void {
+    app.send(ipToInt('127.0.0.1'), LUDP_PORT, data);
+  }
+
+  run(ms: number): void {
+    this.net.time.run(ms);
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.stop();
+    await this.server?.stop();
+    this.run(10);
+  }
+}

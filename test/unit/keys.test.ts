@@ -1,9 +1,13 @@
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deriveKeys } from '../../src/core/keys';
-import { loadNative } from '../../src/io/native';
+import type { Mac } from '../../src/core/mac';
+import { sodiumMac } from '../sim/mac';
 
-const { mac } = loadNative();
+let mac: Mac;
+before(async () => {
+  mac = await sodiumMac();
+});
 
 test('one secret gives two distinct 16-byte keys, the same on both sides', () => {
   const a = deriveKeys(mac, 'correct horse');

@@ -1,16 +1,21 @@
-// The receive path end to end on crafted packets, with the addon's real SipHash (no root needed).
-import { test } from 'node:test';
+// The receive path end to end on crafted packets, with libsodium's real SipHash (no root, no addon).
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeTcp } from '../../src/core/fake-tcp';
 import { FrameType, HEADER, TAG_LEN, writeHeader } from '../../src/core/frame';
 import { deriveKeys } from '../../src/core/keys';
 import { ACK, PSH, RST } from '../../src/core/packet';
-import { loadNative } from '../../src/io/native';
+import type { Mac } from '../../src/core/mac';
 import { ConnTable } from '../../src/tunnel/conn-table';
 import { RxHandler, RxPath } from '../../src/tunnel/rx';
+import { sodiumMac } from '../sim/mac';
 
-const native = loadNative();
-const keys = deriveKeys(native.mac, 'unit-test-key');
+let mac: Mac;
+let keys: ReturnType<typeof deriveKeys>;
+before(async () => {
+  mac = await sodiumMac();
+  keys = deriveKeys(mac, 'unit-test-key');
+});
 const SERVER = 0x0a000002;
 const CLIENT = 0x0a000001;
 
@@ -22,7 +27,7 @@ function frameBytes(type: FrameType, arg: number, payload: Buffer, key: Buffer):
   const b = Buffer.alloc(HEADER + payload.length);
   writeHeader(b, 0, type, arg, payload.length);
   payload.copy(b, HEADER);
-  native.mac.sign(key, b, new Uint32Array([TAG_LEN, b.length - TAG_LEN, 0]), 1);
+  mac.sign(key, b, new Uint32Array([TAG_LEN, b.length - TAG_LEN, 0]), 1);
   return b;
 }
 
@@ -68,7 +73,7 @@ function setup() {
     onFrame: (_l, type, arg, buf, off, len) => got.push({ type, arg, payload: buf.toString('utf8', off, off + len) }),
     onTcpEnd: (_l, v) => ended.push(v),
   };
-  const rx = new RxPath(links, native.mac, keys.serverToClient, h);
+  const rx = new RxPath(links, mac, keys.serverToClient, h);
   return { rx, tcp, got, ended };
 }
 
@@ -95,7 +100,7 @@ test('forged, wrong-direction and truncated frames are dropped and do not move t
   const forged = Buffer.from(good);
   forged[HEADER] ^= 1;
   const reflected = frameBytes(FrameType.Data, 1, Buffer.from('hello'), keys.clientToServer);
-  const wrongKey = frameBytes(FrameType.Data, 1, Buffer.from('hello'), deriveKeys(native.mac, 'other').serverToClient);
+  const wrongKey = frameBytes(FrameType.Data, 1, Buffer.from('hello'), deriveKeys(mac, 'other').serverToClient);
   const truncated = good.subarray(0, good.length - 2);
   rx.handle(...batch([ipTcp(0xfffffff0, ACK | PSH, forged), ipTcp(0xfffffff0, ACK | PSH, reflected), ipTcp(0xfffffff0, ACK | PSH, wrongKey), ipTcp(0xfffffff0, ACK | PSH, truncated)]), 1);
   assert.deepEqual(got, []);

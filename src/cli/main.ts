@@ -106,21 +106,23 @@ async function resolveIPv4(host: string, what: string): Promise<string> {
   }
 }
 
+/** What both programs' flags say alike. */
+function shared(o: ClientOptions | ServerOptions) {
+  return { ports: o.ports, key: o.key ?? DEFAULT_KEY, durationMs: o.durationSec * 1000, keepaliveMs: o.keepaliveSec * 1000 };
+}
+
 async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
   const serverIp = await resolveIPv4(o.serverHost, '--taddr');
   const dev = o.dev ?? routeTo(serverIp).dev;
   const client = new RsockClient(
     {
+      ...shared(o),
       serverIp,
-      ports: o.ports,
       connsPerPort: o.conns,
       ludpHost: o.ludpHost,
       ludpPort: o.ludpPort,
       device: dev,
       localIp: o.lcapIp,
-      key: o.key ?? DEFAULT_KEY,
-      durationMs: o.durationSec * 1000,
-      keepaliveMs: o.keepaliveSec * 1000,
     },
     log,
     nativeIo(),
@@ -136,14 +138,11 @@ async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
   const targetIp = await resolveIPv4(o.targetHost, '--taddr');
   const server = new RsockServer(
     {
+      ...shared(o),
       targetHost: targetIp,
       targetPort: o.targetPort,
-      ports: o.ports,
       device: o.dev ?? defaultDevice() ?? 'any',
       listenIp: o.lcapIp,
-      key: o.key ?? DEFAULT_KEY,
-      durationMs: o.durationSec * 1000,
-      keepaliveMs: o.keepaliveSec * 1000,
     },
     log,
     nativeIo(),

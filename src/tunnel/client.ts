@@ -5,7 +5,6 @@ import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/clie
 import { CloseReason, FrameType, HELLO_LEN, PROTOCOL_VERSION, writeHello } from '../core/frame';
 import { Flow, FlowTable } from '../core/flow-table';
 import { intToIp, ipToInt } from '../core/ipv4';
-import { deriveKeys } from '../core/keys';
 import { Link, linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
@@ -45,7 +44,6 @@ function keyText(key: number): string {
 }
 
 const SWEEP_BUDGET = 500;
-const TICK_MS = 10;
 
 export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<ClientLink> {
   private readonly engine: Engine<ClientLink>;
@@ -64,7 +62,6 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     private readonly log: Logger,
     private readonly io: TunnelIo,
   ) {
-    const keys = deriveKeys(io.mac, cfg.key);
     ipToInt(cfg.serverIp); // throws early for anything but an IPv4 address
     this.sessionId = io.mac.randomU32() || 1;
     this.flows = new FlowTable(cfg.durationMs);
@@ -72,10 +69,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       io,
       {
         capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp },
-        sendKey: keys.clientToServer,
-        recvKey: keys.serverToClient,
-        tickMs: TICK_MS,
-        peer: 'server',
+        key: cfg.key,
+        side: 'client',
       },
       this,
       log,

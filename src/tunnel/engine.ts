@@ -2,6 +2,7 @@
 // of live links, and the link control both sides speak — Ping answered by Pong, the peer's Close and
 // FIN answered by our FIN, resets, ACK cadence, Close + FIN when we end a link.
 import { CloseReason, FrameType } from '../core/frame';
+import { deriveKeys } from '../core/keys';
 import { Link } from '../core/link';
 import { Logger } from '../util/log';
 import { ConnTable } from './conn-table';
@@ -12,12 +13,13 @@ import { UdpTxBatch } from './udp-tx';
 
 export interface EngineOptions {
   capture: CaptureSpec;
-  sendKey: Buffer;
-  recvKey: Buffer;
-  tickMs: number;
-  /** "client" or "server": how log lines name the other side. */
-  peer: string;
+  /** The shared secret; each side signs with its own direction's key and checks the other's. */
+  key: string;
+  side: 'client' | 'server';
 }
+
+/** Timers, ACK cadence and expiry sweeps run every tick. */
+const TICK_MS = 10;
 
 export interface EngineHandler<L extends Link> {
   /** A verified frame other than the link control's own (Ping, Close). */
@@ -40,13 +42,23 @@ export class Engine<L extends Link> implements RxHandler<L> {
   private mux: UdpMux | null = null;
   private udpBatch: UdpTxBatch | null = null;
   private cancelTick: (() => void) | null = null;
+  private readonly sendKey: Buffer;
+  private readonly recvKey: Buffer;
+  /** How log lines name the other side. */
+  private readonly peer: string;
 
   constructor(
     private readonly io: TunnelIo,
     private readonly opts: EngineOptions,
     private readonly handler: EngineHandler<L>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    const keys = deriveKeys(io.mac, opts.key);
+    const client = opts.side === 'client';
+    this.sendKey = client ? keys.clientToServer : keys.serverToClient;
+    this.recvKey = client ? keys.serverToClient : keys.clientToServer;
+    this.peer = client ? 'server' : 'client';
+  }
 
   get tx(): TxBatch {
     return this.txBatch!;
@@ -72,8 +84,8 @@ export class Engine<L extends Link> implements RxHandler<L> {
       this.mux = io.openUdp((data, meta, count) => this.handler.onUdp(data, meta, count, io.clock()));
       this.udpBatch = new UdpTxBatch(this.mux, io.timers);
       this.injector = io.openInjector();
-      this.txBatch = new TxBatch(this.injector, io.mac, this.opts.sendKey, io.timers);
-      this.rxPath = new RxPath(this.links, io.mac, this.opts.recvKey, this);
+      this.txBatch = new TxBatch(this.injector, io.mac, this.sendKey, io.timers);
+      this.rxPath = new RxPath(this.links, io.mac, this.recvKey, this);
       this.sockets = io.openSockets((ev) => this.handler.onSocketEvent(ev, io.clock()));
       const dev = this.opts.capture.device;
       this.capture = io.openCapture(
@@ -85,7 +97,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
       this.stop();
       throw e;
     }
-    this.cancelTick = io.timers.every(this.opts.tickMs, () => this.tick());
+    this.cancelTick = io.timers.every(TICK_MS, () => this.tick());
   }
 
   /** A link starts carrying: captured segments of its 4-tuple now reach it. */
@@ -116,7 +128,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
         return;
       case FrameType.Close:
         this.txBatch!.fin(link.tcp, now);
-        this.handler.onLinkLost(link, `the ${this.opts.peer} closed the connection`, now);
+        this.handler.onLinkLost(link, `the ${this.peer} closed the connection`, now);
         return;
       default:
         this.handler.onFrame(link, type, arg, buf, off, len, now);
@@ -125,7 +137,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
 
   onTcpEnd(link: L, verdict: 'reset' | 'fin', now: number): void {
     if (verdict === 'fin') this.txBatch!.fin(link.tcp, now);
-    this.handler.onLinkLost(link, verdict === 'reset' ? 'connection reset' : `FIN from the ${this.opts.peer}`, now);
+    this.handler.onLinkLost(link, verdict === 'reset' ? 'connection reset' : `FIN from the ${this.peer}`, now);
   }
 
   private tick(): void {

@@ -3,7 +3,6 @@
 // is dead is the pure ServerSessions; this file wires it to the engine and logs what happens.
 import { FrameType, readHello } from '../core/frame';
 import { intToIp } from '../core/ipv4';
-import { deriveKeys } from '../core/keys';
 import { linkFromHandshake } from '../core/link';
 import {
   DEFAULT_SESSION_OPTIONS,
@@ -34,7 +33,6 @@ export interface ServerConfig {
   keepaliveMs: number;
 }
 
-const TICK_MS = 10;
 const LISTEN_BACKLOG = 128;
 
 export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
@@ -48,7 +46,6 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     private readonly log: Logger,
     private readonly io: TunnelIo,
   ) {
-    const keys = deriveKeys(io.mac, cfg.key);
     this.sessions = new ServerSessions(
       { ...DEFAULT_SESSION_OPTIONS, durationMs: cfg.durationMs, keepaliveMs: cfg.keepaliveMs },
       this,
@@ -57,10 +54,8 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
       io,
       {
         capture: { device: cfg.device, ports: cfg.ports, portSide: 'dst', toHost: cfg.listenIp || undefined },
-        sendKey: keys.serverToClient,
-        recvKey: keys.clientToServer,
-        tickMs: TICK_MS,
-        peer: 'client',
+        key: cfg.key,
+        side: 'server',
       },
       this,
       log,

@@ -6,8 +6,9 @@ import { Segment } from '../../src/core/packet';
 import { TX, TX_STRIDE, UdpBatchFn, WatcherEvent } from '../../src/io/native';
 import type { Capture, CaptureSpec, Injector, PacketBatchFn, SocketWatcher, Timers, TunnelIo, UdpMux } from '../../src/tunnel/io';
 import { CaptureSink, SimHost } from './network';
-import { buildTcp, merge, parse } from './packet';
+import { buildTcp, merge, packBatch, parse } from './packet';
 import { SimSockets } from './sockets';
+import { InstantBatcher } from './time';
 import { SimUdpMux } from './udp-mux';
 
 export class SimIo implements TunnelIo {
@@ -51,8 +52,7 @@ export class SimIo implements TunnelIo {
 }
 
 class SimCapture implements Capture, CaptureSink {
-  private pending: Buffer[] = [];
-  private scheduled = false;
+  private readonly arrivals: InstantBatcher<Buffer>;
   private closed = false;
   private readonly fromIp: number | null;
   private readonly toIp: number | null;
@@ -61,6 +61,7 @@ class SimCapture implements Capture, CaptureSink {
   constructor(private readonly io: SimIo, private readonly spec: CaptureSpec, private readonly onBatch: PacketBatchFn) {
     this.fromIp = spec.fromHost ? ipToInt(spec.fromHost) : null;
     this.toIp = spec.toHost && spec.toHost !== '0.0.0.0' ? ipToInt(spec.toHost) : null;
+    this.arrivals = new InstantBatcher(io.host.net.time, (pkts) => this.flush(pkts));
     io.host.captures.add(this);
   }
 
@@ -73,31 +74,17 @@ class SimCapture implements Capture, CaptureSink {
   }
 
   enqueue(pkt: Buffer): void {
-    this.pending.push(pkt);
-    if (this.scheduled) return;
-    this.scheduled = true;
-    // An event at the same instant, queued after the packets that arrive with this one: one batch.
-    const time = this.io.host.net.time;
-    time.at(time.now, () => this.flush());
+    this.arrivals.add(pkt);
   }
 
-  private flush(): void {
-    this.scheduled = false;
+  private flush(arrived: Buffer[]): void {
+    if (this.closed || !this.io.alive) return;
     const net = this.io.host.net;
-    const pkts = net.gro ? groMerge(this.pending, net.stats) : this.pending;
-    this.pending = [];
-    if (this.closed || !this.io.alive || pkts.length === 0) return;
-    const cut = pkts.map((p) => (p.length > net.snaplen ? p.subarray(0, net.snaplen) : p));
-    const meta = new Uint32Array(cut.length * 2);
-    let off = 0;
-    cut.forEach((p, i) => {
-      meta[2 * i] = off;
-      meta[2 * i + 1] = p.length;
-      off += p.length;
-    });
-    this.counts.delivered += cut.length;
+    const pkts = net.gro ? groMerge(arrived, net.stats) : arrived;
+    const b = packBatch(pkts.map((p) => (p.length > net.snaplen ? p.subarray(0, net.snaplen) : p)));
+    this.counts.delivered += b.count;
     this.counts.batches++;
-    this.onBatch(Buffer.concat(cut), meta, cut.length);
+    this.onBatch(b.data, b.meta, b.count);
   }
 
   stats() {

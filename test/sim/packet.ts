@@ -2,16 +2,7 @@
 // summary of one that the simulated network's routers and kernels look at.
 import { emptySegment, parseSegment, Segment } from '../../src/core/packet';
 
-export interface TcpFields {
-  srcIp: number;
-  dstIp: number;
-  srcPort: number;
-  dstPort: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-}
+export type TcpFields = Pick<Segment, 'srcIp' | 'dstIp' | 'srcPort' | 'dstPort' | 'seq' | 'ack' | 'flags' | 'window'>;
 
 const IP_HEADER = 20;
 const TCP_HEADER = 20;
@@ -41,6 +32,18 @@ export function buildTcp(f: TcpFields, payload: Buffer = Buffer.alloc(0)): Buffe
 export function parse(pkt: Buffer): Segment | null {
   const s = emptySegment();
   return parseSegment(pkt, 0, pkt.length, s) ? s : null;
+}
+
+/** Packets back to back with their (offset, length) pairs: a capture batch. */
+export function packBatch(pkts: Buffer[]): { data: Buffer; meta: Uint32Array; count: number } {
+  const meta = new Uint32Array(pkts.length * 2);
+  let off = 0;
+  pkts.forEach((p, i) => {
+    meta[2 * i] = off;
+    meta[2 * i + 1] = p.length;
+    off += p.length;
+  });
+  return { data: Buffer.concat(pkts), meta, count: pkts.length };
 }
 
 /** Joins packets of one 4-tuple with contiguous seq into one, as GRO does on a receiving NIC. */

@@ -121,3 +121,26 @@ export class VirtualTime {
 function before(a: Event, b: Event): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
+
+/**
+ * Gathers what arrives at one instant into one batch, as a capture ring or a socket's queue holds
+ * what came in while the process was busy: the batch runs as an event queued after the arrivals.
+ */
+export class InstantBatcher<T> {
+  private items: T[] = [];
+  private scheduled = false;
+
+  constructor(private readonly time: VirtualTime, private readonly run: (items: T[]) => void) {}
+
+  add(item: T): void {
+    this.items.push(item);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.time.at(this.time.now, () => {
+      this.scheduled = false;
+      const items = this.items;
+      this.items = [];
+      if (items.length > 0) this.run(items);
+    });
+  }
+}

@@ -4,6 +4,7 @@ import { intToIp, ipToInt } from '../../src/core/ipv4';
 import { UDP_RX, UDP_RX_STRIDE, UDP_TX, UDP_TX_STRIDE, UdpBatchFn } from '../../src/io/native';
 import type { UdpMux } from '../../src/tunnel/io';
 import type { SimIo } from './io';
+import { InstantBatcher } from './time';
 
 interface Sock {
   port: number;
@@ -19,12 +20,13 @@ interface Pending {
 
 export class SimUdpMux implements UdpMux {
   private readonly socks = new Map<number, Sock>();
-  private pending: Pending[] = [];
-  private scheduled = false;
+  private readonly arrivals: InstantBatcher<Pending>;
   private stopped = false;
   private readonly counts = { received: 0, batches: 0, sent: 0, sendErrors: 0, recvErrors: 0, lastError: '' };
 
-  constructor(private readonly io: SimIo, private readonly onBatch: UdpBatchFn) {}
+  constructor(private readonly io: SimIo, private readonly onBatch: UdpBatchFn) {
+    this.arrivals = new InstantBatcher(io.host.net.time, (batch) => this.flush(batch));
+  }
 
   bind(ip: string, port: number): number {
     const host = this.io.host;
@@ -52,18 +54,11 @@ export class SimUdpMux implements UdpMux {
 
   private receive(id: number, port: number, ip: number, srcPort: number, data: Buffer): void {
     if (this.stopped || this.socks.get(id)?.port !== port) return;
-    this.pending.push({ id, ip, port: srcPort, data });
-    if (this.scheduled) return;
-    this.scheduled = true;
-    const time = this.io.host.net.time;
-    time.at(time.now, () => this.flush());
+    this.arrivals.add({ id, ip, port: srcPort, data });
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const batch = this.pending;
-    this.pending = [];
-    if (this.stopped || !this.io.alive || batch.length === 0) return;
+  private flush(batch: Pending[]): void {
+    if (this.stopped || !this.io.alive) return;
     const meta = new Uint32Array(batch.length * UDP_RX_STRIDE);
     let off = 0;
     batch.forEach((d, i) => {

@@ -9,6 +9,7 @@ import type { Mac } from '../../src/core/mac';
 import { ConnTable } from '../../src/tunnel/conn-table';
 import { RxHandler, RxPath } from '../../src/tunnel/rx';
 import { sodiumMac } from '../sim/mac';
+import { packBatch } from '../sim/packet';
 
 let mac: Mac;
 let keys: ReturnType<typeof deriveKeys>;
@@ -52,14 +53,8 @@ function ipTcp(seq: number, flags: number, payload: Buffer, srcPort = 10001, dst
 }
 
 function batch(pkts: Buffer[]): [Buffer, Uint32Array, number] {
-  const meta = new Uint32Array(pkts.length * 2);
-  let off = 0;
-  pkts.forEach((p, i) => {
-    meta[2 * i] = off;
-    meta[2 * i + 1] = p.length;
-    off += p.length;
-  });
-  return [Buffer.concat(pkts), meta, pkts.length];
+  const b = packBatch(pkts);
+  return [b.data, b.meta, b.count];
 }
 
 function setup() {

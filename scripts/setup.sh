@@ -60,11 +60,11 @@ else
   say "native addon up to date"
 fi
 
-# 4. TypeScript: compile src/ and test/ into dist/ when any input changed (or a file was removed:
+# 4. TypeScript: compile src/, test/ and bench/ into dist/ when any input changed (or a file was removed:
 #    dist/ is rebuilt from scratch so no stale test file runs).
-ts_list=$( { find src test -name '*.ts' 2>/dev/null; echo tsconfig.json package.json; } | LC_ALL=C sort)
+ts_list=$( { find src test bench -name '*.ts' 2>/dev/null; echo tsconfig.json package.json; } | LC_ALL=C sort)
 ts_stamp=dist/.build-inputs
-if [ ! -f "$ts_stamp" ] || [ "$(cat "$ts_stamp")" != "$ts_list" ] || [ -n "$(find src test tsconfig.json package.json -newer "$ts_stamp" -print -quit)" ]; then
+if [ ! -f "$ts_stamp" ] || [ "$(cat "$ts_stamp")" != "$ts_list" ] || [ -n "$( { find src test tsconfig.json package.json -newer "$ts_stamp" -print -quit; find bench -name '*.ts' -newer "$ts_stamp" -print -quit; } )" ]; then
   say "compiling TypeScript (tsc -p .)"
   rm -rf dist
   npx --no-install tsc -p . || die "TypeScript compilation failed"

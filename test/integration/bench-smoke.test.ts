@@ -1,4 +1,4 @@
-// A few seconds of the benchmark (scripts/bench.sh --smoke): it must produce numbers. The figures
+// A few seconds of the benchmark (bench/main.ts --smoke): it must produce numbers. The figures
 // themselves are judged by `sudo npm run bench`, not here: timing on a shared machine is no test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import * as path from 'path';
 const ROOT = path.join(__dirname, '..', '..', '..');
 
 test('bench --smoke measures direct and tunnel rate, RTT and memory', { timeout: 120_000 }, () => {
-  const r = spawnSync('bash', [path.join(ROOT, 'scripts', 'bench.sh'), '--smoke'], { cwd: ROOT, encoding: 'utf8', timeout: 110_000 });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'main.js'), '--smoke'], { cwd: ROOT, encoding: 'utf8', timeout: 110_000 });
   const out = `${r.stdout}\n${r.stderr}`;
   assert.equal(r.status, 0, `bench --smoke exited ${r.status} (${r.signal ?? ''}):\n${out.slice(-3000)}`);
   const line = out.split('\n').find((l) => l.startsWith('BENCH_JSON '));

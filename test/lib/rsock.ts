@@ -8,8 +8,21 @@
 // Client (re)connection: "up". Daemon: returns 0 once ready, pidfile holds the pid; SIGUSR1, SIGTERM
 // and SIGINT stop it with exit 0 and remove the pidfile.
 import * as path from 'path';
-import { ADDR, Topology } from './netns';
+import { Topology } from './netns';
+import { SpawnInNsOptions } from './ns-set';
 import { Proc } from './proc';
+
+/**
+ * What starting rsock needs of a topology: the three-namespace Topology (netns.ts) and the
+ * benchmark's two-namespace DirectPair (direct-pair.ts) both are one.
+ */
+export interface TunnelHost {
+  readonly id: string;
+  readonly dev: { client: string; server: string };
+  /** The server's address as the client reaches it. */
+  readonly serverAddr: string;
+  spawn(role: 'client' | 'server', cmd: string[], opts: SpawnInNsOptions): Proc;
+}
 
 /** Repository root (this file runs from dist/test/lib). */
 export const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -42,15 +55,19 @@ export interface RsockOptions {
   /** Device; default: the namespace's veth. null: leave --dev out (the program picks one). */
   dev?: string | null;
   verbose?: boolean;
+  /** Server: its UDP target (default SERVER_TARGET). Client: the server's address (default topo.serverAddr). */
+  taddr?: string;
+  /** Client only: its local UDP address (default CLIENT_LUDP). */
+  ludp?: string;
   /** Further arguments, verbatim. */
   extra?: string[];
 }
 
-export function testKey(topo: Topology): string {
+export function testKey(topo: { id: string }): string {
   return `rsock-test-${topo.id}`;
 }
 
-function common(topo: Topology, o: RsockOptions, dev: string): string[] {
+function common(topo: TunnelHost, o: RsockOptions, dev: string): string[] {
   const a: string[] = [];
   if (o.dev !== null) a.push(`--dev=${o.dev ?? dev}`);
   a.push(`--ports=${o.ports ?? PORTS}`, `--key=${o.key ?? testKey(topo)}`);
@@ -60,23 +77,23 @@ function common(topo: Topology, o: RsockOptions, dev: string): string[] {
   return a.concat(o.extra ?? []);
 }
 
-export function serverArgs(topo: Topology, o: RsockOptions = {}): string[] {
-  return [process.execPath, SERVER_BIN, `--taddr=${SERVER_TARGET}`, ...common(topo, o, topo.dev.server)];
+export function serverArgs(topo: TunnelHost, o: RsockOptions = {}): string[] {
+  return [process.execPath, SERVER_BIN, `--taddr=${o.taddr ?? SERVER_TARGET}`, ...common(topo, o, topo.dev.server)];
 }
 
-export function clientArgs(topo: Topology, o: RsockOptions = {}): string[] {
-  return [process.execPath, CLIENT_BIN, `--taddr=${ADDR.server}`, `--ludp=${CLIENT_LUDP}`, ...common(topo, o, topo.dev.client)];
+export function clientArgs(topo: TunnelHost, o: RsockOptions = {}): string[] {
+  return [process.execPath, CLIENT_BIN, `--taddr=${o.taddr ?? topo.serverAddr}`, `--ludp=${o.ludp ?? CLIENT_LUDP}`, ...common(topo, o, topo.dev.client)];
 }
 
 /** Starts rsock-server in the server namespace and waits for its "ready" line. */
-export async function startServer(topo: Topology, o: RsockOptions = {}, name = 'rsock-server'): Promise<Proc> {
+export async function startServer(topo: TunnelHost, o: RsockOptions = {}, name = 'rsock-server'): Promise<Proc> {
   const p = topo.spawn('server', serverArgs(topo, o), { name });
   await p.waitFor(LOG.ready, READY_TIMEOUT_MS);
   return p;
 }
 
 /** Starts rsock-client in the client namespace and waits for its "ready" line. */
-export async function startClient(topo: Topology, o: RsockOptions = {}, name = 'rsock-client'): Promise<Proc> {
+export async function startClient(topo: TunnelHost, o: RsockOptions = {}, name = 'rsock-client'): Promise<Proc> {
   const p = topo.spawn('client', clientArgs(topo, o), { name });
   await p.waitFor(LOG.ready, READY_TIMEOUT_MS);
   return p;
@@ -88,7 +105,7 @@ export const RECOVERY_BOUND_MS = 20_000;
 export const EXPIRY_SLACK_MS = 5_000;
 
 /** Starts rsock-server, then rsock-client, each waiting for "ready". */
-export async function startTunnel(topo: Topology, o: { server?: RsockOptions; client?: RsockOptions } = {}): Promise<{ server: Proc; client: Proc }> {
+export async function startTunnel(topo: TunnelHost, o: { server?: RsockOptions; client?: RsockOptions } = {}): Promise<{ server: Proc; client: Proc }> {
   const server = await startServer(topo, o.server);
   const client = await startClient(topo, o.client);
   return { server, client };

@@ -1,0 +1,111 @@
+// Renders a benchmark run: the table on stdout, the notes, a final "BENCH_JSON {...}" line, and
+// (with a file to write) the generated section of BENCHMARKS.md (report-doc.ts).
+import { Results } from './results';
+import { buildNotes } from './report-doc';
+
+export interface Row { metric: string; base: string; rs: string; rel: string; target: string; result: string; keys: string[] }
+
+/** Figures derived from the measured ones (ratios, differences). */
+export function derive(r: Results): Record<string, number> {
+  const m = r.m;
+  const d: Record<string, number> = {};
+  const ratio = (a: string, b: string) => (r.has(a) && r.has(b) && m[b] > 0 ? m[a] / m[b] : undefined);
+  const set = (k: string, v: number | undefined) => { if (v !== undefined) d[k] = v; };
+  set('rate_ratio', ratio('tunnel_rate', 'direct_rate'));
+  set('kcp_up_ratio', ratio('kcp_tunnel_up_mbps', 'kcp_direct_up_mbps'));
+  set('kcp_down_ratio', ratio('kcp_tunnel_down_mbps', 'kcp_direct_down_mbps'));
+  if (r.has('rtt_tunnel_p50_ms') && r.has('rtt_direct_p50_ms')) d.rtt_added_p50_ms = m.rtt_tunnel_p50_ms - m.rtt_direct_p50_ms;
+  if (r.has('rtt_tunnel_p99_ms') && r.has('rtt_direct_p99_ms')) d.rtt_added_p99_ms = m.rtt_tunnel_p99_ms - m.rtt_direct_p99_ms;
+  const drop = (k: string, x: number | undefined) => set(k, x === undefined ? undefined : (1 - x) * 100);
+  drop('flows_drop_pct', ratio('tunnel_rate_10k', 'tunnel_rate'));
+  drop('ports_drop_pct', ratio('tunnel_rate_100ports', 'tunnel_rate_1port'));
+  drop('direct_flows_drop_pct', ratio('direct_rate_10k', 'direct_rate'));
+  return d;
+}
+
+export const int = (x: number) => Math.round(x).toLocaleString('en-US');
+export const fix = (x: number, n: number) => x.toFixed(n);
+export const signed = (x: number, n: number) => (x >= 0 ? '+' : '') + fix(x, n);
+
+export function buildRows(r: Results, d: Record<string, number>): Row[] {
+  const { m, na } = r;
+  const smoke = r.info.mode === 'smoke';
+  const val = (k: string, fmt: (x: number) => string) => (r.has(k) ? fmt(m[k]) : 'n/a');
+  const dv = (x: number | undefined, fmt: (x: number) => string) => (x === undefined ? 'n/a' : fmt(x));
+  const verdict = (x: number | undefined, ok: (x: number) => boolean) => (x === undefined ? 'n/a' : ok(x) ? 'PASS' : 'FAIL');
+  const ms = (x: number) => fix(x, 3);
+  const mib = (x: number) => fix(x, 1);
+  const f0 = (x: number) => fix(x, 0);
+  const rows: Row[] = [];
+  const row = (metric: string, base: string, rs: string, rel: string, target: string, result: string, keys: string[]) => {
+    // the last key is rsock's own figure; rows without it or a reason are not part of the smoke subset
+    const own = keys[keys.length - 1];
+    if (smoke && !r.has(own) && !na[own]) return;
+    rows.push({ metric, base, rs, rel, target, result, keys });
+  };
+  row('Datagrams/s, 1200 B, < 1 % loss (baseline: direct UDP)', val('direct_rate', int), val('tunnel_rate', int),
+    dv(d.rate_ratio, (x) => `${fix(x * 100, 0)} %`), '≥ 60 %', verdict(d.rate_ratio, (x) => x >= 0.6), ['direct_rate', 'tunnel_rate']);
+  row('kcptun goodput client→server, Mbit/s (baseline: kcptun on UDP)', val('kcp_direct_up_mbps', f0), val('kcp_tunnel_up_mbps', f0),
+    dv(d.kcp_up_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_up_ratio, (x) => x >= 0.9), ['kcp_direct_up_mbps', 'kcp_tunnel_up_mbps']);
+  row('kcptun goodput server→client (-R), Mbit/s', val('kcp_direct_down_mbps', f0), val('kcp_tunnel_down_mbps', f0),
+    dv(d.kcp_down_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_down_ratio, (x) => x >= 0.9), ['kcp_direct_down_mbps', 'kcp_tunnel_down_mbps']);
+  row('UDP ping-pong RTT p50, ms (baseline: direct)', val('rtt_direct_p50_ms', ms), val('rtt_tunnel_p50_ms', ms),
+    dv(d.rtt_added_p50_ms, (x) => `${signed(x, 3)} ms`), '≤ +0.1 ms', verdict(d.rtt_added_p50_ms, (x) => x <= 0.1),
+    ['rtt_direct_p50_ms', 'rtt_tunnel_p50_ms']);
+  row('UDP ping-pong RTT p99, ms', val('rtt_direct_p99_ms', ms), val('rtt_tunnel_p99_ms', ms),
+    dv(d.rtt_added_p99_ms, (x) => `${signed(x, 3)} ms`), '≤ +0.5 ms', verdict(d.rtt_added_p99_ms, (x) => x <= 0.5),
+    ['rtt_direct_p99_ms', 'rtt_tunnel_p99_ms']);
+  row('CPU per datagram, client+server, µs (20k/s, 5 s)', '—', val('cpu_us_per_dgram', (x) => fix(x, 2)), '—', '≤ 10 µs',
+    verdict(m.cpu_us_per_dgram, (x) => x <= 10), ['cpu_us_per_dgram']);
+  const pair = (a: string, b: string) => (r.has(a) || r.has(b) ? `${val(a, mib)} / ${val(b, mib)}` : 'n/a');
+  const both = (a: string, b: string, lim: number) => (r.has(a) && r.has(b) ? (m[a] <= lim && m[b] <= lim ? 'PASS' : 'FAIL') : 'n/a');
+  row('RSS idle, client / server, MiB', '—', pair('rss_idle_client_mb', 'rss_idle_server_mb'), '—', '≤ 60 each',
+    both('rss_idle_client_mb', 'rss_idle_server_mb', 60), ['rss_idle_client_mb', 'rss_idle_server_mb']);
+  row('RSS with 10k live flows, client / server, MiB', '—', pair('rss_10k_client_mb', 'rss_10k_server_mb'), '—', '≤ 120 each',
+    both('rss_10k_client_mb', 'rss_10k_server_mb', 120), ['rss_10k_client_mb', 'rss_10k_server_mb']);
+  row('Datagrams/s with 10k flows (baseline: rsock, 1 flow)', val('tunnel_rate', int), val('tunnel_rate_10k', int),
+    dv(d.flows_drop_pct, (x) => `${signed(-x, 1)} %`), '> -10 %', verdict(d.flows_drop_pct, (x) => x < 10), ['tunnel_rate', 'tunnel_rate_10k']);
+  row('Datagrams/s with 100 ports (baseline: rsock, 1 port)', val('tunnel_rate_1port', int), val('tunnel_rate_100ports', int),
+    dv(d.ports_drop_pct, (x) => `${signed(-x, 1)} %`), '> -10 %', verdict(d.ports_drop_pct, (x) => x < 10),
+    ['tunnel_rate_1port', 'tunnel_rate_100ports']);
+  row('Header bytes per datagram beyond IP+TCP headers', '0 (UDP: 8 B header)', val('header_bytes', f0),
+    r.has('header_bytes') && r.info['header.tcp_options_bytes'] ? `+ ${r.info['header.tcp_options_bytes']} B TCP options` : '—',
+    '≤ 16 B', verdict(m.header_bytes, (x) => x <= 16), ['header_bytes']);
+  return rows;
+}
+
+export function table(rows: Row[]): string {
+  const head = ['Metric', 'Baseline', 'rsock', 'rsock vs baseline', 'Target', 'Result'];
+  const cells = rows.map((r) => [r.metric, r.base, r.rs, r.rel, r.target, r.result]);
+  const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(width[i])).join(' | ')} |`;
+  return [line(head), `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+export interface Report { rows: Row[]; table: string; notes: string[]; derived: Record<string, number>; json: string }
+
+/** Builds the report and prints the table, the notes and the BENCH_JSON line (last). */
+export function printReport(r: Results, beforeJson?: (rep: Report) => void): Report {
+  const derived = derive(r);
+  const rows = buildRows(r, derived);
+  const notes = buildNotes(r, rows, derived);
+  const t = table(rows);
+  const i = r.info;
+  const header = [
+    `Mode: ${i.mode || '?'}   Date: ${i.date || '?'}   rsock: ${i.rsock_commit || '?'}`,
+    `Kernel: ${i.kernel || '?'}   CPU: ${i.cpu || '?'}`,
+    `Command: sudo ${i.command || 'npm run bench'}`,
+  ].join('\n');
+  process.stdout.write(`\n${header}\n\n${t}\n`);
+  if (notes.length) process.stdout.write(`\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+  const metrics = Object.fromEntries(Object.entries({ ...r.m, ...derived }).filter(([, v]) => Number.isFinite(v))
+    .map(([k, v]) => [k, Math.round(v * 1e4) / 1e4]));
+  const json = JSON.stringify({
+    mode: i.mode, date: i.date, kernel: i.kernel, cpu: i.cpu, command: i.command, rsock: i.rsock_commit,
+    metrics, na: r.na, pass: Object.fromEntries(rows.map((x) => [x.keys.join('+'), x.result])),
+  });
+  const rep = { rows, table: t, notes, derived, json };
+  beforeJson?.(rep);
+  process.stdout.write(`BENCH_JSON ${json}\n`);
+  return rep;
+}

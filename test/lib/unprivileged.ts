@@ -1,0 +1,78 @@
+// Runs node without privileges, for tests that check what happens without CAP_NET_RAW/CAP_NET_ADMIN.
+//
+// The child runs as the owner of the checkout (uid/gid of the repository directory), with its
+// supplementary groups, inheritable, ambient and bounding capability sets cleared and no_new_privs
+// set (setpriv, util-linux). Running as the owner, not as `nobody`, lets it read its own files when
+// the checkout is inside a 0700 home directory (Debian 12 default). When the checkout is owned by
+// root (CI), the child is uid 0 with an empty bounding set: it has no capability at all, so it still
+// lacks CAP_NET_RAW and CAP_NET_ADMIN (and CAP_DAC_OVERRIDE: it reads root's files as their owner).
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** Repository root (this file runs from dist/test/lib). */
+const REPO = path.resolve(__dirname, '..', '..', '..');
+
+export interface Owner { uid: number; gid: number }
+
+export interface UnprivilegedResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+  /** The full command line that ran (setpriv ... node ...). */
+  argv: string[];
+  /** Who the child ran as. */
+  owner: Owner;
+}
+
+export interface UnprivilegedOptions {
+  /** Kill the child (SIGKILL) after this long. Default 10 s. */
+  timeoutMs?: number;
+  /** Written to the child's stdin. */
+  input?: string;
+  /** Run as the owner of this directory instead of the repository's. */
+  ownerOf?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** uid/gid that own `dir` (default: the repository root). */
+export function checkoutOwner(dir = REPO): Owner {
+  const st = fs.statSync(dir);
+  return { uid: st.uid, gid: st.gid };
+}
+
+/** undefined if setpriv can drop privileges here, else why not (for t.skip()). */
+export function unprivilegedUnavailable(): string | undefined {
+  const r = spawnSync('setpriv', ['--version'], { encoding: 'utf8', timeout: 5000 });
+  if (r.error || r.status !== 0) return 'setpriv (util-linux) is not installed';
+  if (process.getuid && process.getuid() !== 0) return 'needs root to change uid and clear the capability bounding set';
+  return undefined;
+}
+
+/**
+ * The prefix that runs a command without privileges, e.g. for spawnSync(prefix[0], [...prefix.slice(1), cmd, ...args]):
+ *   setpriv --reuid=U --regid=G --clear-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs --
+ */
+export function unprivilegedWrapper(owner: Owner = checkoutOwner()): string[] {
+  return ['setpriv', `--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--inh-caps=-all', '--ambient-caps=-all',
+    '--bounding-set=-all', '--no-new-privs', '--'];
+}
+
+/**
+ * Runs `node ...nodeArgs` (this process's node binary) without privileges, in the repository root,
+ * to completion (bounded by timeoutMs), and returns its exit status and output.
+ *   runNodeUnprivileged(['-e', 'const n = require(ADDON); ...'])
+ *   runNodeUnprivileged([path.join(__dirname, 'script.js'), 'arg'])
+ */
+export function runNodeUnprivileged(nodeArgs: string[], opts: UnprivilegedOptions = {}): UnprivilegedResult {
+  const owner = checkoutOwner(opts.ownerOf ?? REPO);
+  const argv = [...unprivilegedWrapper(owner), process.execPath, ...nodeArgs];
+  const started = Date.now();
+  const r = spawnSync(argv[0], argv.slice(1), {
+    cwd: REPO, encoding: 'utf8', timeout: opts.timeoutMs ?? 10_000, killSignal: 'SIGKILL', input: opts.input, env: opts.env ?? process.env,
+  });
+  const stderr = r.error ? `${r.stderr ?? ''}\n[spawn error] ${r.error.message}` : (r.stderr ?? '');
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr, ms: Date.now() - started, argv, owner };
+}

@@ -181,7 +181,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
         return;
       }
       const tcp = new FakeTcp({
-        local: { ip: ipToInt(ev.localIp), port: ev.localPort },
+        local: { ip: ev.localIp, port: ev.localPort },
         remote: { ip: this.serverIpInt, port: ev.remotePort },
         sndNxt: ev.sndNxt,
         rcvNxt: ev.rcvNxt,
@@ -191,7 +191,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver {
       const link: ClientLink = { tcp, slot, fd: ev.fd, maxDatagram: Math.max(ev.mss - HEADER, 0) };
       this.byFd.set(ev.fd, link);
       this.engine.links.set(this.serverIpInt, ev.remotePort, ev.localPort, link);
-      this.log.debug(`port ${ev.remotePort}: tcp up from ${ev.localIp}:${ev.localPort}, saying hello`);
+      this.log.debug(`port ${ev.remotePort}: tcp up from ${intToIp(ev.localIp)}:${ev.localPort}, saying hello`);
       this.pool.onConnected(ev.fd, tcp, now);
     } else if (ev.type === 'failed') {
       this.pool.onDialFailed(ev.fd, ev.error, now);

@@ -4,7 +4,7 @@
 import { CloseReason, FrameType, readHello } from '../core/frame';
 import { FakeTcp } from '../core/fake-tcp';
 import { Flow, FlowTable } from '../core/flow-table';
-import { ipToInt } from '../core/ipv4';
+import { intToIp } from '../core/ipv4';
 import { portFilter } from '../core/ports';
 import { deriveKeys } from '../core/keys';
 import { NativeAddon, UDP_RX_STRIDE, WatcherEvent } from '../io/native';
@@ -117,8 +117,8 @@ export class RsockServer implements EngineHandler<ServerLink> {
   onWatcher(ev: WatcherEvent, now: number): void {
     if (ev.type !== 'accepted') return;
     const tcp = new FakeTcp({
-      local: { ip: ipToInt(ev.localIp), port: ev.localPort },
-      remote: { ip: ipToInt(ev.remoteIp), port: ev.remotePort },
+      local: { ip: ev.localIp, port: ev.localPort },
+      remote: { ip: ev.remoteIp, port: ev.remotePort },
       sndNxt: ev.sndNxt,
       rcvNxt: ev.rcvNxt,
       now,
@@ -129,7 +129,7 @@ export class RsockServer implements EngineHandler<ServerLink> {
     this.counters.accepted++;
     // Opens the large window for conntrack before the client's data arrives (FAKE-TCP-FACTS.md).
     this.engine.tx.pureAck(tcp, now);
-    this.log.debug(`accepted ${ev.remoteIp}:${ev.remotePort} on port ${ev.localPort}`);
+    this.log.debug(`accepted ${intToIp(ev.remoteIp)}:${ev.remotePort} on port ${ev.localPort}`);
   }
 
   onFrame(link: ServerLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {

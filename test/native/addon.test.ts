@@ -556,7 +556,7 @@ test('watcher: handshake, seq learning, silenced kernel, silent close', async ()
     assert.equal(acc.listenFd, lfd);
     assert.equal(con.fd, cfd);
     assert.notEqual(acc.fd, cfd);
-    assert.equal(acc.localIp, LO);
+    assert.equal(acc.localIp, LO_U32);
     assert.equal(acc.localPort, port);
     assert.equal(con.remotePort, port);
     assert.equal(acc.remotePort, con.localPort);

@@ -91,15 +91,19 @@ uint32_t SocketWatcher::NextSerial() {
   return serial;
 }
 
+int SocketWatcher::Watch(int op, int fd, uint32_t serial, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  // The serial travels with the readiness event: an fd closed and reused by a callback earlier in
+  // the same round is recognised and skipped.
+  ev.data.u64 = (static_cast<uint64_t>(serial) << 32) | static_cast<uint32_t>(fd);
+  return epoll_ctl(epfd_, op, fd, &ev) == 0 ? 0 : errno;
+}
+
 uint32_t SocketWatcher::Add(Napi::Env env, int fd, Kind kind, const std::string& where) {
   const uint32_t serial = nextSerial_;
   if (const uint32_t events = Interest(kind)) {
-    epoll_event ev{};
-    ev.events = events;
-    // The serial travels with the readiness event: an fd closed and reused by a callback earlier in
-    // the same round is recognised and skipped.
-    ev.data.u64 = (static_cast<uint64_t>(serial) << 32) | static_cast<uint32_t>(fd);
-    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) ThrowError(env, where + "epoll_ctl: " + ErrnoText(errno));
+    if (int err = Watch(EPOLL_CTL_ADD, fd, serial, events)) ThrowError(env, where + "epoll_ctl: " + ErrnoText(err));
   }
   NextSerial();
   fds_[fd] = Entry{serial, kind};

@@ -34,7 +34,6 @@ class SocketWatcher : public Napi::ObjectWrap<SocketWatcher>, private LoopClient
     int fd = -1;
     uint32_t serial = 0;
     int listenFd = -1;
-    uint32_t listenSerial = 0;
     HandshakeState hs{};
     int err = 0;
     std::string error;
@@ -57,6 +56,8 @@ class SocketWatcher : public Napi::ObjectWrap<SocketWatcher>, private LoopClient
   static uint32_t Interest(Kind kind);
   void EnsureRunning(Napi::Env env, const char* method) const;
   uint32_t NextSerial();
+  // epoll_ctl() for fd; returns 0 or an errno value.
+  int Watch(int op, int fd, uint32_t serial, uint32_t events);
   uint32_t Add(Napi::Env env, int fd, Kind kind, const std::string& where);
   void SetKind(Entry& entry, int fd, Kind kind);
   bool Alive(int fd, uint32_t serial) const;

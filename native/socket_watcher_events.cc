@@ -27,12 +27,6 @@ Napi::Number IpToJs(Napi::Env env, const sockaddr_in& sa) { return Napi::Number:
 bool SocketWatcher::Deliver(const Event& ev) {
   // A queued event whose socket JS has closed meanwhile is dropped: the fd may name another socket.
   if (!Alive(ev.fd, ev.serial)) return true;
-  if (ev.type == Event::Type::kAccepted && !Alive(ev.listenFd, ev.listenSerial)) {
-    // Its listener is gone, so nobody would ever close this connection.
-    Release(ev.fd, Kind::kEstablished);
-    fds_.erase(ev.fd);
-    return true;
-  }
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   Napi::Object o = Napi::Object::New(env);
@@ -98,10 +92,7 @@ void SocketWatcher::OnLoopTimer() {
       waiting.push_back(b);
       continue;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = (static_cast<uint64_t>(b.serial) << 32) | static_cast<uint32_t>(b.fd);
-    (void)epoll_ctl(epfd_, EPOLL_CTL_MOD, b.fd, &ev);
+    (void)Watch(EPOLL_CTL_MOD, b.fd, b.serial, EPOLLIN);
   }
   backoff_.swap(waiting);
   if (pollPaused_ && loop_.StartPolling() == 0) pollPaused_ = false;
@@ -115,8 +106,7 @@ bool SocketWatcher::HandleListener(int listenFd, uint32_t listenSerial) {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        epoll_event none{};
-        (void)epoll_ctl(epfd_, EPOLL_CTL_MOD, listenFd, &none);
+        (void)Watch(EPOLL_CTL_MOD, listenFd, listenSerial, 0);
         backoff_.push_back(Backoff{listenFd, listenSerial, loop_.Now() + kAcceptBackoffMs});
       }
       return true;
@@ -138,7 +128,6 @@ bool SocketWatcher::HandleListener(int listenFd, uint32_t listenSerial) {
     ev.serial = NextSerial();
     fds_[fd] = Entry{ev.serial, Kind::kEstablished};
     ev.listenFd = listenFd;
-    ev.listenSerial = listenSerial;
     if (!Deliver(ev)) return false;
     if (!Alive(listenFd, listenSerial)) return true;  // JS closed the listener
   }

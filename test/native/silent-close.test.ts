@@ -1,4 +1,4 @@
-// The socket watcher's handshake: learned sequence numbers, the silenced kernel socket, the silent close. Shared helpers: helpers.ts.
+// The socket watcher's handshake: learned sequence numbers, the silenced kernel socket, silent closes. Shared helpers: helpers.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -103,5 +103,31 @@ test('control: the same capture does see a normal close (FIN)', async () => {
   } finally {
     rec?.close();
     server.close();
+  }
+});
+
+test('watcher: closing a listener with connections still in its accept queue sends nothing', async () => {
+  const { watcher, events } = newWatcher();
+  let rec: Recorder | null = null;
+  try {
+    const { fd: lfd, port } = listenOnFreePort(watcher);
+    rec = new Recorder(`tcp and port ${port} and tcp[tcpflags] & (tcp-rst|tcp-fin) != 0`);
+    const cfd = watcher.connect(LO, LO, port);
+    // Hold the JS thread: the kernel completes the handshake and queues the connection for accept(),
+    // which the watcher only calls from the event loop. close() must take it from there silently.
+    const until = Date.now() + 200;
+    while (Date.now() < until) {
+      // busy wait on purpose
+    }
+    watcher.close(lfd);
+    await waitFor(() => events.length >= 1, 3000, "the client's 'connected'");
+    assert.deepEqual(events.map((e) => [e.type, e.fd]), [['connected', cfd]]);
+    watcher.close(cfd);
+    await sleep(300);
+    assert.deepEqual(rec.segs.map((s) => s.flags), [], 'no RST for the queued connection, no FIN');
+    assert.deepEqual(rec.errors, []);
+  } finally {
+    rec?.close();
+    watcher.stop();
   }
 });

@@ -1,10 +1,10 @@
-// The socket watcher's failed dials, dropped events and argument checks. Shared helpers: helpers.ts.
+// The socket watcher's failed dials, dropped events, argument checks and process lifetime. Shared helpers: helpers.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { WatcherEvent } from '../../src/io/native';
 import {
-  native, LO, sleep, waitFor, newWatcher, listenOnFreePort,
+  native, LO, sleep, waitFor, newWatcher, listenOnFreePort, runChild,
 } from './helpers';
 
 test('watcher: refused and unroutable dials arrive as failed events', async () => {
@@ -82,4 +82,23 @@ test('watcher: clear errors and argument checks', () => {
   watcher.close(5); // ignored after stop
   assert.throws(() => watcher.listen(LO, 0, 1), /stopped/);
   assert.throws(() => new (native.SocketWatcher as unknown as new (x: unknown) => unknown)(42), TypeError);
+});
+
+test('watcher: keeps the process alive while it listens or has an event to deliver, not longer', () => {
+  // The timer is unref'd: only the listener can keep the process alive until it fires.
+  let r = runChild(`
+    const w = new n.SocketWatcher(() => {});
+    const lfd = w.listen('127.0.0.1', 0, 4);
+    setTimeout(() => { console.log('still alive'); w.close(lfd); }, 300).unref();`);
+  assert.equal(r.signal, null, `child hung: ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'still alive');
+
+  // A dial that fails inside connect() is reported on a later loop turn, before the process ends.
+  r = runChild(`
+    const w = new n.SocketWatcher((ev) => { console.log(ev.type + ' ' + ev.errno); w.close(ev.fd); });
+    w.connect('', '224.0.0.1', 80);`);
+  assert.equal(r.signal, null, `child hung: ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'failed 101');
 });

@@ -7,6 +7,7 @@
 #include "capture.h"
 #include "injector.h"
 #include "mac.h"
+#include "records.h"
 #include "socket_watcher.h"
 #include "udp_mux.h"
 
@@ -29,6 +30,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rsock::SocketWatcher::Init(env, exports);
   rsock::UdpMux::Init(env, exports);
   rsock::InitMac(env, exports);
+  rsock::InitLayouts(env, exports);
   exports.Set("versions", Napi::Function::New<Versions>(env, "versions"));
   return exports;
 }

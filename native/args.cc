@@ -46,6 +46,12 @@ uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t 
   return static_cast<uint32_t>(ArgInt(v, what, min, max));
 }
 
+uint32_t ArgOptUint(const Napi::Object& opts, const char* key, const char* what, uint32_t def, uint32_t min,
+                    uint32_t max) {
+  Napi::Value v = opts.Get(key);
+  return v.IsUndefined() ? def : ArgUint(v, what, min, max);
+}
+
 std::string ArgString(const Napi::Value& v, const char* what) {
   if (!v.IsString()) ThrowTypeError(v.Env(), std::string(what) + " must be a string");
   std::string s = v.As<Napi::String>().Utf8Value();

@@ -27,6 +27,9 @@ WordView ArgUint32Array(const Napi::Value& v, const char* what);
 // An integer in [min, max]; TypeError if not an integer, RangeError if outside.
 uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t max);
 int64_t ArgInt(const Napi::Value& v, const char* what, int64_t min, int64_t max);
+// opts[key] when present, else `def`; checked like ArgUint.
+uint32_t ArgOptUint(const Napi::Object& opts, const char* key, const char* what, uint32_t def, uint32_t min,
+                    uint32_t max);
 std::string ArgString(const Napi::Value& v, const char* what);
 Napi::Function ArgFunction(const Napi::Value& v, const char* what);
 bool ArgBool(const Napi::Value& v, const char* what);
@@ -35,12 +38,12 @@ bool ArgBool(const Napi::Value& v, const char* what);
 in_addr_t ParseIpv4(Napi::Env env, const std::string& s, const char* what, bool allowAny);
 std::string Ipv4ToString(in_addr_t networkOrder);
 
-// strerror that is safe off the JS thread.
+// strerror_r's text (strerror's buffer is shared by all threads of the process).
 std::string ErrnoText(int err);
 
-// For exceptions thrown by JS callbacks that the addon calls from a thread-safe function: they go to
-// process 'uncaughtException' like an event handler's would. Left pending instead, Node 20 only
-// prints a deprecation warning (DEP0168) and swallows them.
+// For exceptions that reach the addon's loop callbacks: they go to process 'uncaughtException' like
+// an event handler's would. Left pending instead, Node 20 only prints a deprecation warning (DEP0168)
+// and swallows them.
 void ReportUncaught(Napi::Env env, const Napi::Error& error);
 
 [[noreturn]] void ThrowTypeError(Napi::Env env, const std::string& msg);

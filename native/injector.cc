@@ -7,19 +7,19 @@
 #include <cstring>
 
 #include "args.h"
+#include "net_util.h"
+#include "records.h"
 
 namespace rsock {
 
 namespace {
 
-// Word offsets of one TX record; mirrors TX in src/io/native.ts.
-enum TxWord : uint32_t {
-  kSrcIp, kDstIp, kSrcPort, kDstPort, kSeq, kAck, kFlags, kWindow, kPayloadOff, kPayloadLen, kStride
-};
 constexpr uint32_t kMaxPayload = 65535 - LIBNET_IPV4_H - LIBNET_TCP_H;
 constexpr int kSendBufferBytes = 4 << 20;
 
 }  // namespace
+
+namespace rec = tx_rec;
 
 void Injector::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = DefineClass(env, "Injector",
@@ -43,11 +43,8 @@ Injector::Injector(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Injector>(
                         "); injecting packets needs CAP_NET_RAW (run as root or grant the capability)");
   }
   fd_ = libnet_getfd(net_);
-  // Bursts of whole batches must fit; SO_SNDBUFFORCE lifts wmem_max when we have CAP_NET_ADMIN.
-  int size = kSendBufferBytes;
-  if (setsockopt(fd_, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) {
-    (void)setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  }
+  // Bursts of whole batches must fit.
+  SetSocketBuffer(fd_, SO_SNDBUFFORCE, SO_SNDBUF, kSendBufferBytes);
   for (size_t i = 0; i < kChunk; ++i) {
     msgs_[i].msg_hdr.msg_name = &dst_[i];
     msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
@@ -76,19 +73,19 @@ Napi::Value Injector::Send(const Napi::CallbackInfo& info) {
   if (!net_) ThrowError(env, "Injector.send: injector is closed");
   ByteView data = ArgBytes(info[0], "Injector.send: data");
   WordView meta = ArgUint32Array(info[1], "Injector.send: meta");
-  uint32_t count = ArgUint(info[2], "Injector.send: count", 0, static_cast<uint32_t>(meta.length / kStride));
+  uint32_t count = ArgUint(info[2], "Injector.send: count", 0, static_cast<uint32_t>(meta.length / rec::kStride));
 
   // Validate the whole batch first so a bad record never leaves half a batch on the wire.
   for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t* m = meta.data + static_cast<size_t>(i) * kStride;
+    const uint32_t* m = meta.data + static_cast<size_t>(i) * rec::kStride;
     auto bad = [&](const char* what) {
       ThrowRangeError(env, "Injector.send: packet " + std::to_string(i) + ": " + what);
     };
-    if (m[kSrcPort] > 0xffff || m[kDstPort] > 0xffff) bad("port out of range");
-    if (m[kFlags] > 0xff) bad("flags must fit in 8 bits");
-    if (m[kWindow] > 0xffff) bad("window must fit in 16 bits");
-    if (m[kPayloadLen] > kMaxPayload) bad("payload longer than an IPv4 packet can carry");
-    if (static_cast<uint64_t>(m[kPayloadOff]) + m[kPayloadLen] > data.length) bad("payload range outside data");
+    if (m[rec::kSrcPort] > 0xffff || m[rec::kDstPort] > 0xffff) bad("port out of range");
+    if (m[rec::kFlags] > 0xff) bad("flags must fit in 8 bits");
+    if (m[rec::kWindow] > 0xffff) bad("window must fit in 16 bits");
+    if (m[rec::kPayloadLen] > kMaxPayload) bad("payload longer than an IPv4 packet can carry");
+    if (static_cast<uint64_t>(m[rec::kPayloadOff]) + m[rec::kPayloadLen] > data.length) bad("payload range outside data");
   }
 
   uint32_t sent = 0;
@@ -96,16 +93,14 @@ Napi::Value Injector::Send(const Napi::CallbackInfo& info) {
     size_t n = 0;
     const uint32_t end = std::min<uint32_t>(count, base + kChunk);
     for (uint32_t i = base; i < end; ++i) {
-      const uint32_t* m = meta.data + static_cast<size_t>(i) * kStride;
+      const uint32_t* m = meta.data + static_cast<size_t>(i) * rec::kStride;
       uint32_t size = 0;
-      uint8_t* pkt = Build(m, data.data + m[kPayloadOff], &size);
+      uint8_t* pkt = Build(m, data.data + m[rec::kPayloadOff], &size);
       if (!pkt) continue;
       packets_[n] = pkt;
       iov_[n].iov_base = pkt;
       iov_[n].iov_len = size;
-      dst_[n] = sockaddr_in{};
-      dst_[n].sin_family = AF_INET;
-      dst_[n].sin_addr.s_addr = htonl(m[kDstIp]);
+      dst_[n] = MakeAddr(htonl(m[rec::kDstIp]), 0);
       ++n;
     }
     sent += SendChunk(n);
@@ -116,15 +111,15 @@ Napi::Value Injector::Send(const Napi::CallbackInfo& info) {
 }
 
 uint8_t* Injector::Build(const uint32_t* m, const uint8_t* payload, uint32_t* size) {
-  const uint32_t len = m[kPayloadLen];
+  const uint32_t len = m[rec::kPayloadLen];
   // Reusing the ptags rewrites the same pblocks in place instead of growing the packet.
-  libnet_ptag_t tcp = libnet_build_tcp(static_cast<uint16_t>(m[kSrcPort]), static_cast<uint16_t>(m[kDstPort]),
-                                       m[kSeq], m[kAck], static_cast<uint8_t>(m[kFlags]),
-                                       static_cast<uint16_t>(m[kWindow]), 0, 0, LIBNET_TCP_H + len,
+  libnet_ptag_t tcp = libnet_build_tcp(static_cast<uint16_t>(m[rec::kSrcPort]), static_cast<uint16_t>(m[rec::kDstPort]),
+                                       m[rec::kSeq], m[rec::kAck], static_cast<uint8_t>(m[rec::kFlags]),
+                                       static_cast<uint16_t>(m[rec::kWindow]), 0, 0, LIBNET_TCP_H + len,
                                        len ? payload : nullptr, len, net_, tcpTag_);
   libnet_ptag_t ip = tcp < 0 ? -1
                              : libnet_build_ipv4(LIBNET_IPV4_H + LIBNET_TCP_H + len, 0, 0 /* id: kernel picks */,
-                                                 IP_DF, 64, IPPROTO_TCP, 0, htonl(m[kSrcIp]), htonl(m[kDstIp]),
+                                                 IP_DF, 64, IPPROTO_TCP, 0, htonl(m[rec::kSrcIp]), htonl(m[rec::kDstIp]),
                                                  nullptr, 0, net_, ipTag_);
   uint8_t* pkt = nullptr;
   // libnet_adv_cull_packet() refuses raw4 contexts in libnet 1.1.6 ("advanced link mode not

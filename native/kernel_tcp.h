@@ -1,5 +1,5 @@
-// Operations on kernel TCP sockets whose handshake we borrow. Plain syscalls, no N-API, so they can
-// run on the watcher thread. All return 0 or an errno value.
+// Operations on kernel TCP sockets whose handshake we borrow. Plain syscalls, no N-API; all return 0
+// or an errno value.
 #pragma once
 
 #include <linux/filter.h>

@@ -5,10 +5,13 @@
 #include <cstring>
 
 #include "args.h"
+#include "records.h"
 
 namespace rsock {
 
 namespace {
+
+namespace rec = mac_rec;
 
 constexpr size_t kTagBytes = crypto_shorthash_siphash24_BYTES;
 static_assert(kTagBytes == 8, "SipHash-2-4 tags are 8 bytes");
@@ -31,13 +34,13 @@ MacArgs ParseArgs(const Napi::CallbackInfo& info, const char* fn) {
   }
   ByteView data = ArgBytes(info[1], (name + ": data").c_str());
   WordView meta = ArgUint32Array(info[2], (name + ": meta").c_str());
-  uint32_t count = ArgUint(info[3], (name + ": count").c_str(), 0, static_cast<uint32_t>(meta.length / 3));
+  uint32_t count = ArgUint(info[3], (name + ": count").c_str(), 0, static_cast<uint32_t>(meta.length / rec::kStride));
   for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t* m = meta.data + 3 * static_cast<size_t>(i);
-    if (static_cast<uint64_t>(m[0]) + m[1] > data.length) {
+    const uint32_t* m = meta.data + rec::kStride * static_cast<size_t>(i);
+    if (static_cast<uint64_t>(m[rec::kOffset]) + m[rec::kLength] > data.length) {
       ThrowRangeError(env, name + ": range " + std::to_string(i) + " lies outside data");
     }
-    if (static_cast<uint64_t>(m[2]) + kTagBytes > data.length) {
+    if (static_cast<uint64_t>(m[rec::kTag]) + kTagBytes > data.length) {
       ThrowRangeError(env, name + ": tag " + std::to_string(i) + " lies outside data");
     }
   }
@@ -48,10 +51,10 @@ void Sign(const Napi::CallbackInfo& info) {
   MacArgs a = ParseArgs(info, "sign");
   uint8_t tag[kTagBytes];
   for (uint32_t i = 0; i < a.count; ++i) {
-    const uint32_t* m = a.meta + 3 * static_cast<size_t>(i);
-    crypto_shorthash_siphash24(tag, a.data.data + m[0], m[1], a.key);
+    const uint32_t* m = a.meta + rec::kStride * static_cast<size_t>(i);
+    crypto_shorthash_siphash24(tag, a.data.data + m[rec::kOffset], m[rec::kLength], a.key);
     // Through a copy: the tag may overlap the range it authenticates.
-    std::memcpy(a.data.data + m[2], tag, kTagBytes);
+    std::memcpy(a.data.data + m[rec::kTag], tag, kTagBytes);
   }
 }
 
@@ -63,9 +66,9 @@ void Verify(const Napi::CallbackInfo& info) {
   }
   uint8_t tag[kTagBytes];
   for (uint32_t i = 0; i < a.count; ++i) {
-    const uint32_t* m = a.meta + 3 * static_cast<size_t>(i);
-    crypto_shorthash_siphash24(tag, a.data.data + m[0], m[1], a.key);
-    ok.data[i] = sodium_memcmp(tag, a.data.data + m[2], kTagBytes) == 0 ? 1 : 0;
+    const uint32_t* m = a.meta + rec::kStride * static_cast<size_t>(i);
+    crypto_shorthash_siphash24(tag, a.data.data + m[rec::kOffset], m[rec::kLength], a.key);
+    ok.data[i] = sodium_memcmp(tag, a.data.data + m[rec::kTag], kTagBytes) == 0 ? 1 : 0;
   }
 }
 

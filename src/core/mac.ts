@@ -3,12 +3,13 @@
 
 export interface Mac {
   /**
-   * SipHash-2-4 over many ranges in one call. For each i < count: computes the 8-byte tag of
-   * data[meta[3i] .. meta[3i]+meta[3i+1]) with the 16-byte key, and writes it at data[meta[3i+2]].
+   * SipHash-2-4 over many ranges in one call. For each record i < count (MAC_STRIDE words, see MAC):
+   * computes the 8-byte tag of data[OFFSET .. OFFSET+LENGTH) with the 16-byte key, and writes it at
+   * data[TAG].
    */
   sign(key: Buffer, data: Buffer, meta: Uint32Array, count: number): void;
   /**
-   * Same ranges as sign(); compares with the tag stored at data[meta[3i+2]] in constant time and writes
+   * Same ranges as sign(); compares with the tag stored at data[TAG] in constant time and writes
    * 1 (valid) or 0 into ok[i].
    */
   verify(key: Buffer, data: Buffer, meta: Uint32Array, count: number, ok: Uint8Array): void;
@@ -18,5 +19,7 @@ export interface Mac {
   randomU32(): number;
 }
 
-/** Words per range in a sign()/verify() meta array: data offset, data length, tag offset. */
+/** Stride (in u32 words) of one range's record in sign() and verify(). */
 export const MAC_STRIDE = 3;
+/** Word offsets inside one record: the authenticated bytes (offset, length) and where their tag lies. */
+export const MAC = { OFFSET: 0, LENGTH: 1, TAG: 2 } as const;

@@ -1,5 +1,4 @@
 // The tunnel's I/O on the C++ addon and Node's own event loop: the production TunnelIo.
-import { ipToInt } from '../core/ipv4';
 import { portFilter } from '../core/ports';
 import type { CaptureSpec, PacketBatchFn, Timers, TunnelIo } from '../tunnel/io';
 import { monotonic } from '../util/clock';
@@ -43,14 +42,7 @@ export function nativeIo(addon: NativeAddon = loadNative()): TunnelIo {
       return new addon.Capture(opts, onBatch, onError);
     },
     openInjector: () => new addon.Injector(),
-    // TEMPORARY until the watcher hands IPs as u32: convert the dotted strings it gives today.
-    openSockets: (onEvent: (ev: WatcherEvent) => void) =>
-      new addon.SocketWatcher((ev) => {
-        const e = ev as unknown as Record<string, unknown>;
-        if (typeof e.localIp === 'string') e.localIp = ipToInt(e.localIp);
-        if (typeof e.remoteIp === 'string') e.remoteIp = ipToInt(e.remoteIp);
-        onEvent(ev);
-      }),
+    openSockets: (onEvent: (ev: WatcherEvent) => void) => new addon.SocketWatcher(onEvent),
     openUdp: (onBatch: UdpBatchFn) => new addon.UdpMux(onBatch),
   };
 }

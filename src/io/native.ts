@@ -1,6 +1,9 @@
 // Typed surface of the C++ addon (build/Release/rsock_native.node).
 // The addon does raw I/O only: capture, inject, kernel-socket handshake help and a batch MAC.
 // It makes no protocol decisions; every seq, ack, flag and window comes from the TypeScript core.
+//
+// Records cross the boundary as Uint32Array words. Their layouts below are defined once in C++
+// (native/records.h) and exported as `layouts`; test/native/layouts.test.ts holds these constants to them.
 import * as path from 'path';
 
 /** Stride (in u32 words) of one packet's metadata in Injector.send(). */
@@ -15,6 +18,11 @@ export const TX = {
   /** Byte offset and length of the TCP payload inside the data Buffer. */
   PAYLOAD_OFF: 8, PAYLOAD_LEN: 9,
 } as const;
+
+/** Stride (in u32 words) of one packet's record in a capture batch's meta. */
+export const CAPTURE_STRIDE = 2;
+/** Word offsets inside one capture record: where the packet's IPv4 bytes lie in the batch's data Buffer. */
+export const CAPTURE = { OFFSET: 0, LENGTH: 1 } as const;
 
 export interface CaptureOptions {
   /** Device name, or "any". */
@@ -50,15 +58,15 @@ export interface CaptureStats {
  * Called with one batch, synchronously from the event loop when the capture ring has packets (no
  * thread involved; process.nextTick callbacks and microtasks queued here run right after it
  * returns, and an exception thrown here is an uncaught exception). `data` holds the IPv4 packets
- * back to back, link header already stripped; `meta` holds (offset, length) pairs, of which the
- * first `count` belong to this batch. A packet's length is its IP total length (link padding removed), except
+ * back to back, link header already stripped; `meta` holds CAPTURE_STRIDE words per packet (see
+ * CAPTURE: offset, length), of which the first `count` records belong to this batch. A packet's length is its IP total length (link padding removed), except
  * for a packet longer than snaplen: that one is delivered as captured, shorter than its IP total
  * length says.
  *
  * BORROWED, NOT OWNED: `data` and `meta` are the same two objects on every call, overwritten by the
  * next batch. They are valid only during the call; copy whatever must outlive it (a subarray is not
  * a copy). Their lengths are capacities: `data.length` is not the batch size and `meta.length` may
- * exceed `2 * count`. `this` is the Capture.
+ * exceed `CAPTURE_STRIDE * count`. `this` is the Capture.
  */
 export type CaptureBatchFn = (data: Buffer, meta: Uint32Array, count: number) => void;
 
@@ -95,6 +103,10 @@ export interface Injector {
 /** What a kernel TCP socket's handshake produced; everything the fake-TCP connection needs to take over. */
 export interface HandshakeInfo {
   fd: number;
+  /**
+   * Both addresses as IPv4 in host byte order (a.b.c.d => (a<<24|b<<16|c<<8|d) >>> 0), like the IPs
+   * of every other record (TX, UDP_RX); intToIp() in src/core/ipv4.ts gives the dotted text.
+   */
   localIp: number; localPort: number;
   remoteIp: number; remotePort: number;
   /** Our next sequence number (own ISN+1), read with TCP_REPAIR/TCP_QUEUE_SEQ. */
@@ -114,6 +126,15 @@ export type WatcherEvent =
   | ({ type: 'connected' } & HandshakeInfo)
   | { type: 'failed'; fd: number; errno: number; error: string };
 
+/**
+ * The kernel TCP sockets whose handshakes rsock borrows, served on the JS thread's own event loop (one
+ * epoll instance watched by a libuv poll handle; no thread). Events are delivered one per onEvent call,
+ * synchronously from the loop's poll phase (a 'failed' event for a dial that failed inside connect()
+ * from a timer right after), like any I/O callback: process.nextTick callbacks and microtasks run right
+ * after it, and an exception it throws is an uncaught exception. The callback may use the watcher
+ * synchronously (listen, connect, close, stop); an event about a socket closed before its turn is
+ * dropped, and after stop() no event is delivered.
+ */
 export interface SocketWatcher {
   /**
    * Creates a TCP listening socket on ip:port (ip "" or "0.0.0.0" for any) with SO_REUSEADDR and a
@@ -133,33 +154,23 @@ export interface SocketWatcher {
   /**
    * Closes a socket without the kernel sending anything (enters TCP_REPAIR first, so no FIN or RST).
    * Works for listening, connecting and established sockets. Unknown fds are ignored. Idempotent.
-   * Events about the socket that are still queued are dropped (for a listener: with its unreported
-   * accepted sockets, which are closed silently).
+   * Events about the socket that are still queued are dropped. A listener's connections that were
+   * not reported yet (still in the kernel's accept queue) are taken and closed silently too.
    */
   close(fd: number): void;
   /**
-   * Closes every socket the watcher owns (silently) and stops its thread. Until then the watcher keeps
-   * the process alive only while it has a listener, a dial in progress or an undelivered event.
+   * Closes every socket the watcher owns (silently) and stops polling; events not delivered yet are
+   * dropped. Idempotent. Until then the watcher keeps the process alive only while it has a listener,
+   * a dial in progress or an undelivered event. A listener that runs out of descriptors (EMFILE,
+   * ENFILE, ENOBUFS, ENOMEM) is not polled for 100 ms, so that accepting does not spin.
    */
   stop(): void;
 }
 
-export interface Mac {
-  /**
-   * SipHash-2-4 over many ranges in one call. For each i < count: computes the 8-byte tag of
-   * data[meta[3i] .. meta[3i]+meta[3i+1]) with the 16-byte key, and writes it at data[meta[3i+2]].
-   */
-  sign(key: Buffer, data: Buffer, meta: Uint32Array, count: number): void;
-  /**
-   * Same ranges as sign(); compares with the tag stored at data[meta[3i+2]] in constant time and writes
-   * 1 (valid) or 0 into ok[i].
-   */
-  verify(key: Buffer, data: Buffer, meta: Uint32Array, count: number, ok: Uint8Array): void;
-  /** 16-byte SipHash key for `label`: BLAKE2b-128(label), keyed with BLAKE2b-256(secret). */
-  deriveKey(secret: Buffer, label: Buffer): Buffer;
-  /** A uniformly random unsigned 32-bit number from the kernel's CSPRNG (libsodium randombytes). */
-  randomU32(): number;
-}
+// The MAC's surface and record layout belong to the core (src/core/mac.ts); the addon implements them.
+export { MAC, MAC_STRIDE } from '../core/mac';
+export type { Mac } from '../core/mac';
+import type { Mac } from '../core/mac';
 
 /** Stride (in u32 words) of one datagram's record in a UdpMux receive batch. */
 export const UDP_RX_STRIDE = 5;
@@ -257,6 +268,9 @@ export interface UdpMux {
   stop(): void;
 }
 
+/** One record layout as the addon exports it: STRIDE and the word offset of every field. */
+export type RecordLayout = { readonly STRIDE: number } & { readonly [field: string]: number };
+
 export interface NativeAddon {
   /**
    * Opens a capture polled on this thread's event loop. Throws a clear Error (no such device, no
@@ -270,6 +284,8 @@ export interface NativeAddon {
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
   UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;
   mac: Mac;
+  /** The record layouts the C++ code uses (native/records.h); equal to the constants above. */
+  layouts: { CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout; MAC: RecordLayout };
   /** libpcap and libnet version strings, for --version and logs. */
   versions(): { pcap: string; libnet: string; sodium: string };
 }

@@ -3,7 +3,9 @@
 import { FakeTcp } from '../core/fake-tcp';
 import { HEADER, TAG_LEN, splitFrames, FrameRef } from '../core/frame';
 import { emptySegment, FIN, parseSegment, RST, Segment } from '../core/packet';
+import { MAC, MAC_STRIDE } from '../core/mac';
 import type { Mac } from '../core/mac';
+import { CAPTURE, CAPTURE_STRIDE } from '../io/native';
 import { ConnTable } from './conn-table';
 
 export interface Link {
@@ -39,7 +41,7 @@ export class RxPath<L extends Link> {
   private fArg = new Uint32Array(1024);
   private fOff = new Uint32Array(1024);
   private fLen = new Uint32Array(1024);
-  private macMeta = new Uint32Array(1024 * 3);
+  private macMeta = new Uint32Array(1024 * MAC_STRIDE);
   private ok = new Uint8Array(1024);
   private nFrames = 0;
   private curSeg = 0;
@@ -60,9 +62,10 @@ export class RxPath<L extends Link> {
     this.fArg[i] = f.arg;
     this.fOff[i] = f.payloadOff;
     this.fLen[i] = f.payloadLen;
-    this.macMeta[i * 3] = f.off + TAG_LEN;
-    this.macMeta[i * 3 + 1] = HEADER - TAG_LEN + f.payloadLen;
-    this.macMeta[i * 3 + 2] = f.off;
+    const m = i * MAC_STRIDE;
+    this.macMeta[m + MAC.OFFSET] = f.off + TAG_LEN;
+    this.macMeta[m + MAC.LENGTH] = HEADER - TAG_LEN + f.payloadLen;
+    this.macMeta[m + MAC.TAG] = f.off;
     this.nFrames++;
   };
 
@@ -77,7 +80,7 @@ export class RxPath<L extends Link> {
     this.fArg = g32(this.fArg, n);
     this.fOff = g32(this.fOff, n);
     this.fLen = g32(this.fLen, n);
-    this.macMeta = g32(this.macMeta, n * 3);
+    this.macMeta = g32(this.macMeta, n * MAC_STRIDE);
     const t = new Uint8Array(n);
     t.set(this.fType);
     this.fType = t;
@@ -94,7 +97,8 @@ export class RxPath<L extends Link> {
     for (let i = 0; i < count; i++) {
       const seg = this.segs[i];
       this.segLinks[i] = null;
-      if (!parseSegment(data, meta[2 * i], meta[2 * i + 1], seg)) {
+      const c = i * CAPTURE_STRIDE;
+      if (!parseSegment(data, meta[c + CAPTURE.OFFSET], meta[c + CAPTURE.LENGTH], seg)) {
         this.stats.unknown++;
         continue;
       }

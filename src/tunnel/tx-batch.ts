@@ -2,6 +2,7 @@
 // flushed at the end of the current event-loop turn or when full.
 import { FakeTcp, OutSegment } from '../core/fake-tcp';
 import { FrameType, HEADER, TAG_LEN, writeHeader } from '../core/frame';
+import { MAC, MAC_STRIDE } from '../core/mac';
 import type { Mac } from '../core/mac';
 import { TX, TX_STRIDE } from '../io/native';
 import type { Injector, Timers } from './io';
@@ -12,7 +13,7 @@ const SLOT_BYTES = 2048;
 export class TxBatch {
   private readonly data = Buffer.allocUnsafe(MAX_BATCH * SLOT_BYTES);
   private readonly meta = new Uint32Array(MAX_BATCH * TX_STRIDE);
-  private readonly macMeta = new Uint32Array(MAX_BATCH * 3);
+  private readonly macMeta = new Uint32Array(MAX_BATCH * MAC_STRIDE);
   private count = 0;
   private frames = 0;
   private used = 0;
@@ -50,10 +51,10 @@ export class TxBatch {
     this.room(total);
     const off = this.used;
     writeHeader(this.data, off, type, arg, len);
-    const m = this.frames * 3;
-    this.macMeta[m] = off + TAG_LEN;
-    this.macMeta[m + 1] = total - TAG_LEN;
-    this.macMeta[m + 2] = off;
+    const m = this.frames * MAC_STRIDE;
+    this.macMeta[m + MAC.OFFSET] = off + TAG_LEN;
+    this.macMeta[m + MAC.LENGTH] = total - TAG_LEN;
+    this.macMeta[m + MAC.TAG] = off;
     this.frames++;
     tcp.nextData(total, now, this.seg);
     this.push(tcp, off, total);

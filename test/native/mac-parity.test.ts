@@ -3,7 +3,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
-import { MAC_STRIDE } from '../../src/core/mac';
+import { MAC, MAC_STRIDE } from '../../src/core/mac';
 import type { Mac } from '../../src/core/mac';
 import { loadNative } from '../../src/io/native';
 import { sodiumMac } from '../sim/mac';
@@ -24,9 +24,9 @@ test('addon and WASM libsodium agree on derived keys and on every tag, and each 
   const data = crypto.randomBytes(count * 80);
   const meta = new Uint32Array(count * MAC_STRIDE);
   for (let i = 0; i < count; i++) {
-    meta[i * MAC_STRIDE] = i * 80 + 8;
-    meta[i * MAC_STRIDE + 1] = i % 72; // lengths 0..71, the tag in front of each range
-    meta[i * MAC_STRIDE + 2] = i * 80;
+    meta[i * MAC_STRIDE + MAC.OFFSET] = i * 80 + 8;
+    meta[i * MAC_STRIDE + MAC.LENGTH] = i % 72; // lengths 0..71, the tag in front of each range
+    meta[i * MAC_STRIDE + MAC.TAG] = i * 80;
   }
   const a = Buffer.from(data);
   const b = Buffer.from(data);

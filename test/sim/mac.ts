@@ -2,7 +2,7 @@
 // libsodium, so the in-memory tests run the real MAC without root or the addon.
 import sodium from 'libsodium-wrappers';
 import type { Mac } from '../../src/core/mac';
-import { MAC_STRIDE } from '../../src/core/mac';
+import { MAC, MAC_STRIDE } from '../../src/core/mac';
 
 const TAG = 8;
 
@@ -13,14 +13,14 @@ export async function sodiumMac(): Promise<Mac> {
     sign(key, data, meta, count) {
       for (let i = 0; i < count; i++) {
         const m = i * MAC_STRIDE;
-        data.set(tag(key, data, meta[m], meta[m + 1]), meta[m + 2]);
+        data.set(tag(key, data, meta[m + MAC.OFFSET], meta[m + MAC.LENGTH]), meta[m + MAC.TAG]);
       }
     },
     verify(key, data, meta, count, ok) {
       for (let i = 0; i < count; i++) {
         const m = i * MAC_STRIDE;
-        const want = tag(key, data, meta[m], meta[m + 1]);
-        const at = meta[m + 2];
+        const want = tag(key, data, meta[m + MAC.OFFSET], meta[m + MAC.LENGTH]);
+        const at = meta[m + MAC.TAG];
         ok[i] = at + TAG <= data.length && sodium.memcmp(want, data.subarray(at, at + TAG)) ? 1 : 0;
       }
     },

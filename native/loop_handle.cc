@@ -1,0 +1,157 @@
+#include "loop_handle.h"
+
+#include "args.h"
+
+namespace rsock {
+
+struct LoopHandle::Block {
+  uv_poll_t poll;
+  uv_timer_t timer;
+  int open = 0;  // handles whose close callback has yet to run
+  napi_env env = nullptr;
+  LoopClient* client = nullptr;   // null once closed
+  LoopHandle* handle = nullptr;   // null once closed
+  std::function<void()> release;
+  napi_async_cleanup_hook_handle hook = nullptr;
+};
+
+void LoopHandle::Open(Napi::Env env, napi_value resource, const char* name, LoopClient* client, int fd,
+                      std::function<void()> release, const std::string& where) {
+  uv_loop_t* loop = nullptr;
+  napi_value resourceName = nullptr;
+  napi_async_context ctx = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resourceName) != napi_ok ||
+      napi_async_init(env, resource, resourceName, &ctx) != napi_ok) {
+    release();
+    ThrowError(env, where + "cannot attach to the event loop");
+  }
+  auto* b = new Block();
+  const int rc = uv_poll_init(loop, &b->poll, fd);
+  if (rc != 0) {
+    delete b;
+    napi_async_destroy(env, ctx);
+    release();
+    ThrowError(env, where + "cannot poll the descriptor: " + uv_strerror(rc));
+  }
+  uv_timer_init(loop, &b->timer);  // cannot fail
+  b->poll.data = b;
+  b->timer.data = b;
+  b->open = 2;
+  b->env = env;
+  b->client = client;
+  b->handle = this;
+  b->release = std::move(release);
+  b_ = b;
+  ctx_ = ctx;
+  if (napi_add_async_cleanup_hook(env, OnEnvTeardown, b, &b->hook) != napi_ok) {
+    b->hook = nullptr;
+    Close(Caller::kFinalizer);
+    ThrowError(env, where + "cannot register an environment cleanup hook");
+  }
+}
+
+int LoopHandle::StartPolling(int events) { return b_ ? uv_poll_start(&b_->poll, events, OnPoll) : UV_EBADF; }
+
+void LoopHandle::StopPolling() {
+  if (b_) uv_poll_stop(&b_->poll);
+}
+
+void LoopHandle::StartTimer(uint64_t ms) {
+  if (b_) uv_timer_start(&b_->timer, OnTimer, ms, 0);
+}
+
+void LoopHandle::StopTimer() {
+  if (b_) uv_timer_stop(&b_->timer);
+}
+
+void LoopHandle::SetRef(bool ref) {
+  if (!b_) return;
+  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&b_->poll), reinterpret_cast<uv_handle_t*>(&b_->timer)}) {
+    if (ref) {
+      uv_ref(h);
+    } else {
+      uv_unref(h);
+    }
+  }
+}
+
+uint64_t LoopHandle::Now() const { return b_ ? uv_now(b_->poll.loop) : 0; }
+
+bool LoopHandle::Call(napi_value recv, napi_value fn, size_t argc, const napi_value* argv) {
+  Block* b = b_;
+  if (b == nullptr) return false;
+  // Past the call `this` may be gone with its owner; the block stays until a later loop turn.
+  napi_env env = b->env;
+  napi_value result;
+  if (napi_make_callback(env, ctx_, recv, fn, argc, argv, &result) != napi_ok) {
+    bool pending = false;
+    napi_value error;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+      napi_fatal_exception(env, error);
+    }
+  }
+  return b->client != nullptr;
+}
+
+void LoopHandle::Close(Caller caller) {
+  Block* b = b_;
+  if (b == nullptr) return;
+  b_ = nullptr;
+  // A callback further up the stack (close() called from JS during a delivery) finds the block
+  // detached and returns without touching the owner again.
+  b->client = nullptr;
+  b->handle = nullptr;
+  uv_poll_stop(&b->poll);
+  uv_timer_stop(&b->timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), OnClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&b->timer), OnClosed);
+  // At env teardown the hook stays until the handles have closed: Node runs the loop until then.
+  if (caller != Caller::kEnvTeardown) {
+    if (b->hook) napi_remove_async_cleanup_hook(b->hook);
+    b->hook = nullptr;
+    napi_async_destroy(b->env, ctx_);
+  }
+  ctx_ = nullptr;
+}
+
+template <typename Fn>
+void LoopHandle::Dispatch(Block* b, Fn fn) {
+  LoopClient* client = b->client;
+  if (client == nullptr) return;
+  Napi::Env env(b->env);
+  try {
+    Napi::HandleScope scope(env);
+    fn(client);
+  } catch (const Napi::Error& e) {
+    ReportUncaught(env, e);
+  } catch (const std::exception& e) {
+    ReportUncaught(env, Napi::Error::New(env, e.what()));
+  }
+}
+
+void LoopHandle::OnPoll(uv_poll_t* poll, int status, int) {
+  Dispatch(static_cast<Block*>(poll->data), [status](LoopClient* c) { c->OnLoopPoll(status); });
+}
+
+void LoopHandle::OnTimer(uv_timer_t* timer) {
+  Dispatch(static_cast<Block*>(timer->data), [](LoopClient* c) { c->OnLoopTimer(); });
+}
+
+void LoopHandle::OnClosed(uv_handle_t* handle) {
+  auto* b = static_cast<Block*>(handle->data);
+  if (--b->open > 0) return;
+  if (b->release) b->release();
+  if (b->hook) napi_remove_async_cleanup_hook(b->hook);
+  delete b;
+}
+
+void LoopHandle::OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
+  auto* b = static_cast<Block*>(arg);
+  if (b->client) b->client->OnLoopEnvTeardown();
+  // Whatever the client did, the handles close now; the last close callback removes the hook.
+  if (b->handle) b->handle->Close(Caller::kEnvTeardown);
+}
+
+}  // namespace rsock

@@ -1,0 +1,48 @@
+#pragma once
+// Word layouts of the Uint32Array records exchanged with JS. Each field is named once, here: the
+// enums index the records in C++, and `layouts` (records.cc) hands the same names and numbers to JS,
+// where a test holds them against the constants of src/io/native.ts.
+#include <napi.h>
+
+#include <cstdint>
+
+// X(enumerator, JS name), in word order.
+#define RSOCK_CAPTURE_WORDS(X) X(kOffset, OFFSET) X(kLength, LENGTH)
+#define RSOCK_TX_WORDS(X)                                                                                     \
+  X(kSrcIp, SRC_IP) X(kDstIp, DST_IP) X(kSrcPort, SRC_PORT) X(kDstPort, DST_PORT) X(kSeq, SEQ) X(kAck, ACK) \
+  X(kFlags, FLAGS) X(kWindow, WINDOW) X(kPayloadOff, PAYLOAD_OFF) X(kPayloadLen, PAYLOAD_LEN)
+#define RSOCK_UDP_RX_WORDS(X) \
+  X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kSrcIp, SRC_IP) X(kSrcPort, SRC_PORT)
+#define RSOCK_UDP_TX_WORDS(X) \
+  X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kDstIp, DST_IP) X(kDstPort, DST_PORT)
+#define RSOCK_MAC_WORDS(X) X(kOffset, OFFSET) X(kLength, LENGTH) X(kTag, TAG)
+
+#define RSOCK_ENUMERATOR(id, name) id,
+
+namespace rsock {
+
+// A packet of a capture batch: where its IPv4 bytes lie in the batch Buffer.
+namespace capture_rec {
+enum Word : uint32_t { RSOCK_CAPTURE_WORDS(RSOCK_ENUMERATOR) kStride };
+}
+// A segment for Injector.send(); IPs in host byte order.
+namespace tx_rec {
+enum Word : uint32_t { RSOCK_TX_WORDS(RSOCK_ENUMERATOR) kStride };
+}
+// A datagram of a UdpMux receive batch.
+namespace udp_rx_rec {
+enum Word : uint32_t { RSOCK_UDP_RX_WORDS(RSOCK_ENUMERATOR) kStride };
+}
+// A datagram for UdpMux.send().
+namespace udp_tx_rec {
+enum Word : uint32_t { RSOCK_UDP_TX_WORDS(RSOCK_ENUMERATOR) kStride };
+}
+// A range for mac.sign()/verify(): the bytes authenticated and where their tag goes.
+namespace mac_rec {
+enum Word : uint32_t { RSOCK_MAC_WORDS(RSOCK_ENUMERATOR) kStride };
+}
+
+// Exposes `layouts` = { CAPTURE, TX, UDP_RX, UDP_TX, MAC }, each { STRIDE, <field>: word, ... }.
+void InitLayouts(Napi::Env env, Napi::Object exports);
+
+}  // namespace rsock

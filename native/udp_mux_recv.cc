@@ -1,0 +1,152 @@
+// UdpMux receiving: on the JS thread, from the loop's poll phase.
+#include <arpa/inet.h>
+#include <sys/epoll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "args.h"
+#include "records.h"
+#include "udp_mux.h"
+
+namespace rsock {
+
+namespace {
+
+constexpr int kMaxEvents = 64;
+// Wake-ups in a row in which sockets only reported errors before polling pauses: errors that
+// reading does not clear must not turn the loop into a busy loop.
+constexpr int kErrorRoundsBeforePause = 16;
+constexpr uint64_t kErrorPauseMs = 1;
+
+}  // namespace
+
+namespace rec = udp_rx_rec;
+
+void UdpMux::OnLoopTimer() { (void)loop_.StartPolling(); }
+
+// Stops polling for a moment; the timer starts it again. Used when wake-ups yield only errors.
+void UdpMux::Pause() {
+  loop_.StopPolling();
+  loop_.StartTimer(kErrorPauseMs);
+}
+
+// One round: every socket epoll reports ready is read until it has no more or the batch is full,
+// whichever comes first. A socket that fills the batch waits for the next round (the epoll
+// descriptor stays readable, and libuv polls level-triggered), so one busy socket cannot starve the
+// others, and the loop gets a turn between rounds. What is left in the batch is flushed at the end:
+// a partial batch is never held back waiting for company.
+void UdpMux::OnLoopPoll(int status) {
+  if (status < 0) {
+    // Not expected from an epoll descriptor; libuv may have stopped the handle. Try again shortly.
+    ++recvErrors_;
+    RecordError(std::string("poll: ") + uv_strerror(status));
+    Pause();
+    return;
+  }
+  // JS may have detached the arrays since the last call (it should not keep them, but it could):
+  // never write through a stale pointer.
+  AcquireBuffers();
+  std::array<epoll_event, kMaxEvents> events;
+  int n;
+  do n = epoll_wait(epfd_, events.data(), kMaxEvents, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ++recvErrors_;
+    RecordError("epoll_wait: " + ErrnoText(errno));
+    Pause();
+    return;
+  }
+  uint32_t read = 0;
+  uint32_t errors = 0;
+  for (int i = 0; i < n; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    if (!DrainSocket(static_cast<uint32_t>(tag), static_cast<uint32_t>(tag >> 32), &read, &errors)) return;
+  }
+  if (count_ > 0 && !Flush()) return;
+  // Reading clears the errors ICMP leaves on a connected socket, so they cannot repeat without
+  // new datagrams; anything else that keeps a socket ready without yielding data is slowed down.
+  errorRounds_ = (errors > 0 && read == 0) ? errorRounds_ + 1 : 0;
+  if (errorRounds_ >= kErrorRoundsBeforePause) {
+    errorRounds_ = 0;
+    Pause();
+  }
+}
+
+// Reads what one socket holds, up to the end of the current batch. False means that JS stopped the
+// mux during a flush.
+bool UdpMux::DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t* errors) {
+  for (;;) {
+    // Looked up afresh every time: onBatch may have closed the socket, reused its id, or grown the
+    // table since the last look.
+    if (id >= slots_.size() || slots_[id].serial != serial) return true;
+    const int fd = slots_[id].fd;
+    const unsigned want = static_cast<unsigned>(std::min<size_t>(kRecvChunk, maxBatch_ - count_));
+    if (want == 0) return Flush();  // not reached: a full batch is flushed at once
+    for (unsigned k = 0; k < want; ++k) recvMsgs_[k].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+    const int r = recvmmsg(fd, recvMsgs_.data(), want, MSG_DONTWAIT, nullptr);
+    if (r < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return true;
+      // ECONNREFUSED after an ICMP port unreachable on a connected socket, and the like: the read
+      // has cleared the error and the socket stays usable.
+      ++recvErrors_;
+      RecordError(ErrnoText(err));
+      ++*errors;
+      return true;
+    }
+    *read += static_cast<uint32_t>(r);
+    for (int k = 0; k < r; ++k) {
+      const mmsghdr& mh = recvMsgs_[k];
+      const size_t len = mh.msg_len;
+      // Cannot happen (slot + overflow hold 64 KiB), but a cut datagram must never pass as whole.
+      if (mh.msg_hdr.msg_flags & MSG_TRUNC) {
+        ++recvErrors_;
+        RecordError("datagram truncated");
+        continue;
+      }
+      if (len > dataCapacity_ - used_) {
+        // The batch Buffer is full: deliver it and go on with an empty one. The rest of this
+        // recvmmsg() is in the native slots, which JS cannot reach; but if onBatch closed the
+        // socket, it is dropped, like everything a closed socket received.
+        if (!Flush()) return false;
+        if (id >= slots_.size() || slots_[id].serial != serial) return true;
+      }
+      const size_t head = std::min(len, kSlotBytes);
+      std::memcpy(arrays_.data + used_, recvSlots_.get() + k * kSlotBytes, head);
+      if (len > head) std::memcpy(arrays_.data + used_ + head, recvOverflow_.get() + k * kOverflowBytes, len - head);
+      const sockaddr_in& src = recvSrc_[k];
+      const bool haveSrc = mh.msg_hdr.msg_namelen >= sizeof(sockaddr_in);
+      uint32_t* m = arrays_.meta + static_cast<size_t>(count_) * rec::kStride;
+      m[rec::kSocket] = id;
+      m[rec::kOffset] = static_cast<uint32_t>(used_);
+      m[rec::kLength] = static_cast<uint32_t>(len);
+      m[rec::kSrcIp] = haveSrc ? ntohl(src.sin_addr.s_addr) : 0;
+      m[rec::kSrcPort] = haveSrc ? ntohs(src.sin_port) : 0;
+      ++count_;
+      used_ += len;
+    }
+    if (count_ >= maxBatch_) return Flush();  // this socket's turn ends with the batch
+    // Fewer than asked for: the queue is empty (or an error is pending, which the next round reads).
+    if (static_cast<unsigned>(r) < want) return true;
+  }
+}
+
+// Hands the batch to onBatch: the same Buffer and Uint32Array every time, valid during the call.
+bool UdpMux::Flush() {
+  napi_env env = Env();
+  const uint32_t count = count_;
+  count_ = 0;
+  used_ = 0;
+  ++batches_;
+  received_ += count;
+  Napi::HandleScope scope(env);
+  napi_value argv[3] = {arrays_.DataValue(), arrays_.MetaValue(), Napi::Number::New(env, count)};
+  if (!loop_.Call(Value(), onBatch_.Value(), 3, argv)) return false;  // stopped, perhaps destroyed
+  AcquireBuffers();
+  return true;
+}
+
+}  // namespace rsock

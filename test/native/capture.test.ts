@@ -1,0 +1,191 @@
+// The capture: what a batch holds, how batches are cut and delivered, and its errors. Shared helpers: helpers.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as crypto from 'node:crypto';
+import { Capture } from '../../src/io/native';
+import {
+  native, LO_U32, PSH, ACK, sleep, waitFor, randomPort, Seg, parseSegment, Tx, packTx, capturedPackets, Recorder, payload,
+} from './helpers';
+
+test('capture: a packet longer than snaplen is delivered cut short, headers intact', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const pkts: Buffer[] = [];
+  const cap = new native.Capture(
+    { device: 'lo', filter: `tcp and src port ${sport} and dst port ${dport}`, snaplen: 1000 },
+    (data, meta, count) => {
+      for (const p of capturedPackets(data, meta, count)) pkts.push(Buffer.from(p));
+    },
+    () => {},
+  );
+  const inj = new native.Injector();
+  try {
+    const big = crypto.randomBytes(3000);
+    const small = crypto.randomBytes(10);
+    const { data, meta } = packTx([
+      { src: LO_U32, dst: LO_U32, sport, dport, seq: 1, ack: 2, flags: PSH | ACK, window: 3, payload: big },
+      { src: LO_U32, dst: LO_U32, sport, dport, seq: 3001, ack: 2, flags: PSH | ACK, window: 3, payload: small },
+    ]);
+    assert.equal(inj.send(data, meta, 2), 2);
+    await waitFor(() => pkts.length >= 2, 3000, '2 segments');
+    const [cut, whole] = pkts;
+    assert.equal(cut.length, 1000 - 14, 'snaplen minus the Ethernet header of lo');
+    assert.equal(cut.readUInt16BE(2), 20 + 20 + 3000, 'IP total length still tells the real size');
+    assert.equal(cut.readUInt32BE(24), 1, 'seq');
+    assert.ok(cut.subarray(40).equals(big.subarray(0, cut.length - 40)), 'payload prefix');
+    assert.equal(whole.length, 50);
+    assert.ok(whole.subarray(40).equals(small));
+    assert.equal(cap.stats().skipped, 0);
+  } finally {
+    cap.close();
+    inj.close();
+  }
+});
+
+test('capture on "any" strips the cooked (SLL) header', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const segs: Seg[] = [];
+  const errors: Error[] = [];
+  const cap = new native.Capture(
+    { device: 'any', filter: `tcp and src port ${sport} and dst port ${dport}`, bufferBytes: 16 << 20 },
+    (data, meta, count) => {
+      try {
+        for (const p of capturedPackets(data, meta, count)) segs.push(parseSegment(p));
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    },
+    (err) => errors.push(err),
+  );
+  const inj = new native.Injector();
+  try {
+    const { data, meta } = packTx([
+      { src: LO_U32, dst: LO_U32, sport, dport, seq: 5, ack: 6, flags: PSH | ACK, window: 9, payload: Buffer.from('any') },
+    ]);
+    assert.equal(inj.send(data, meta, 1), 1);
+    await waitFor(() => segs.length >= 1 || errors.length > 0, 3000, 'segment on "any"');
+    await sleep(50);
+    assert.deepEqual(errors, []);
+    assert.equal(segs.length, 1, 'seen once although lo shows it outgoing and incoming');
+    assert.equal(segs[0].payload.toString(), 'any');
+    assert.ok(segs[0].tcpChecksumOk);
+  } finally {
+    cap.close();
+    inj.close();
+  }
+});
+
+test('capture: one Buffer and one meta array serve every batch; copies taken in the callback stay intact', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const rec = new Recorder(`tcp and src port ${sport} and dst port ${dport}`, 4);
+  const inj = new native.Injector();
+  try {
+    const sent: Buffer[] = [];
+    for (let round = 0; round < 10; round++) {
+      const segs: Tx[] = [];
+      for (let i = 0; i < 20; i++) {
+        const k = round * 20 + i;
+        // Sizes vary so that every slot of the reused buffer gets overwritten by different bytes.
+        const payload = crypto.randomBytes(((k * 211) % 1300) + 1);
+        sent.push(payload);
+        segs.push({ src: LO_U32, dst: LO_U32, sport, dport, seq: k, ack: 0, flags: PSH | ACK, window: 1, payload });
+      }
+      const { data, meta } = packTx(segs);
+      assert.equal(inj.send(data, meta, segs.length), segs.length);
+      await sleep(round % 2 ? 0 : 5);
+    }
+    await waitFor(() => rec.segs.length >= sent.length || rec.errors.length > 0, 3000, `${sent.length} segments`);
+    assert.deepEqual(rec.errors, []);
+    assert.equal(rec.segs.length, sent.length);
+    rec.segs.forEach((got, k) => {
+      assert.equal(got.seq, k);
+      assert.ok(got.payload.equals(sent[k]), `payload of ${k}`);
+    });
+    assert.ok(rec.batchSizes.every((c) => c <= 4), `maxBatch 4 respected: ${rec.batchSizes}`);
+    assert.equal(rec.dataObjects.size, 1, 'the same data Buffer every time');
+    assert.equal(rec.metaObjects.size, 1, 'the same meta array every time');
+  } finally {
+    rec.close();
+    inj.close();
+  }
+});
+
+test('capture: big packets end a batch before maxBatch when the batch buffer is full', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  // Default snaplen 65535 and maxBatch 256: the batch buffer is capped at 1 MiB, so 100 packets
+  // of 16 KB cannot all go in one batch.
+  const rec = new Recorder(`tcp and src port ${sport} and dst port ${dport}`);
+  const inj = new native.Injector();
+  try {
+    const segs: Tx[] = [];
+    for (let i = 0; i < 100; i++) {
+      segs.push({ src: LO_U32, dst: LO_U32, sport, dport, seq: i, ack: 0, flags: PSH | ACK, window: 1, payload: crypto.randomBytes(16000) });
+    }
+    const { data, meta } = packTx(segs);
+    assert.equal(inj.send(data, meta, segs.length), segs.length);
+    await waitFor(() => rec.segs.length >= segs.length || rec.errors.length > 0, 3000, `${segs.length} segments`);
+    assert.deepEqual(rec.errors, []);
+    rec.segs.forEach((got, i) => assert.ok(got.payload.equals(segs[i].payload), `payload of ${i}`));
+    assert.ok(rec.batchSizes.length >= 2 && Math.max(...rec.batchSizes) < 100, `batches: ${rec.batchSizes}`);
+    assert.equal(rec.capture.stats().skipped, 0);
+  } finally {
+    rec.close();
+    inj.close();
+  }
+});
+
+test('capture: nextTick and microtasks queued by onBatch run before the next batch', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const order: string[] = [];
+  const cap = new native.Capture(
+    { device: 'lo', filter: `tcp and src port ${sport} and dst port ${dport}`, maxBatch: 1 },
+    (_data, _meta, count) => {
+      order.push(`batch${count}`);
+      process.nextTick(() => order.push('tick'));
+      void Promise.resolve().then(() => order.push('micro'));
+    },
+    () => {},
+  );
+  const inj = new native.Injector();
+  try {
+    // One synchronous send: all three are in the ring before the loop polls, so one wake-up
+    // delivers three batches of one.
+    const { data, meta } = packTx(
+      [1, 2, 3].map((seq) => ({ src: LO_U32, dst: LO_U32, sport, dport, seq, ack: 0, flags: ACK, window: 1, payload: Buffer.alloc(0) })),
+    );
+    assert.equal(inj.send(data, meta, 3), 3);
+    await waitFor(() => order.length >= 9, 3000, 'three batches and their ticks');
+    assert.deepEqual(order, ['batch1', 'tick', 'micro', 'batch1', 'tick', 'micro', 'batch1', 'tick', 'micro']);
+  } finally {
+    cap.close();
+    inj.close();
+  }
+});
+
+test('capture: clear errors', () => {
+  const noop = () => {};
+  assert.throws(() => new native.Capture({ device: 'rsock-nope0', filter: '' }, noop, noop), /no such device/);
+  assert.throws(
+    () => new native.Capture({ device: 'lo', filter: 'tcp and port' }, noop, noop),
+    /^Error: bad capture filter "tcp and port": .*syntax error/,
+  );
+  assert.throws(() => new native.Capture({ device: 'lo', filter: 'tcp port 99999' }, noop, noop), /bad capture filter.*port/);
+  const C = native.Capture as unknown as new (...a: unknown[]) => Capture;
+  assert.throws(() => new C(), TypeError);
+  assert.throws(() => new C({ device: 'lo' }, noop, noop), /opts\.filter must be a string/);
+  assert.throws(() => new C({ device: 'lo', filter: '', maxBatch: 0 }, noop, noop), RangeError);
+  assert.throws(() => new C({ device: 'lo', filter: '', snaplen: 1.5 }, noop, noop), TypeError);
+  assert.throws(() => new C({ device: 'lo', filter: '', inboundOnly: 1 }, noop, noop), TypeError);
+  assert.throws(() => new C({ device: 'lo', filter: '' }, noop), /onError must be a function/);
+});
+
+test('capture: close is idempotent and stats survive it', () => {
+  const c = new native.Capture({ device: 'lo', filter: 'tcp port 9' }, () => {}, () => {});
+  c.close();
+  c.close();
+  assert.deepEqual(c.stats(), { delivered: 0, batches: 0, dropped: 0, ifDropped: 0, skipped: 0 });
+});

@@ -1,0 +1,40 @@
+// The architecture rules that a reader relies on, checked: the core is pure, files stay small.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+
+function files(dir: string, ends: RegExp): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+    const rel = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...files(rel, ends));
+    else if (ends.test(e.name)) out.push(rel);
+  }
+  return out;
+}
+
+const lines = (f: string) => fs.readFileSync(path.join(ROOT, f), 'utf8').split('\n').length - 1;
+
+test('src/core imports nothing outside src/core, type-only imports aside', () => {
+  const bad: string[] = [];
+  for (const f of files('src/core', /\.ts$/)) {
+    const text = fs.readFileSync(path.join(ROOT, f), 'utf8');
+    for (const m of text.matchAll(/^(import|export)\s+(type\s+)?[^;]*?from\s+'([^']+)'/gms)) {
+      if (!m[2] && !m[3].startsWith('./')) bad.push(`${f}: ${m[0].split('\n')[0]}`);
+    }
+    if (/\brequire\(/.test(text)) bad.push(`${f}: require()`);
+  }
+  assert.deepEqual(bad, []);
+});
+
+test('no source file over 300 lines, no test file over 400', () => {
+  const big: string[] = [];
+  for (const f of [...files('src', /\.ts$/), ...files('native', /\.(cc|h)$/), ...files('bench', /\.ts$/)]) {
+    if (lines(f) > 300) big.push(`${f}: ${lines(f)}`);
+  }
+  for (const f of files('test', /\.ts$/)) if (lines(f) > 400) big.push(`${f}: ${lines(f)}`);
+  assert.deepEqual(big, []);
+});

@@ -2,27 +2,14 @@
 // The addon does raw I/O only: capture, inject, kernel-socket handshake help and a batch MAC.
 // It makes no protocol decisions; every seq, ack, flag and window comes from the TypeScript core.
 //
-// Records cross the boundary as Uint32Array words. Their layouts below are defined once in C++
-// (native/records.h) and exported as `layouts`; test/native/layouts.test.ts holds these constants to them.
+// Records cross the boundary as Uint32Array words. Their layouts are defined once in C++
+// (native/records.h), exported as `layouts`, and named for TypeScript in ./records.ts.
 import * as path from 'path';
 
-/** Stride (in u32 words) of one packet's metadata in Injector.send(). */
-export const TX_STRIDE = 10;
-/** Word offsets inside one TX metadata record. IPs are IPv4 in host byte order (a.b.c.d => a<<24|b<<16|c<<8|d, as unsigned). */
-export const TX = {
-  SRC_IP: 0, DST_IP: 1, SRC_PORT: 2, DST_PORT: 3, SEQ: 4, ACK: 5,
-  /** TCP flags in the low 8 bits (FIN=1 SYN=2 RST=4 PSH=8 ACK=16). */
-  FLAGS: 6,
-  /** The 16-bit window field as it goes on the wire (already scaled down by the caller). */
-  WINDOW: 7,
-  /** Byte offset and length of the TCP payload inside the data Buffer. */
-  PAYLOAD_OFF: 8, PAYLOAD_LEN: 9,
-} as const;
-
-/** Stride (in u32 words) of one packet's record in a capture batch's meta. */
-export const CAPTURE_STRIDE = 2;
-/** Word offsets inside one capture record: where the packet's IPv4 bytes lie in the batch's data Buffer. */
-export const CAPTURE = { OFFSET: 0, LENGTH: 1 } as const;
+export * from './records';
+import type { RecordLayout } from './records';
+export type { Mac } from '../core/mac';
+import type { Mac } from '../core/mac';
 
 export interface CaptureOptions {
   /** Device name, or "any". */
@@ -167,33 +154,6 @@ export interface SocketWatcher {
   stop(): void;
 }
 
-// The MAC's surface and record layout belong to the core (src/core/mac.ts); the addon implements them.
-export { MAC, MAC_STRIDE } from '../core/mac';
-export type { Mac } from '../core/mac';
-import type { Mac } from '../core/mac';
-
-/** Stride (in u32 words) of one datagram's record in a UdpMux receive batch. */
-export const UDP_RX_STRIDE = 5;
-/** Word offsets inside one UdpMux receive record. IPs are IPv4 in host byte order, as in TX. */
-export const UDP_RX = {
-  /** Id of the socket that received the datagram. */
-  SOCKET: 0,
-  /** Byte offset and length of the datagram inside the batch's data Buffer. */
-  OFFSET: 1, LENGTH: 2,
-  SRC_IP: 3, SRC_PORT: 4,
-} as const;
-/** Stride (in u32 words) of one datagram's record in UdpMux.send(). */
-export const UDP_TX_STRIDE = 5;
-/** Word offsets inside one UdpMux send record. */
-export const UDP_TX = {
-  /** Id of the socket to send from. */
-  SOCKET: 0,
-  /** Byte offset and length of the datagram inside the data Buffer (length at most 65507). */
-  OFFSET: 1, LENGTH: 2,
-  /** Destination in host byte order; DST_IP 0 sends to the socket's connected peer (DST_PORT ignored). */
-  DST_IP: 3, DST_PORT: 4,
-} as const;
-
 export interface UdpMuxOptions {
   /**
    * Max datagrams per JS batch. Default 256. A batch also ends when its buffer is full: the buffer
@@ -267,9 +227,6 @@ export interface UdpMux {
   /** Closes every socket and stops polling; datagrams not delivered yet are dropped. Idempotent. */
   stop(): void;
 }
-
-/** One record layout as the addon exports it: STRIDE and the word offset of every field. */
-export type RecordLayout = { readonly STRIDE: number } & { readonly [field: string]: number };
 
 export interface NativeAddon {
   /**

@@ -9,7 +9,7 @@ import type { Mac } from '../../src/core/mac';
 import { ConnTable } from '../../src/tunnel/conn-table';
 import { RxHandler, RxPath } from '../../src/tunnel/rx';
 import { sodiumMac } from '../sim/mac';
-import { packBatch } from '../sim/packet';
+import { buildTcp, packBatch } from '../sim/packet';
 
 let mac: Mac;
 let keys: ReturnType<typeof deriveKeys>;
@@ -33,23 +33,7 @@ function frameBytes(type: FrameType, arg: number, payload: Buffer, key: Buffer):
 }
 
 function ipTcp(seq: number, flags: number, payload: Buffer, srcPort = 10001, dstPort = 40000): Buffer {
-  const total = 40 + payload.length;
-  const b = Buffer.alloc(total);
-  b[0] = 0x45;
-  b.writeUInt16BE(total, 2);
-  b[8] = 64;
-  b[9] = 6;
-  b.writeUInt32BE(SERVER, 12);
-  b.writeUInt32BE(CLIENT, 16);
-  b.writeUInt16BE(srcPort, 20);
-  b.writeUInt16BE(dstPort, 22);
-  b.writeUInt32BE(seq >>> 0, 24);
-  b.writeUInt32BE(1, 28);
-  b[32] = 5 << 4;
-  b[33] = flags;
-  b.writeUInt16BE(0xffff, 34);
-  payload.copy(b, 40);
-  return b;
+  return buildTcp({ srcIp: SERVER, dstIp: CLIENT, srcPort, dstPort, seq, ack: 1, flags, window: 0xffff }, payload);
 }
 
 function batch(pkts: Buffer[]): [Buffer, Uint32Array, number] {

@@ -254,3 +254,26 @@ test('shutdown tells the other side: the server forgets the session at once', as
   assert.equal(t.server.stats().flows, 0);
   await t.server.stop();
 });
+
+test('a client restart is a new session: it works at once, and the old one is forgotten after --duration', async () => {
+  const t = new SimTunnel(mac, { ports: [10001], durationMs: 3000 }).up();
+  const app = t.app();
+  t.send(app, dgram(0, 0));
+  t.run(50);
+  t.clientIo.kill(); // SIGKILL: the server is not told
+  t.startClient();
+  assert.ok(t.net.time.runUntil(() => t.client.liveConnections === 1, 5000) >= 0, 'the new client came up');
+  t.send(app, dgram(0, 1));
+  t.run(50);
+  assert.ok(echoed(app).has('0/1'), 'the new session carries datagrams');
+  assert.equal(t.server.sessionCount, 2, 'the old session waits out its dead link and idle flow');
+  // Its link is dead 3 x keepalive + 0.5 s after the client's last frame; the empty session goes
+  // --duration after that.
+  t.run(7000);
+  assert.equal(t.server.sessionCount, 2);
+  assert.equal(t.server.stats().connections, 1, 'the dead link is gone');
+  t.run(4000);
+  assert.equal(t.server.sessionCount, 1);
+  assert.equal(t.server.stats().connections, 1);
+  await t.stop();
+});

@@ -16,8 +16,6 @@ export interface SessionLink extends Link {
 }
 
 export interface ServerFlow extends Flow {
-  /** "session/flow", for logs and the expiry table. */
-  key: string;
   session: Session;
   /** The flow's own UDP socket towards the target. */
   sock: number;
@@ -84,8 +82,8 @@ const SESSION_SWEEP_MS = 1000;
 export class ServerSessions {
   private readonly links = new Set<SessionLink>();
   private readonly sessions = new Map<number, Session>();
-  private readonly flows: FlowTable<string, ServerFlow>;
-  private readonly bySock = new Map<number, ServerFlow>();
+  /** Every flow, by the id of its UDP socket: replies from the target are looked up by it. */
+  private readonly flows: FlowTable<number, ServerFlow>;
   private lastSessionSweep = 0;
 
   constructor(private readonly opts: SessionOptions, private readonly driver: SessionDriver) {
@@ -158,10 +156,9 @@ export class ServerSessions {
         this.driver.onEvent({ type: 'flowFailed', session: s, flowId, error: (e as Error).message });
         return null;
       }
-      flow = { id: flowId, lastActive: now, key: `${hex(s.id)}/${flowId}`, session: s, sock, link: null };
+      flow = { id: flowId, lastActive: now, session: s, sock, link: null };
       s.flows.set(flowId, flow);
-      this.flows.set(flow.key, flow);
-      this.bySock.set(sock, flow);
+      this.flows.set(sock, flow);
       this.driver.onEvent({ type: 'flowOpened', flow });
     }
     flow.lastActive = now;
@@ -171,7 +168,7 @@ export class ServerSessions {
 
   /** A datagram from the target on socket `sock`: its flow and the link to send it on, or null. */
   reply(sock: number, now: number): { flow: ServerFlow; link: SessionLink | null } | null {
-    const flow = this.bySock.get(sock);
+    const flow = this.flows.get(sock);
     if (!flow) return null;
     flow.lastActive = now;
     let link = flow.link;
@@ -204,9 +201,9 @@ export class ServerSessions {
         this.end(link, CloseReason.Dead, `no traffic for ${Math.round((now - link.tcp.lastRecvAt) / 1000)} s`, now);
       }
     }
-    this.flows.sweep(now, this.opts.sweepBudget, (_key, flow) => {
+    this.flows.sweep(now, this.opts.sweepBudget, (_sock, flow) => {
       flow.session.flows.delete(flow.id);
-      this.closeFlow(flow);
+      this.driver.closeFlow(flow.sock);
       this.driver.onEvent({ type: 'flowExpired', flow });
     });
     // Sessions with no connection and no flow left are forgotten; their client will say Hello again.
@@ -221,8 +218,7 @@ export class ServerSessions {
   /** Tells every client (Close + FIN on every open connection) and closes every socket. */
   stop(now: number): void {
     for (const link of [...this.links]) this.end(link, CloseReason.Shutdown, 'server shutting down', now);
-    for (const flow of this.bySock.values()) this.driver.closeFlow(flow.sock);
-    this.bySock.clear();
+    for (const flow of this.flows.values()) this.driver.closeFlow(flow.sock);
     this.flows.clear();
     this.sessions.clear();
   }
@@ -242,17 +238,12 @@ export class ServerSessions {
   private dropSession(s: Session, reason: string, now: number): void {
     for (const link of [...s.links]) this.end(link, 'fin', reason, now);
     for (const flow of s.flows.values()) {
-      this.flows.delete(flow.key);
-      this.closeFlow(flow);
+      this.flows.delete(flow.sock);
+      this.driver.closeFlow(flow.sock);
     }
     s.flows.clear();
     this.sessions.delete(s.id);
     this.driver.onEvent({ type: 'left', session: s, reason });
-  }
-
-  private closeFlow(flow: ServerFlow): void {
-    this.bySock.delete(flow.sock);
-    this.driver.closeFlow(flow.sock);
   }
 }
 
@@ -262,4 +253,9 @@ function deadAfter(keepaliveMs: number): number {
 
 export function hex(n: number): string {
   return n.toString(16).padStart(8, '0');
+}
+
+/** "session/flow", as logs name a flow. */
+export function flowName(flow: ServerFlow): string {
+  return `${hex(flow.session.id)}/${flow.id}`;
 }

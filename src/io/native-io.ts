@@ -1,14 +1,14 @@
 // The tunnel's I/O on the C++ addon and Node's own event loop: the production TunnelIo.
 import { portFilter } from '../core/ports';
-import type { CaptureSpec, PacketBatchFn, Timers, TunnelIo } from '../tunnel/io';
+import type { CaptureSpec, Timers, TunnelIo } from '../tunnel/io';
 import { monotonic } from '../util/clock';
 import { captureSnaplen } from '../util/route';
-import { loadNative, NativeAddon, UdpBatchFn, WatcherEvent } from './native';
+import { CaptureBatchFn, loadNative, NativeAddon, UdpBatchFn, WatcherEvent } from './native';
 
 /** Kernel capture ring: a few thousand MTU-sized slots (see captureSnaplen). */
 const CAPTURE_BUFFER_BYTES = 2 << 20;
 
-export const nodeTimers: Timers = {
+const nodeTimers: Timers = {
   every(ms, fn) {
     const t = setInterval(fn, ms);
     return () => clearInterval(t);
@@ -22,7 +22,7 @@ export const nodeTimers: Timers = {
 export function captureFilter(spec: CaptureSpec): string {
   let f = `tcp and ${portFilter(spec.ports, spec.portSide)}`;
   if (spec.fromHost) f += ` and src host ${spec.fromHost}`;
-  if (spec.toHost && spec.toHost !== '0.0.0.0') f += ` and dst host ${spec.toHost}`;
+  if (spec.toHost) f += ` and dst host ${spec.toHost}`;
   return f;
 }
 
@@ -31,7 +31,7 @@ export function nativeIo(addon: NativeAddon = loadNative()): TunnelIo {
     clock: monotonic,
     timers: nodeTimers,
     mac: addon.mac,
-    openCapture(spec: CaptureSpec, onBatch: PacketBatchFn, onError: (err: Error) => void) {
+    openCapture(spec: CaptureSpec, onBatch: CaptureBatchFn, onError: (err: Error) => void) {
       const opts = {
         device: spec.device,
         filter: captureFilter(spec),

@@ -3,9 +3,9 @@
 // local UDP sockets, the MAC, the clock and the timers. src/io/native-io.ts implements it on the
 // addon; test/sim implements it on an in-memory network with a virtual clock.
 import type { Mac } from '../core/mac';
-import type { Capture, Injector, SocketWatcher, UdpBatchFn, UdpMux, WatcherEvent } from '../io/native';
+import type { Capture, CaptureBatchFn, Injector, SocketWatcher, UdpBatchFn, UdpMux, WatcherEvent } from '../io/native';
 
-export type { Capture, Injector, SocketWatcher, UdpMux, WatcherEvent, UdpBatchFn };
+export type { Capture, CaptureBatchFn, Injector, SocketWatcher, UdpMux, WatcherEvent, UdpBatchFn };
 
 /** Which segments a capture takes: TCP on one of `ports`, optionally from or to one host. */
 export interface CaptureSpec {
@@ -15,15 +15,9 @@ export interface CaptureSpec {
   portSide: 'src' | 'dst';
   /** Only segments from this IPv4 address (the client's server). */
   fromHost?: string;
-  /** Only segments to this IPv4 address (a server listening on one address). */
+  /** Only segments to this IPv4 address (a server listening on one address, not "0.0.0.0"). */
   toHost?: string;
 }
-
-/**
- * One batch of captured IPv4 packets: `data` holds them back to back, `meta` (offset, length) pairs;
- * both are borrowed for the call only (see CaptureBatchFn in src/io/native.ts).
- */
-export type PacketBatchFn = (data: Buffer, meta: Uint32Array, count: number) => void;
 
 export interface Timers {
   /** Calls fn every `ms` until the returned function is called. */
@@ -38,7 +32,7 @@ export interface TunnelIo {
   readonly timers: Timers;
   readonly mac: Mac;
   /** Throws a clear Error (no such device, no permission). onError: the capture cannot go on. */
-  openCapture(spec: CaptureSpec, onBatch: PacketBatchFn, onError: (err: Error) => void): Capture;
+  openCapture(spec: CaptureSpec, onBatch: CaptureBatchFn, onError: (err: Error) => void): Capture;
   openInjector(): Injector;
   openSockets(onEvent: (ev: WatcherEvent) => void): SocketWatcher;
   openUdp(onBatch: UdpBatchFn): UdpMux;

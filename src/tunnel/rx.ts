@@ -1,6 +1,6 @@
 // Turns one capture batch into verified frames: parse every segment, find its connection, split the
 // payloads, check every MAC with one native call, then hand over the frames that verified.
-import { FakeTcp } from '../core/fake-tcp';
+import type { Link } from '../core/link';
 import { HEADER, TAG_LEN, splitFrames, FrameRef } from '../core/frame';
 import { emptySegment, FIN, parseSegment, RST, Segment } from '../core/packet';
 import { MAC, MAC_STRIDE } from '../core/mac';
@@ -8,11 +8,10 @@ import type { Mac } from '../core/mac';
 import { CAPTURE, CAPTURE_STRIDE } from '../io/native';
 import { ConnTable } from './conn-table';
 
-export interface Link {
-  tcp: FakeTcp;
-}
+/** What the receive path needs of a link: its TCP state. */
+type RxLink = Pick<Link, 'tcp'>;
 
-export interface RxHandler<L extends Link> {
+export interface RxHandler<L extends RxLink> {
   onFrame(link: L, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void;
   /** A reset or FIN ended the connection's TCP. */
   onTcpEnd(link: L, verdict: 'reset' | 'fin', now: number): void;
@@ -31,7 +30,7 @@ export interface RxStats {
   frames: number;
 }
 
-export class RxPath<L extends Link> {
+export class RxPath<L extends RxLink> {
   readonly stats: RxStats = { packets: 0, unknown: 0, malformed: 0, truncated: 0, forged: 0, frames: 0 };
   private segs: Segment[] = [];
   private segLinks: (L | null)[] = [];

@@ -6,6 +6,7 @@ import { intToIp } from '../core/ipv4';
 import { linkFromHandshake } from '../core/link';
 import {
   DEFAULT_SESSION_OPTIONS,
+  flowName,
   Goodbye,
   hex,
   ServerSessions,
@@ -53,7 +54,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     this.engine = new Engine<SessionLink>(
       io,
       {
-        capture: { device: cfg.device, ports: cfg.ports, portSide: 'dst', toHost: cfg.listenIp || undefined },
+        capture: { device: cfg.device, ports: cfg.ports, portSide: 'dst', toHost: anyAddress(cfg.listenIp) ? undefined : cfg.listenIp },
         key: cfg.key,
         side: 'server',
       },
@@ -176,7 +177,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         return;
       case 'flowExpired':
         this.counters.flowsExpired++;
-        this.log.info(`flow ${ev.flow.key} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
+        this.log.info(`flow ${flowName(ev.flow)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
         return;
       case 'flowFailed':
         this.log.rateLimited('warn', 'flowfail', 5000, `client ${hex(ev.session.id)}: cannot open flow ${ev.flowId} to the target: ${ev.error}`);
@@ -198,6 +199,10 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     this.listenFds.clear();
     this.engine.stop();
   }
+}
+
+function anyAddress(ip: string): boolean {
+  return ip === '' || ip === '0.0.0.0';
 }
 
 function ipPort(link: SessionLink): string {

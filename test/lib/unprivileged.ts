@@ -1,4 +1,5 @@
-// Runs node without privileges, for tests that check what happens without CAP_NET_RAW/CAP_NET_ADMIN.
+// The command prefix that runs a child without privileges, for tests that check what happens without
+// CAP_NET_RAW/CAP_NET_ADMIN.
 //
 // The child runs as the owner of the checkout (uid/gid of the repository directory), with its
 // supplementary groups, inheritable, ambient and bounding capability sets cleared and no_new_privs
@@ -14,28 +15,6 @@ import * as path from 'path';
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
 export interface Owner { uid: number; gid: number }
-
-export interface UnprivilegedResult {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-  /** The full command line that ran (setpriv ... node ...). */
-  argv: string[];
-  /** Who the child ran as. */
-  owner: Owner;
-}
-
-export interface UnprivilegedOptions {
-  /** Kill the child (SIGKILL) after this long. Default 10 s. */
-  timeoutMs?: number;
-  /** Written to the child's stdin. */
-  input?: string;
-  /** Run as the owner of this directory instead of the repository's. */
-  ownerOf?: string;
-  env?: NodeJS.ProcessEnv;
-}
 
 /** uid/gid that own `dir` (default: the repository root). */
 export function checkoutOwner(dir = REPO): Owner {
@@ -58,21 +37,4 @@ export function unprivilegedUnavailable(): string | undefined {
 export function unprivilegedWrapper(owner: Owner = checkoutOwner()): string[] {
   return ['setpriv', `--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--inh-caps=-all', '--ambient-caps=-all',
     '--bounding-set=-all', '--no-new-privs', '--'];
-}
-
-/**
- * Runs `node ...nodeArgs` (this process's node binary) without privileges, in the repository root,
- * to completion (bounded by timeoutMs), and returns its exit status and output.
- *   runNodeUnprivileged(['-e', 'const n = require(ADDON); ...'])
- *   runNodeUnprivileged([path.join(__dirname, 'script.js'), 'arg'])
- */
-export function runNodeUnprivileged(nodeArgs: string[], opts: UnprivilegedOptions = {}): UnprivilegedResult {
-  const owner = checkoutOwner(opts.ownerOf ?? REPO);
-  const argv = [...unprivilegedWrapper(owner), process.execPath, ...nodeArgs];
-  const started = Date.now();
-  const r = spawnSync(argv[0], argv.slice(1), {
-    cwd: REPO, encoding: 'utf8', timeout: opts.timeoutMs ?? 10_000, killSignal: 'SIGKILL', input: opts.input, env: opts.env ?? process.env,
-  });
-  const stderr = r.error ? `${r.stderr ?? ''}\n[spawn error] ${r.error.message}` : (r.stderr ?? '');
-  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr, ms: Date.now() - started, argv, owner };
 }

@@ -4,7 +4,7 @@ import { ipToInt } from '../../src/core/ipv4';
 import type { Mac } from '../../src/core/mac';
 import { Segment } from '../../src/core/packet';
 import { TX, TX_STRIDE, UdpBatchFn, WatcherEvent } from '../../src/io/native';
-import type { Capture, CaptureSpec, Injector, PacketBatchFn, SocketWatcher, Timers, TunnelIo, UdpMux } from '../../src/tunnel/io';
+import type { Capture, CaptureBatchFn, CaptureSpec, Injector, SocketWatcher, Timers, TunnelIo, UdpMux } from '../../src/tunnel/io';
 import { CaptureSink, SimHost } from './network';
 import { buildTcp, merge, packBatch, parse } from './packet';
 import { SimSockets } from './sockets';
@@ -23,7 +23,7 @@ export class SimIo implements TunnelIo {
     this.timers = time.timers(() => this.alive);
   }
 
-  openCapture(spec: CaptureSpec, onBatch: PacketBatchFn, _onError: (err: Error) => void): Capture {
+  openCapture(spec: CaptureSpec, onBatch: CaptureBatchFn, _onError: (err: Error) => void): Capture {
     const c = new SimCapture(this, spec, onBatch);
     this.closers.push(() => c.close());
     return c;
@@ -58,9 +58,9 @@ class SimCapture implements Capture, CaptureSink {
   private readonly toIp: number | null;
   private readonly counts = { delivered: 0, batches: 0, dropped: 0, ifDropped: 0, skipped: 0 };
 
-  constructor(private readonly io: SimIo, private readonly spec: CaptureSpec, private readonly onBatch: PacketBatchFn) {
+  constructor(private readonly io: SimIo, private readonly spec: CaptureSpec, private readonly onBatch: CaptureBatchFn) {
     this.fromIp = spec.fromHost ? ipToInt(spec.fromHost) : null;
-    this.toIp = spec.toHost && spec.toHost !== '0.0.0.0' ? ipToInt(spec.toHost) : null;
+    this.toIp = spec.toHost ? ipToInt(spec.toHost) : null;
     this.arrivals = new InstantBatcher(io.host.net.time, (pkts) => this.flush(pkts));
     io.host.captures.add(this);
   }

@@ -23,7 +23,6 @@ export interface KernelSocket {
 }
 
 export interface UdpEndpoint {
-  ip: number;
   port: number;
   /** Only this peer's datagrams are taken (a connected socket). */
   peer?: { ip: number; port: number };
@@ -118,7 +117,6 @@ export class UdpApp {
   constructor(readonly host: SimHost, readonly port: number) {
     if (host.udp.has(port)) throw new Error(`udp port ${port} on ${host.name} is in use`);
     host.udp.set(port, {
-      ip: 0,
       port,
       deliver: (ip, sport, data) => {
         this.received.push({ ip, port: sport, data });

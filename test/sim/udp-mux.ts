@@ -1,6 +1,6 @@
 // The UdpMux interface on a simulated host: bound and connected UDP sockets, datagrams handed to the
 // tunnel in batches of UDP_RX records, sends of UDP_TX records.
-import { intToIp, ipToInt } from '../../src/core/ipv4';
+import { ipToInt } from '../../src/core/ipv4';
 import { UDP_RX, UDP_RX_STRIDE, UDP_TX, UDP_TX_STRIDE, UdpBatchFn } from '../../src/io/native';
 import type { UdpMux } from '../../src/tunnel/io';
 import type { SimIo } from './io';
@@ -44,7 +44,6 @@ export class SimUdpMux implements UdpMux {
     while (this.socks.has(id)) id++;
     this.socks.set(id, { port, peer });
     this.io.host.udp.set(port, {
-      ip: 0,
       port,
       peer,
       deliver: (srcIp, srcPort, data) => this.receive(id, port, srcIp, srcPort, data),
@@ -109,12 +108,6 @@ export class SimUdpMux implements UdpMux {
 
   stats() {
     return { ...this.counts, sockets: this.socks.size };
-  }
-
-  /** For tests: where a socket sends to, as text. */
-  describe(id: number): string {
-    const s = this.socks.get(id);
-    return s ? `udp :${s.port}${s.peer ? ` -> ${intToIp(s.peer.ip)}:${s.peer.port}` : ''}` : 'closed';
   }
 
   stop(): void {

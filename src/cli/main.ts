@@ -108,7 +108,13 @@ async function resolveIPv4(host: string, what: string): Promise<string> {
 
 /** What both programs' flags say alike. */
 function shared(o: ClientOptions | ServerOptions) {
-  return { ports: o.ports, key: o.key ?? DEFAULT_KEY, durationMs: o.durationSec * 1000, keepaliveMs: o.keepaliveSec * 1000 };
+  return {
+    ports: o.ports,
+    key: o.key ?? DEFAULT_KEY,
+    mode: { obfs: o.obfs, aead: o.crypt === 'aead' },
+    durationMs: o.durationSec * 1000,
+    keepaliveMs: o.keepaliveSec * 1000,
+  };
 }
 
 async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
@@ -123,6 +129,7 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
       ludpPort: o.ludpPort,
       device: dev,
       localIp: o.lcapIp,
+      sni: o.sni,
     },
     log,
     nativeIo(),
@@ -136,6 +143,7 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
 
 async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
   const targetIp = await resolveIPv4(o.targetHost, '--taddr');
+  const decoy = o.decoy ? { host: await resolveIPv4(o.decoy.host, '--decoy'), port: o.decoy.port } : undefined;
   const server = new RsockServer(
     {
       ...shared(o),
@@ -143,9 +151,10 @@ async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
       targetPort: o.targetPort,
       device: o.dev ?? defaultDevice() ?? 'any',
       listenIp: o.lcapIp,
+      decoy: decoy ? `${decoy.host}:${decoy.port}` : null,
     },
     log,
-    nativeIo(),
+    nativeIo(undefined, { decoy }),
   );
   server.start();
   return server;

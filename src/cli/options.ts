@@ -21,6 +21,8 @@ export interface CommonConfig {
   pidfile: string | null;
   log: string | null;
   verbose: boolean;
+  obfs: 'tls' | 'none';
+  crypt: 'none' | 'aead';
 }
 
 export interface ClientOptions extends CommonConfig {
@@ -29,17 +31,23 @@ export interface ClientOptions extends CommonConfig {
   ludpHost: string;
   ludpPort: number;
   conns: number;
+  sni: string;
 }
 
 export interface ServerOptions extends CommonConfig {
   kind: 'server';
   targetHost: string;
   targetPort: number;
+  /** Where connections that are not rsock clients (probes) are spliced; null: they are closed. */
+  decoy: { host: string; port: number } | null;
 }
 
+export const DEFAULT_SNI = 'www.microsoft.com';
+
 /** The keys -f accepts, which are the long flag names. */
-const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'verbose'];
-const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns'];
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'verbose', 'obfs', 'crypt'];
+const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni'];
+const SERVER_KEYS = [...COMMON_KEYS, 'decoy'];
 
 export function buildCommand(kind: Kind): Command {
   const cmd = new Command(`rsock-${kind}`);
@@ -69,7 +77,12 @@ export function buildCommand(kind: Kind): Command {
   if (isClient) {
     cmd
       .addOption(new Option('-l, --ludp <host:port>', 'local UDP endpoint your app sends to').default('127.0.0.1:30000'))
-      .addOption(new Option('--conns <n>', 'fake TCP connections per server port').default('1'));
+      .addOption(new Option('--conns <n>', 'fake TCP connections per server port').default('1'))
+      .addOption(new Option('--sni <name>', 'server name in the TLS-shaped greeting (--obfs=tls)').default(DEFAULT_SNI));
+  } else {
+    cmd.addOption(
+      new Option('--decoy <host:port>', 'TCP service that gets connections which are not rsock clients (active probes), e.g. a web server; default: such connections are closed'),
+    );
   }
   cmd
     .addOption(
@@ -82,6 +95,8 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('--keepalive <seconds>', 'keepalive interval per connection; 3 missed replies mark it dead').default('2'))
     .addOption(new Option('--key <secret>', 'shared secret that authenticates every packet (default: a public built-in key)'))
     .addOption(new Option('--hash <secret>', 'same as --key (the original rsock name)'))
+    .addOption(new Option('--obfs <mode>', 'how connections look: "tls" (a TLS 1.3 handshake, then application-data records) or "none" (compact); both ends must agree').default('tls'))
+    .addOption(new Option('--crypt <mode>', '"aead" also encrypts every datagram (ChaCha20-Poly1305), for apps that do not encrypt their own; both ends must agree').default('none'))
     .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
@@ -115,7 +130,7 @@ function readConfigFile(file: string, kind: Kind): Raw {
     throw new ConfigError(`-f ${file}: not valid JSON: ${(e as Error).message}`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ConfigError(`-f ${file}: must hold a JSON object`);
-  const allowed = kind === 'client' ? CLIENT_KEYS : COMMON_KEYS;
+  const allowed = kind === 'client' ? CLIENT_KEYS : SERVER_KEYS;
   for (const k of Object.keys(data)) {
     if (!allowed.includes(k)) throw new ConfigError(`-f ${file}: unknown key "${k}" (known: ${allowed.join(', ')})`);
   }
@@ -164,6 +179,10 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   const lcapIp = str('lcapIp') ?? '';
   if (lcapIp && !isIPv4(lcapIp)) throw new ConfigError(`--lcapIp: "${lcapIp}" is not an IPv4 address`);
   const verboseV = pick('verbose');
+  const obfs = str('obfs') ?? 'tls';
+  if (obfs !== 'tls' && obfs !== 'none') throw new ConfigError(`--obfs: "${obfs}" must be tls or none`);
+  const crypt = str('crypt') ?? 'none';
+  if (crypt !== 'none' && crypt !== 'aead') throw new ConfigError(`--crypt: "${crypt}" must be none or aead`);
   const common: CommonConfig = {
     dev: str('dev'),
     ports,
@@ -175,6 +194,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     pidfile: str('pidfile'),
     log: str('log'),
     verbose: verboseV === true || verboseV === 'true' || verboseV === 1 || verboseV === '1',
+    obfs,
+    crypt,
   };
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');
@@ -188,7 +209,9 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     } catch (e) {
       throw new ConfigError(`--ludp: ${(e as Error).message}`);
     }
-    return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true) };
+    const sni = str('sni') ?? DEFAULT_SNI;
+    if (!isHostName(sni)) throw new ConfigError(`--sni: "${sni}" is not a host name (letters, digits and hyphens in dot-separated labels, at most 253 characters)`);
+    return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni };
   }
   let target: { host: string; port: number };
   try {
@@ -196,7 +219,22 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   } catch (e) {
     throw new ConfigError(`--taddr: ${(e as Error).message}`);
   }
-  return { ...common, kind, targetHost: target.host, targetPort: target.port };
+  const decoyRaw = str('decoy');
+  let decoy: { host: string; port: number } | null = null;
+  if (decoyRaw !== null) {
+    try {
+      decoy = parseHostPort(decoyRaw);
+    } catch (e) {
+      throw new ConfigError(`--decoy: ${(e as Error).message}`);
+    }
+  }
+  return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy };
+}
+
+/** A DNS host name as TLS's server_name takes it (RFC 6066: no IP addresses, no trailing dot). */
+export function isHostName(s: string): boolean {
+  if (s.length === 0 || s.length > 253 || isIPv4(s)) return false;
+  return s.split('.').every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
 }
 
 export function isIPv4(s: string): boolean {

@@ -1,4 +1,4 @@
-// The client's connections: one slot per (port, index). Each slot dials, says Hello, carries data while
+// The client's connections: one slot per (port, index). Each slot dials, greets and joins, carries data while
 // live, and redials with backoff after a reset, a FIN, silence or a failed dial, for as long as the
 // process runs. Pure: time comes in as `now`, and every side effect goes through the PoolDriver.
 import { Backoff } from './backoff';
@@ -9,7 +9,7 @@ export const enum SlotState {
   Backoff = 'BACKOFF',
   /** Kernel handshake under way. */
   Dialing = 'DIALING',
-  /** TCP is up; Hello sent, waiting for HelloAck. */
+  /** TCP is up; greeting sent, then Join once the server answered it, waiting for Joined. */
   Hello = 'HELLO',
   /** Carrying datagrams. */
   Live = 'LIVE',
@@ -19,7 +19,7 @@ export const enum SlotState {
 
 export interface PoolOptions {
   dialTimeoutMs: number;
-  /** Hello is resent at this interval until answered, for at most helloTimeoutMs. */
+  /** sendHello() is called at this interval until Joined, for at most helloTimeoutMs. */
   helloIntervalMs: number;
   helloTimeoutMs: number;
   keepaliveMs: number;
@@ -138,7 +138,7 @@ export class ClientPool<L extends Link = Link> {
     this.down(s, now, `dial failed: ${error}`);
   }
 
-  onHelloAck(s: Slot<L>, now: number): void {
+  onJoined(s: Slot<L>, now: number): void {
     if (s.state !== SlotState.Hello) return;
     this.setState(s, SlotState.Live, now);
     s.liveSince = now;
@@ -163,7 +163,7 @@ export class ClientPool<L extends Link = Link> {
           if (now >= s.dueAt) this.down(s, now, `no answer from port ${s.port} within ${this.opts.dialTimeoutMs} ms`);
           break;
         case SlotState.Hello:
-          if (now >= s.dueAt) this.down(s, now, 'server did not answer Hello (wrong --key, or not an rsock server)');
+          if (now >= s.dueAt) this.down(s, now, 'the server did not answer the greeting (a different --key, --obfs or --crypt, or not an rsock server)');
           else if (now - s.lastPingAt >= this.opts.helloIntervalMs) {
             s.lastPingAt = now;
             this.driver.sendHello(s);

@@ -2,7 +2,7 @@
 // injected segment carries, when a pure ACK is due, and what an incoming RST or FIN means.
 // Pure: it takes segments and times, and answers with values; the caller does the I/O.
 import { ACK, FIN, PSH, RST, Segment } from './packet';
-import { seqAdd, seqDiff, seqMax } from './seq';
+import { seqAdd, seqDiff } from './seq';
 
 export const enum TcpState {
   /** Handshake done by the kernels; we own the sequence space. */
@@ -27,6 +27,17 @@ export interface FakeTcpInit {
   sndNxt: number;
   rcvNxt: number;
   now: number;
+  /** Whether the handshake negotiated timestamps, and the TSval the kernel would have sent at `now`. */
+  tsOk?: boolean;
+  tsVal?: number;
+  /** The peer's latest TSval, when the handshake's segments showed it. */
+  tsRecent?: number;
+  /** The kernel's receive window after the handshake, and the scales both sides negotiated. */
+  rcvWnd?: number;
+  rcvWscale?: number;
+  /** IP fields the kernel would use: TTL, and where this connection's IP id counter starts. */
+  ttl?: number;
+  ipId?: number;
 }
 
 /** Pure-ACK cadence, from the conntrack measurements in FAKE-TCP-FACTS.md. */
@@ -38,17 +49,30 @@ export const ACK_DELAY_MS = 20;
  * unacked bytes in flight; a wider distance is a forged or stale segment.
  */
 export const RECV_WINDOW = 16 * 1024 * 1024;
-/** RSTs and FINs are taken only this close to where we expect the peer's seq (RFC 5961 spirit). */
-export const CONTROL_WINDOW = 1024 * 1024;
-
-/** The window field we always advertise: the largest, scaled by whatever the handshake negotiated. */
+/** The largest window field. Scaled by the handshake's window scale it is what conntrack needs (FAKE-TCP-FACTS.md). */
 export const WINDOW_FIELD = 0xffff;
+/** Like a receive buffer autotuning up, the advertised window grows this much per segment sent until it is the largest. */
+const WINDOW_GROWTH = 4;
+/** At most one challenge ACK per connection this often (Linux: tcp_invalid_ratelimit). */
+export const CHALLENGE_INTERVAL_MS = 500;
+
+export const OPT_TIMESTAMPS = 1;
 
 export interface OutSegment {
   seq: number;
   ack: number;
   flags: number;
   window: number;
+  /** OPT_TIMESTAMPS when the segment carries the timestamp option. */
+  options: number;
+  tsVal: number;
+  tsEcr: number;
+  ipId: number;
+  ttl: number;
+}
+
+export function emptyOut(): OutSegment {
+  return { seq: 0, ack: 0, flags: 0, window: 0, options: 0, tsVal: 0, tsEcr: 0, ipId: 0, ttl: 0 };
 }
 
 export type SegmentVerdict =
@@ -59,7 +83,9 @@ export type SegmentVerdict =
   /** The connection was reset: state is now Closed. */
   | 'reset'
   /** The peer closed: state is now CloseWait; send finAck(). */
-  | 'fin';
+  | 'fin'
+  /** An RST or FIN inside the window but not at the exact seq (RFC 5961): answer with a challenge ACK if challengeDue(). */
+  | 'challenge';
 
 export class FakeTcp {
   state: TcpState = TcpState.Established;
@@ -76,6 +102,19 @@ export class FakeTcp {
   lastRecvAt: number;
   lastSendAt: number;
   closeReason = '';
+  /** Stream offsets (64-bit, as doubles): of our next byte, and of rcvNxt in the peer's stream. */
+  sndOff = 0;
+  rcvOff = 0;
+  private readonly tsOk: boolean;
+  private readonly tsBase: number;
+  private readonly tsStart: number;
+  /** The peer's latest TSval from a segment we took in: our TSecr. */
+  tsRecent: number;
+  private window: number;
+  private readonly wscale: number;
+  private readonly ttl: number;
+  private ipId: number;
+  private lastChallengeAt = -Infinity;
 
   constructor(init: FakeTcpInit) {
     this.local = init.local;
@@ -85,6 +124,31 @@ export class FakeTcp {
     this.peerAck = this.sndNxt;
     this.lastRecvAt = init.now;
     this.lastSendAt = init.now;
+    this.tsOk = init.tsOk ?? false;
+    this.tsBase = (init.tsVal ?? 0) >>> 0;
+    this.tsStart = init.now;
+    this.tsRecent = (init.tsRecent ?? 0) >>> 0;
+    this.wscale = init.rcvWscale ?? 0;
+    this.window = Math.max(1, Math.min(WINDOW_FIELD, (init.rcvWnd ?? WINDOW_FIELD << this.wscale) >>> this.wscale));
+    this.ttl = init.ttl ?? 64;
+    this.ipId = (init.ipId ?? 0) & 0xffff;
+  }
+
+  /** The stream offset of a byte of the peer's at `seq` (near rcvNxt). */
+  rcvOffsetOf(seq: number): number {
+    return this.rcvOff + seqDiff(seq, this.rcvNxt);
+  }
+
+  /** Bytes the peer may send beyond rcvNxt, as our last window field told it. */
+  get rcvWindowBytes(): number {
+    return this.window * 2 ** this.wscale;
+  }
+
+  /** True when a challenge ACK may go out now; counts it. */
+  challengeDue(now: number): boolean {
+    if (now - this.lastChallengeAt < CHALLENGE_INTERVAL_MS) return false;
+    this.lastChallengeAt = now;
+    return true;
   }
 
   get open(): boolean {
@@ -100,20 +164,26 @@ export class FakeTcp {
     if (this.state === TcpState.Closed) return 'ignore';
     const d = seqDiff(seg.seq, this.rcvNxt);
     if (seg.flags & RST) {
-      // A reset is believed when its seq is near what we expect (a router's reset copies our ack into its seq).
-      if (d < -CONTROL_WINDOW || d > CONTROL_WINDOW) return 'ignore';
-      this.state = TcpState.Closed;
-      this.closeReason = 'reset by peer or middlebox';
-      return 'reset';
+      // RFC 5961 §3: only the exact seq resets (a router's reset copies our ack into its seq); one in
+      // the window draws a challenge ACK, which a real peer or middlebox answers with an exact RST.
+      if (d === 0) {
+        this.state = TcpState.Closed;
+        this.closeReason = 'reset by peer or middlebox';
+        return 'reset';
+      }
+      return d > 0 && d < this.rcvWindowBytes ? 'challenge' : 'ignore';
     }
     if (seg.wireLen > 0) {
       if (d < -RECV_WINDOW || d > RECV_WINDOW) return 'ignore';
       return 'data';
     }
     if (seg.flags & FIN) {
-      if (d < -CONTROL_WINDOW || d > CONTROL_WINDOW) return 'ignore';
+      // The peer's FIN follows its Close frame, so it lands exactly at rcvNxt; a blind one does not (RFC 5961 §4).
+      if (d !== 0) return d > 0 && d < this.rcvWindowBytes ? 'challenge' : 'ignore';
       this.lastRecvAt = now;
       this.rcvNxt = seqAdd(seg.seq, 1);
+      this.rcvOff += 1;
+      this.noteTs(seg);
       this.noteUnacked(now, 0);
       if (this.state === TcpState.FinWait) {
         this.state = TcpState.Closed;
@@ -124,14 +194,27 @@ export class FakeTcp {
       this.closeReason = 'closed by peer';
       return 'fin';
     }
-    if (seg.flags & ACK && seqDiff(seg.ack, this.peerAck) > 0 && seqDiff(seg.ack, this.sndNxt) <= 0) this.peerAck = seg.ack;
+    if (seg.flags & ACK && d === 0 && seqDiff(seg.ack, this.peerAck) > 0 && seqDiff(seg.ack, this.sndNxt) <= 0) {
+      this.peerAck = seg.ack;
+      this.noteTs(seg);
+    }
     return 'ignore';
+  }
+
+  private noteTs(seg: Segment): void {
+    if (seg.hasTs) this.tsRecent = seg.tsVal;
   }
 
   /** Records a segment whose frames verified: advances the ack and the ACK cadence counters. */
   acceptData(seg: Segment, now: number): void {
     this.lastRecvAt = now;
-    this.rcvNxt = seqMax(this.rcvNxt, seqAdd(seg.seq, seg.wireLen));
+    const end = seqAdd(seg.seq, seg.wireLen);
+    const ahead = seqDiff(end, this.rcvNxt);
+    if (ahead > 0) {
+      this.rcvNxt = end;
+      this.rcvOff += ahead;
+      this.noteTs(seg);
+    }
     if (seg.flags & ACK && seqDiff(seg.ack, this.peerAck) > 0 && seqDiff(seg.ack, this.sndNxt) <= 0) this.peerAck = seg.ack;
     this.noteUnacked(now, seg.wireLen);
   }
@@ -144,21 +227,63 @@ export class FakeTcp {
 
   /** The header fields for the next data segment of `len` payload bytes; it carries our latest ack, so it clears the ACK debt. */
   nextData(len: number, now: number, out: OutSegment): void {
-    out.seq = this.sndNxt;
-    out.ack = this.rcvNxt;
-    out.flags = ACK | PSH;
-    out.window = WINDOW_FIELD;
+    this.fill(out, this.sndNxt, ACK | PSH, now);
     this.sndNxt = seqAdd(this.sndNxt, len);
-    this.clearAckDebt(now);
+    this.sndOff += len;
+    this.grow();
+  }
+
+  /** Appends `len` bytes to the data segment nextData() just described (several frames in one segment). */
+  extend(len: number): void {
+    this.sndNxt = seqAdd(this.sndNxt, len);
+    this.sndOff += len;
+  }
+
+  /** A data segment at an earlier seq: a retransmission of bytes already counted (the handshake's first flight). */
+  resend(seq: number, now: number, out: OutSegment): void {
+    this.fill(out, seq, ACK | PSH, now);
   }
 
   /** A pure ACK with the current numbers. */
   pureAck(now: number, out: OutSegment): void {
-    out.seq = this.sndNxt;
+    this.fill(out, this.sndNxt, ACK, now);
+  }
+
+  /** Our FIN (graceful close). Counts one sequence number, like a real FIN. */
+  fin(now: number, out: OutSegment): void {
+    this.fill(out, this.sndNxt, FIN | ACK, now);
+    this.sndNxt = seqAdd(this.sndNxt, 1);
+    this.sndOff += 1;
+    if (this.state === TcpState.Established) this.state = TcpState.FinWait;
+    else if (this.state === TcpState.CloseWait) {
+      this.state = TcpState.Closed;
+    }
+  }
+
+  /** What the kernel would put on a segment of this connection now: our ack and window, its TTL, timestamps and IP id. */
+  private fill(out: OutSegment, seq: number, flags: number, now: number): void {
+    out.seq = seq;
     out.ack = this.rcvNxt;
-    out.flags = ACK;
-    out.window = WINDOW_FIELD;
+    out.flags = flags;
+    // A receive buffer holding what has not been acknowledged yet advertises that much less.
+    const unread = this.unackedBytes >>> this.wscale;
+    out.window = Math.max(1, this.window - unread);
+    out.options = this.tsOk ? OPT_TIMESTAMPS : 0;
+    out.tsVal = this.tsVal(now);
+    out.tsEcr = this.tsRecent;
+    this.ipId = (this.ipId + 1) & 0xffff;
+    out.ipId = this.ipId;
+    out.ttl = this.ttl;
     this.clearAckDebt(now);
+  }
+
+  /** The kernel's timestamp clock for this socket (milliseconds), continued from the handshake. */
+  tsVal(now: number): number {
+    return (this.tsBase + Math.floor(now - this.tsStart)) >>> 0;
+  }
+
+  private grow(): void {
+    if (this.window < WINDOW_FIELD) this.window = Math.min(WINDOW_FIELD, this.window * WINDOW_GROWTH);
   }
 
   private clearAckDebt(now: number): void {
@@ -175,20 +300,6 @@ export class FakeTcp {
       this.unackedBytes >= ACK_EVERY_BYTES ||
       now - this.firstUnackedAt >= ACK_DELAY_MS
     );
-  }
-
-  /** Our FIN (graceful close). Counts one sequence number, like a real FIN. */
-  fin(now: number, out: OutSegment): void {
-    out.seq = this.sndNxt;
-    out.ack = this.rcvNxt;
-    out.flags = FIN | ACK;
-    out.window = WINDOW_FIELD;
-    this.sndNxt = seqAdd(this.sndNxt, 1);
-    this.clearAckDebt(now);
-    if (this.state === TcpState.Established) this.state = TcpState.FinWait;
-    else if (this.state === TcpState.CloseWait) {
-      this.state = TcpState.Closed;
-    }
   }
 
   /** Marks the connection closed without sending anything (dead path, local decision). */

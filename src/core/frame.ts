@@ -1,22 +1,20 @@
-// The tunnel's own wire format inside the TCP payload. docs/PROTOCOL.md is the prose version of this file.
+// The tunnel's frames inside the TCP payload (docs/PROTOCOL.md §2 is the prose version of this file).
 //
-//   0        8      10     11        15
-//   | tag(8) | len(2) | type(1) | arg(4) | payload(len) |
+//   --obfs=none:  | hdr(7) | payload(len) | tag(8 or 16) |
+//   --obfs=tls:   | 17 03 03 LL LL | hdr(7) | payload(len) | tag | padding |   (one TLS record per frame)
 //
-// tag = SipHash-2-4(direction key, bytes 8 .. 15+len): it covers the header fields and the payload.
-// Frames never straddle segments, and a segment may hold several frames back to back (GRO merges
-// segments on real NICs), so the length field is all a receiver needs to split them.
-
-export const HEADER = 15;
-export const TAG_LEN = 8;
+//   hdr = len u16 | type u8 | arg u32, always masked (src/core/crypto.ts), so nothing in it is visible.
+// Frames never straddle segments; a segment merged by GRO splits back into frames by the TLS record
+// lengths (tls) or by the unmasked header lengths one after another (none).
+import { FRAME_HEADER, TAG_AEAD, TAG_PLAIN } from './crypto';
 
 export const enum FrameType {
   /** arg = flow id; payload = one UDP datagram. */
   Data = 1,
-  /** Client to server, first frame on every connection. arg = client session id; payload = Hello. */
-  Hello = 2,
-  /** Server to client. arg = client session id echoed. */
-  HelloAck = 3,
+  /** Client to server, first frame under the connection's keys. arg = client session id; payload = Join. */
+  Join = 2,
+  /** Server to client: the connection is attached to the session. arg = client session id echoed. */
+  Joined = 3,
   /** arg = nonce. Either side may send it; the other answers Pong with the same nonce. */
   Ping = 4,
   Pong = 5,
@@ -24,6 +22,8 @@ export const enum FrameType {
   Close = 6,
   /** The client is shutting down: the server may forget its session and flows. arg = client session id. */
   Bye = 7,
+  /** Carries nothing; makes a flight as long as the handshake it imitates. */
+  Padding = 8,
 }
 
 export const enum CloseReason {
@@ -32,65 +32,80 @@ export const enum CloseReason {
   Replaced = 3,
 }
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
-/** Writes a frame header at buf[off]; the payload must already sit at buf[off+HEADER]. The tag is left for the batch signer. */
+export type Obfs = 'tls' | 'none';
+
+/** How frames look on the wire; both ends must agree (it is bound into the handshake keys). */
+export interface WireMode {
+  obfs: Obfs;
+  /** Payloads encrypted with ChaCha20-Poly1305 (--crypt=aead) instead of authenticated with SipHash. */
+  aead: boolean;
+}
+
+export const RECORD_HEADER = 5;
+export const TLS_APP_DATA = 0x17;
+/** The smallest application-data record a TLS 1.3 stack sends: content type + 16-byte AEAD tag. */
+export const MIN_RECORD = 17;
+/** TLS 1.3's limit on a record's length (RFC 8446 §5.2). */
+export const MAX_RECORD = 16384 + 256;
+
+export function tagLen(mode: WireMode): number {
+  return mode.aead ? TAG_AEAD : TAG_PLAIN;
+}
+
+/** Bytes a frame adds to its payload on the wire (before padding). */
+export function frameOverhead(mode: WireMode): number {
+  return (mode.obfs === 'tls' ? RECORD_HEADER : 0) + FRAME_HEADER + tagLen(mode);
+}
+
+/** Padding a tls-mode record needs so that it is no shorter than any real TLS 1.3 record. */
+export function recordPadding(mode: WireMode, payloadLen: number): number {
+  if (mode.obfs !== 'tls') return 0;
+  const inner = FRAME_HEADER + payloadLen + tagLen(mode);
+  return inner < MIN_RECORD ? MIN_RECORD - inner : 0;
+}
+
+/** No two frames of a stream start closer than this: the replay window's unit. */
+export const MIN_FRAME_BYTES = FRAME_HEADER + TAG_PLAIN;
+
+/** Writes the plain header at buf[off]; it is masked when the batch is sealed. */
 export function writeHeader(buf: Buffer, off: number, type: FrameType, arg: number, payloadLen: number): void {
-  buf.writeUInt16BE(payloadLen, off + 8);
-  buf[off + 10] = type;
-  buf.writeUInt32BE(arg >>> 0, off + 11);
+  buf.writeUInt16BE(payloadLen, off);
+  buf[off + 2] = type;
+  buf.writeUInt32BE(arg >>> 0, off + 3);
 }
 
-export interface FrameRef {
-  /** Offset of the frame (its tag) in the buffer. */
-  off: number;
-  type: number;
-  arg: number;
-  payloadOff: number;
-  payloadLen: number;
+export function writeRecordHeader(buf: Buffer, off: number, innerLen: number): void {
+  buf[off] = TLS_APP_DATA;
+  buf[off + 1] = 3;
+  buf[off + 2] = 3;
+  buf.writeUInt16BE(innerLen, off + 3);
 }
 
-/**
- * Splits the segment payload buf[off, off+len) into frames, calling `each` for every whole frame.
- * Returns the number of frames, or -1 if the bytes do not split exactly (a truncated or garbage segment);
- * the caller then drops the whole segment, since a bad length means nothing after it can be trusted.
- */
-export function splitFrames(buf: Buffer, off: number, len: number, each: (f: FrameRef) => void, ref: FrameRef): number {
-  const end = off + len;
-  let p = off;
-  let n = 0;
-  while (p < end) {
-    if (end - p < HEADER) return -1;
-    const plen = buf.readUInt16BE(p + 8);
-    if (p + HEADER + plen > end) return -1;
-    ref.off = p;
-    ref.type = buf[p + 10];
-    ref.arg = buf.readUInt32BE(p + 11);
-    ref.payloadOff = p + HEADER;
-    ref.payloadLen = plen;
-    each(ref);
-    n++;
-    p += HEADER + plen;
-  }
-  return n;
+/** The inner length of an application-data record at buf[off], or -1 if it is not one. */
+export function readRecordHeader(buf: Buffer, off: number): number {
+  if (buf[off] !== TLS_APP_DATA || buf[off + 1] !== 3 || buf[off + 2] !== 3) return -1;
+  const len = buf.readUInt16BE(off + 3);
+  return len > MAX_RECORD ? -1 : len;
 }
 
 /**
- * Hello payload: version(1) keepaliveMs(4) slot(2). The slot number lets the server retire the
+ * Join payload: version(1) keepaliveMs(4) slot(2). The slot number lets the server retire the
  * connection a new one replaces, even when a reset reached only the client.
  */
-export const HELLO_LEN = 7;
-export interface Hello {
+export const JOIN_LEN = 7;
+export interface Join {
   version: number;
   keepaliveMs: number;
   slot: number;
 }
-export function writeHello(buf: Buffer, off: number, h: Hello): void {
-  buf[off] = h.version;
-  buf.writeUInt32BE(h.keepaliveMs >>> 0, off + 1);
-  buf.writeUInt16BE(h.slot, off + 5);
+export function writeJoin(buf: Buffer, off: number, j: Join): void {
+  buf[off] = j.version;
+  buf.writeUInt32BE(j.keepaliveMs >>> 0, off + 1);
+  buf.writeUInt16BE(j.slot, off + 5);
 }
-export function readHello(buf: Buffer, off: number, len: number): Hello | null {
-  if (len < HELLO_LEN) return null;
+export function readJoin(buf: Buffer, off: number, len: number): Join | null {
+  if (len < JOIN_LEN) return null;
   return { version: buf[off], keepaliveMs: buf.readUInt32BE(off + 1), slot: buf.readUInt16BE(off + 5) };
 }

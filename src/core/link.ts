@@ -1,7 +1,9 @@
-// A tunnel connection as both sides see it: the kernel socket that owns the 4-tuple, and the fake TCP
-// that took over from the kernel after the handshake.
+// A tunnel connection as both sides see it: the kernel socket that owns the 4-tuple, the fake TCP
+// that took over from the kernel after the handshake, and the connection's keys once its own
+// handshake (docs/PROTOCOL.md §3) derived them.
 import { FakeTcp } from './fake-tcp';
-import { HEADER } from './frame';
+import { frameOverhead, WireMode } from './frame';
+import { ReplayWindow } from './replay';
 
 /** What a finished kernel handshake tells us (IPs as u32 in host order). */
 export interface Handshake {
@@ -15,6 +17,22 @@ export interface Handshake {
   rcvNxt: number;
   /** The MSS the kernel would send with. */
   mss: number;
+  rcvWscale: number;
+  /** Timestamps negotiated, and the kernel's TSval clock for this socket at the event. */
+  tsOk: boolean;
+  tsVal: number;
+  ttl: number;
+  /** The kernel's receive window in bytes. */
+  rcvWnd: number;
+}
+
+export interface LinkWire {
+  /** Key-table slots sealing our frames and opening the peer's; -1 until the handshake derived them. */
+  txSlot: number;
+  rxSlot: number;
+  /** Offset in the peer's stream where its frames begin; the bytes before are its handshake message. */
+  rxFrom: number;
+  readonly replay: ReplayWindow;
 }
 
 export interface Link {
@@ -23,15 +41,34 @@ export interface Link {
   readonly tcp: FakeTcp;
   /** Largest datagram one segment of this connection carries. */
   readonly maxDatagram: number;
+  readonly wire: LinkWire;
 }
 
-export function linkFromHandshake(hs: Handshake, now: number): Link {
+/** What the capture saw of the handshake, and a random start for the IP id counter. */
+export interface HandshakeExtras {
+  tsRecent?: number;
+  ipId: number;
+}
+
+export function linkFromHandshake(hs: Handshake, mode: WireMode, extras: HandshakeExtras, now: number): Link {
   const tcp = new FakeTcp({
     local: { ip: hs.localIp >>> 0, port: hs.localPort },
     remote: { ip: hs.remoteIp >>> 0, port: hs.remotePort },
     sndNxt: hs.sndNxt,
     rcvNxt: hs.rcvNxt,
     now,
+    tsOk: hs.tsOk,
+    tsVal: hs.tsVal,
+    tsRecent: extras.tsRecent,
+    rcvWnd: hs.rcvWnd,
+    rcvWscale: hs.rcvWscale,
+    ttl: hs.ttl,
+    ipId: extras.ipId,
   });
-  return { fd: hs.fd, tcp, maxDatagram: Math.max(hs.mss - HEADER, 0) };
+  return {
+    fd: hs.fd,
+    tcp,
+    maxDatagram: Math.max(hs.mss - frameOverhead(mode), 0),
+    wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() },
+  };
 }

@@ -21,10 +21,17 @@ export interface Segment {
   payloadLen: number;
   /** Payload bytes the segment had on the wire; more than payloadLen when the capture cut it short. */
   wireLen: number;
+  /** The TCP timestamp option (RFC 7323), when the segment carries one. */
+  hasTs: boolean;
+  tsVal: number;
+  tsEcr: number;
+  /** IP header fields, for observers and the handshake's TTL. */
+  ttl: number;
+  ipId: number;
 }
 
 export function emptySegment(): Segment {
-  return { srcIp: 0, dstIp: 0, srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadOff: 0, payloadLen: 0, wireLen: 0 };
+  return { srcIp: 0, dstIp: 0, srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, payloadOff: 0, payloadLen: 0, wireLen: 0, hasTs: false, tsVal: 0, tsEcr: 0, ttl: 0, ipId: 0 };
 }
 
 /**
@@ -60,5 +67,35 @@ export function parseSegment(buf: Buffer, off: number, len: number, out: Segment
   out.payloadOff = t + doff;
   out.payloadLen = have - ihl - doff;
   out.wireLen = total - ihl - doff;
+  out.ttl = buf[off + 8];
+  out.ipId = buf.readUInt16BE(off + 4);
+  readTimestamp(buf, t + 20, t + doff, out);
   return true;
+}
+
+const OPT_END = 0;
+const OPT_NOP = 1;
+const OPT_TS = 8;
+
+/** Finds the timestamp option among the TCP options in buf[p, end). Malformed options: no timestamp. */
+function readTimestamp(buf: Buffer, p: number, end: number, out: Segment): void {
+  out.hasTs = false;
+  while (p < end) {
+    const kind = buf[p];
+    if (kind === OPT_END) return;
+    if (kind === OPT_NOP) {
+      p++;
+      continue;
+    }
+    if (p + 1 >= end) return;
+    const len = buf[p + 1];
+    if (len < 2 || p + len > end) return;
+    if (kind === OPT_TS && len === 10) {
+      out.hasTs = true;
+      out.tsVal = buf.readUInt32BE(p + 2);
+      out.tsEcr = buf.readUInt32BE(p + 6);
+      return;
+    }
+    p += len;
+  }
 }

@@ -1,16 +1,18 @@
-// The server's view of its clients: connections that have not said Hello yet, sessions (one per
+// The server's view of its clients: connections that have not joined a session yet, sessions (one per
 // client process, keyed by the client's random session id) with their connections and app flows, and
 // the choice of the connection a reply goes back on. Pure: time comes in as `now`, and every side
 // effect goes through the SessionDriver, like the client's ClientPool.
 import { FlowTable, Flow } from './flow-table';
-import { CloseReason, Hello, PROTOCOL_VERSION } from './frame';
+import { CloseReason, Join, PROTOCOL_VERSION } from './frame';
 import { Link } from './link';
 
 export interface SessionLink extends Link {
-  /** Null until a valid Hello: such a link carries nothing. */
+  /** Null until a valid Join: such a link carries nothing. */
   session: Session | null;
-  /** The client's slot number, from its Hello. */
+  /** The client's slot number, from its Join. */
   slot: number;
+  /** The client's greeting and our answer, kept until Join so that a retransmitted greeting gets the same answer. */
+  greeting: { client: Buffer; answer: Buffer; answerSeq: number } | null;
   acceptedAt: number;
   deadAfterMs: number;
 }
@@ -37,9 +39,9 @@ export interface Session {
 export interface SessionOptions {
   /** A flow idle (both ways) this long is closed; a session with nothing left this long is forgotten. */
   durationMs: number;
-  /** Keepalive assumed for a connection until its Hello says the client's. */
+  /** Keepalive assumed for a connection until its Join says the client's. */
   keepaliveMs: number;
-  /** A connection that has not said a valid Hello by then is dropped: no state for strangers. */
+  /** A connection that has not joined by then is closed: no state for strangers. */
   helloDeadlineMs: number;
   /** Flows visited per tick by the expiry sweep. */
   sweepBudget: number;
@@ -54,7 +56,9 @@ export const DEFAULT_SESSION_OPTIONS: Omit<SessionOptions, 'durationMs' | 'keepa
 export type Goodbye = CloseReason | 'fin' | 'none';
 
 export interface SessionDriver {
-  sendHelloAck(link: SessionLink, sessionId: number): void;
+  sendJoined(link: SessionLink, sessionId: number): void;
+  /** Gives the connection back to the kernel (a probe, not a client): it stops being ours at once. */
+  handBack(link: SessionLink): void;
   /**
    * Ends a link for good: first says `goodbye` if the connection is still open (a Close frame with
    * that reason and a FIN, a FIN alone, or nothing), then forgets the link and closes its socket silently.
@@ -75,7 +79,7 @@ export type SessionEvent =
   | { type: 'flowFailed'; session: Session; flowId: number; error: string }
   | { type: 'badVersion'; version: number };
 
-/** A Hello's keepalive is clamped to this range before it sets the dead-link timer. */
+/** A Join's keepalive is clamped to this range before it sets the dead-link timer. */
 const KEEPALIVE_RANGE = [200, 60000] as const;
 const SESSION_SWEEP_MS = 1000;
 
@@ -103,15 +107,24 @@ export class ServerSessions {
     return this.sessions.get(id);
   }
 
-  /** A kernel handshake finished on a listening port: the link waits for its Hello. */
+  /** A kernel handshake finished on a listening port: the link waits for the client's greeting and Join. */
   accept(base: Link, now: number): SessionLink {
-    const link: SessionLink = { ...base, session: null, slot: -1, acceptedAt: now, deadAfterMs: deadAfter(this.opts.keepaliveMs) };
+    const link: SessionLink = { ...base, session: null, slot: -1, greeting: null, acceptedAt: now, deadAfterMs: deadAfter(this.opts.keepaliveMs) };
     this.links.add(link);
     return link;
   }
 
-  /** A Hello with a valid tag. `hello` is null when its payload was too short to read. */
-  hello(link: SessionLink, sessionId: number, hello: Hello | null, now: number): void {
+  /** The first payload was not a greeting: the connection is the kernel's again, and nothing of it stays here. */
+  probe(link: SessionLink): void {
+    if (link.session || !this.links.delete(link)) return;
+    this.driver.handBack(link);
+  }
+
+  /**
+   * A Join, under the connection's own keys: only a client that knows the key and our fresh nonce can
+   * send one, so a replayed greeting never gets this far. `join` is null when its payload was too short.
+   */
+  join(link: SessionLink, sessionId: number, hello: Join | null, now: number): void {
     if (!this.links.has(link)) return;
     if (!hello || hello.version !== PROTOCOL_VERSION) {
       this.driver.onEvent({ type: 'badVersion', version: hello?.version ?? -1 });
@@ -134,12 +147,13 @@ export class ServerSessions {
       s.links.push(link);
       s.lastSeen = now;
       link.session = s;
+      link.greeting = null;
       link.slot = hello.slot;
       link.deadAfterMs = deadAfter(Math.min(Math.max(hello.keepaliveMs, KEEPALIVE_RANGE[0]), KEEPALIVE_RANGE[1]));
       this.driver.onEvent({ type: 'linkUp', session: s, link });
     }
-    // Answered every time: the client resends Hello until one HelloAck gets through.
-    this.driver.sendHelloAck(link, sessionId);
+    // Answered every time: the client resends Join until one Joined gets through.
+    this.driver.sendJoined(link, sessionId);
   }
 
   /** A Data frame: the flow its datagram goes to, opened on first sight; null for links without a session. */
@@ -196,7 +210,8 @@ export class ServerSessions {
   tick(now: number): void {
     for (const link of this.links) {
       if (!link.session) {
-        if (now - link.acceptedAt >= this.opts.helloDeadlineMs) this.end(link, 'none', 'no valid Hello', now);
+        // Closed like a server closes an idle connection; nothing was attached to it.
+        if (now - link.acceptedAt >= this.opts.helloDeadlineMs) this.end(link, 'fin', 'no valid greeting and Join', now);
       } else if (now - link.tcp.lastRecvAt >= link.deadAfterMs) {
         this.end(link, CloseReason.Dead, `no traffic for ${Math.round((now - link.tcp.lastRecvAt) / 1000)} s`, now);
       }
@@ -206,7 +221,7 @@ export class ServerSessions {
       this.driver.closeFlow(flow.sock);
       this.driver.onEvent({ type: 'flowExpired', flow });
     });
-    // Sessions with no connection and no flow left are forgotten; their client will say Hello again.
+    // Sessions with no connection and no flow left are forgotten; their client will join again.
     if (this.sessions.size > 0 && now - this.lastSessionSweep >= SESSION_SWEEP_MS) {
       this.lastSessionSweep = now;
       for (const s of this.sessions.values()) {

@@ -1,4 +1,5 @@
 // The tunnel's I/O on the C++ addon and Node's own event loop: the production TunnelIo.
+import { closeSync } from 'node:fs';
 import { portFilter } from '../core/ports';
 import type { CaptureSpec, Timers, TunnelIo } from '../tunnel/io';
 import { monotonic } from '../util/clock';
@@ -26,11 +27,11 @@ export function captureFilter(spec: CaptureSpec): string {
   return f;
 }
 
-export function nativeIo(addon: NativeAddon = loadNative()): TunnelIo {
+export function nativeIo(addon: NativeAddon = loadNative(), _opts: { decoy?: { host: string; port: number } } = {}): TunnelIo {
   return {
     clock: monotonic,
     timers: nodeTimers,
-    mac: addon.mac,
+    crypto: addon.crypto,
     openCapture(spec: CaptureSpec, onBatch: CaptureBatchFn, onError: (err: Error) => void) {
       const opts = {
         device: spec.device,
@@ -44,5 +45,6 @@ export function nativeIo(addon: NativeAddon = loadNative()): TunnelIo {
     openInjector: () => new addon.Injector(),
     openSockets: (onEvent: (ev: WatcherEvent) => void) => new addon.SocketWatcher(onEvent),
     openUdp: (onBatch: UdpBatchFn) => new addon.UdpMux(onBatch),
+    serveProbe: (fd: number) => closeSync(fd),
   };
 }

@@ -10,6 +10,7 @@ export * from './records';
 import type { RecordLayout } from './records';
 export type { Mac } from '../core/mac';
 import type { Mac } from '../core/mac';
+import type { Crypto } from '../core/crypto';
 
 export interface CaptureOptions {
   /** Device name, or "any". */
@@ -106,6 +107,14 @@ export interface HandshakeInfo {
   sndWscale: number;
   /** MSS from TCP_INFO (tcpi_snd_mss). */
   mss: number;
+  /** The handshake negotiated TCP timestamps (tcpi_options & TCPI_OPT_TIMESTAMPS). */
+  tsOk: boolean;
+  /** The TSval the kernel would put on this socket's next segment (getsockopt TCP_TIMESTAMP). */
+  tsVal: number;
+  /** The TTL the kernel uses for this socket (IP_TTL). */
+  ttl: number;
+  /** The kernel's receive window in bytes (TCP_REPAIR_WINDOW rcv_wnd). */
+  rcvWnd: number;
 }
 
 export type WatcherEvent =
@@ -145,6 +154,11 @@ export interface SocketWatcher {
    * not reported yet (still in the kernel's accept queue) are taken and closed silently too.
    */
   close(fd: number): void;
+  /**
+   * Detaches the socket filter of an established socket and forgets it without closing it: the kernel
+   * serves the connection as a normal TCP socket from now on, and the caller owns fd.
+   */
+  handBack(fd: number): void;
   /**
    * Closes every socket the watcher owns (silently) and stops polling; events not delivered yet are
    * dropped. Idempotent. Until then the watcher keeps the process alive only while it has a listener,
@@ -241,6 +255,7 @@ export interface NativeAddon {
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
   UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;
   mac: Mac;
+  crypto: Crypto;
   /** The record layouts the C++ code uses (native/records.h); equal to the constants above. */
   layouts: { CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout; MAC: RecordLayout };
   /** libpcap and libnet version strings, for --version and logs. */

@@ -2,7 +2,7 @@
 // native/records.h (the addon exports its copy as `layouts`; test/native/layouts.test.ts checks they agree).
 
 /** Stride (in u32 words) of one packet's metadata in Injector.send(). */
-export const TX_STRIDE = 10;
+export const TX_STRIDE = 15;
 /** Word offsets inside one TX metadata record. IPs are IPv4 in host byte order (a.b.c.d => a<<24|b<<16|c<<8|d, as unsigned). */
 export const TX = {
   SRC_IP: 0, DST_IP: 1, SRC_PORT: 2, DST_PORT: 3, SEQ: 4, ACK: 5,
@@ -12,6 +12,10 @@ export const TX = {
   WINDOW: 7,
   /** Byte offset and length of the TCP payload inside the data Buffer. */
   PAYLOAD_OFF: 8, PAYLOAD_LEN: 9,
+  /** The timestamp option's TSval and TSecr, used when OPTIONS has bit 0 (OPT_TIMESTAMPS) set. */
+  TS_VAL: 10, TS_ECR: 11, OPTIONS: 12,
+  /** The IP id (0: the kernel's choice) and TTL (0: 64). DF is always set. */
+  IP_ID: 13, TTL: 14,
 } as const;
 
 /** Stride (in u32 words) of one packet's record in a capture batch's meta. */

@@ -2,7 +2,8 @@
 // spreads them over fake-TCP connections to every server port; replies go back to each flow's source.
 // The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
-import { CloseReason, FrameType, HELLO_LEN, PROTOCOL_VERSION, writeHello } from '../core/frame';
+import { CloseReason, FrameType, JOIN_LEN, PROTOCOL_VERSION, WireMode, writeJoin } from '../core/frame';
+import { checkServerGreeting, clientGreeting } from '../core/greeting';
 import { Flow, FlowTable } from '../core/flow-table';
 import { intToIp, ipToInt } from '../core/ipv4';
 import { Link, linkFromHandshake } from '../core/link';
@@ -21,13 +22,23 @@ export interface ClientConfig {
   /** Source address for the dials; "" lets the kernel choose. */
   localIp: string;
   key: string;
+  mode: WireMode;
+  /** The server name the TLS-shaped greeting carries. */
+  sni: string;
   durationMs: number;
   keepaliveMs: number;
 }
 
 interface ClientLink extends Link {
   slot: Slot<ClientLink>;
+  /** Our greeting, kept for retransmission until the server answers; then only the nonce matters. */
+  hello: { bytes: Buffer; nonce: Buffer; seq: number; sentAt: number; rtoMs: number };
 }
+
+/** The greeting is retransmitted like a TCP segment: after this, doubling (the kernel's minimum RTO is 200 ms). */
+const GREETING_RTO_MS = 300;
+/** TLS 1.3 middlebox compatibility: the client's ChangeCipherSpec before its first encrypted record. */
+const CHANGE_CIPHER_SPEC = Buffer.from([0x14, 3, 3, 0, 1, 1]);
 
 interface ClientFlow extends Flow {
   ip: number;
@@ -63,7 +74,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     private readonly io: TunnelIo,
   ) {
     ipToInt(cfg.serverIp); // throws early for anything but an IPv4 address
-    this.sessionId = io.mac.randomU32() || 1;
+    this.sessionId = io.crypto.randomU32() || 1;
     this.flows = new FlowTable(cfg.durationMs);
     this.engine = new Engine<ClientLink>(
       io,
@@ -71,6 +82,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
         capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp },
         key: cfg.key,
         side: 'client',
+        mode: cfg.mode,
       },
       this,
       log,
@@ -145,7 +157,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
         );
         continue;
       }
-      this.engine.tx.frame(link.tcp, FrameType.Data, flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
+      this.engine.tx.frame(link, FrameType.Data, flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
     }
   }
 
@@ -170,10 +182,35 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       this.engine.watcher.close(ev.fd);
       return;
     }
-    const link: ClientLink = { ...linkFromHandshake(ev, now), slot };
+    const g = clientGreeting(this.io.crypto, this.engine.keys, this.cfg.mode.obfs, this.cfg.sni);
+    const base = linkFromHandshake(ev, this.cfg.mode, this.engine.extras(ev), now);
+    const link: ClientLink = { ...base, slot, hello: { bytes: g.bytes, nonce: g.nonce, seq: base.tcp.sndNxt, sentAt: now, rtoMs: GREETING_RTO_MS } };
     this.engine.add(link);
-    this.log.debug(`port ${ev.remotePort}: tcp up from ${intToIp(ev.localIp)}:${ev.localPort}, saying hello`);
+    this.log.debug(`port ${ev.remotePort}: tcp up from ${intToIp(ev.localIp)}:${ev.localPort}, greeting`);
+    this.engine.tx.raw(link.tcp, g.bytes, now);
     this.pool.onConnected(ev.fd, link, now);
+  }
+
+  /** The server's answer to our greeting: then the connection's keys, and Join. */
+  onGreeting(link: ClientLink, buf: Buffer, off: number, len: number, at: number, now: number): number {
+    if (at !== 0 || link.wire.rxSlot >= 0) return -1;
+    const r = checkServerGreeting(this.io.crypto, this.engine.keys, this.cfg.mode.obfs, link.hello.nonce, buf, off, len);
+    if (!r.ok) {
+      this.log.rateLimited('warn', 'badanswer', 10000, `the server on port ${link.tcp.remote.port} answered with ${r.why}: --key, --obfs and --crypt must be the same on both ends`);
+      this.pool.onLost(link.slot, now, `the server's answer is ${r.why}`);
+      return -1;
+    }
+    this.engine.installKeys(link, link.hello.nonce, r.nonce, r.consumed);
+    this.sendJoin(link, now, true);
+    return r.consumed;
+  }
+
+  private sendJoin(link: ClientLink, now: number, first: boolean): void {
+    const tx = this.engine.tx;
+    const tls = this.cfg.mode.obfs === 'tls';
+    if (first && tls) tx.raw(link.tcp, CHANGE_CIPHER_SPEC, now);
+    const off = tx.reserveFrame(link, FrameType.Join, this.sessionId, JOIN_LEN, now, first && tls);
+    writeJoin(tx.buffer, off, { version: PROTOCOL_VERSION, keepaliveMs: this.cfg.keepaliveMs, slot: link.slot.id });
   }
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
@@ -186,8 +223,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       flow.lastActive = now;
       this.counters.udpOut++;
       this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
-    } else if (type === FrameType.HelloAck) {
-      if (arg === this.sessionId) this.pool.onHelloAck(link.slot, now);
+    } else if (type === FrameType.Joined) {
+      if (arg === this.sessionId) this.pool.onJoined(link.slot, now);
     }
   }
 
@@ -215,15 +252,25 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     else this.engine.watcher.close(fd);
   }
 
+  /** Called every 100 ms until Joined: retransmits the greeting on TCP's schedule, or repeats Join once keyed. */
   sendHello(slot: Slot<ClientLink>): void {
-    const off = this.engine.tx.reserveFrame(slot.link!.tcp, FrameType.Hello, this.sessionId, HELLO_LEN, this.io.clock());
-    writeHello(this.engine.tx.buffer, off, { version: PROTOCOL_VERSION, keepaliveMs: this.cfg.keepaliveMs, slot: slot.id });
+    const link = slot.link!;
+    const now = this.io.clock();
+    if (link.wire.txSlot >= 0) {
+      this.sendJoin(link, now, false);
+      return;
+    }
+    const h = link.hello;
+    if (now - h.sentAt < h.rtoMs) return;
+    h.sentAt = now;
+    h.rtoMs *= 2;
+    this.engine.tx.raw(link.tcp, h.bytes, now, h.seq);
   }
 
   sendPing(slot: Slot<ClientLink>, nonce: number): void {
     const now = this.io.clock();
     const tcp = slot.link!.tcp;
-    this.engine.tx.frame(tcp, FrameType.Ping, nonce, null, 0, 0, now);
+    this.engine.tx.frame(slot.link!, FrameType.Ping, nonce, null, 0, 0, now);
     // When the server has been quiet, add a pure ACK: if the server lost the connection (restart),
     // its kernel answers a payload-less segment with an RST at once, while data is dropped silently.
     if (now - tcp.lastRecvAt >= this.cfg.keepaliveMs) this.engine.tx.pureAck(tcp, now);
@@ -264,7 +311,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   async stop(): Promise<void> {
     const now = this.io.clock();
     for (const s of this.pool.slots) {
-      if (s.link?.tcp.open) this.engine.tx.frame(s.link.tcp, FrameType.Bye, this.sessionId, null, 0, 0, now);
+      if (s.link?.tcp.open && s.link.wire.txSlot >= 0) this.engine.tx.frame(s.link, FrameType.Bye, this.sessionId, null, 0, 0, now);
     }
     this.pool.stop(now);
     this.engine.stop();

@@ -1,9 +1,10 @@
 // What the client and the server share: the I/O handles, the batched send and receive paths, the table
 // of live links, and the link control both sides speak — Ping answered by Pong, the peer's Close and
 // FIN answered by our FIN, resets, ACK cadence, Close + FIN when we end a link.
-import { CloseReason, FrameType } from '../core/frame';
-import { deriveKeys } from '../core/keys';
-import { Link } from '../core/link';
+import { CloseReason, FrameType, WireMode } from '../core/frame';
+import { KeyTable } from '../core/key-table';
+import { connectionKeys, DirectionKeys, HandshakeKeys, handshakeKeys } from '../core/keys';
+import { Handshake, HandshakeExtras, Link } from '../core/link';
 import { Logger } from '../util/log';
 import { ConnTable } from './conn-table';
 import { CaptureSpec, Capture, Injector, SocketWatcher, TunnelIo, UdpMux, WatcherEvent } from './io';
@@ -13,17 +14,22 @@ import { UdpTxBatch } from './udp-tx';
 
 export interface EngineOptions {
   capture: CaptureSpec;
-  /** The shared secret; each side signs with its own direction's key and checks the other's. */
+  /** The shared secret: the root of the handshake keys and of every connection's own keys. */
   key: string;
   side: 'client' | 'server';
+  mode: WireMode;
 }
 
 /** Timers, ACK cadence and expiry sweeps run every tick. */
 const TICK_MS = 10;
+/** Challenge ACKs in all, per second (Linux: tcp_challenge_ack_limit), so a flood of blind RSTs draws few. */
+const CHALLENGES_PER_SECOND = 100;
 
 export interface EngineHandler<L extends Link> {
-  /** A verified frame other than the link control's own (Ping, Close). */
+  /** A verified frame other than the link control's own (Ping, Close, Padding). */
   onFrame(link: L, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void;
+  /** The peer's handshake message (see RxHandler.onGreeting). */
+  onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number;
   /** The peer or the path ended the link (reset, FIN, Close); what had to be answered was answered. */
   onLinkLost(link: L, reason: string, now: number): void;
   onSocketEvent(ev: WatcherEvent, now: number): void;
@@ -42,10 +48,12 @@ export class Engine<L extends Link> implements RxHandler<L> {
   private mux: UdpMux | null = null;
   private udpBatch: UdpTxBatch | null = null;
   private cancelTick: (() => void) | null = null;
-  private readonly sendKey: Buffer;
-  private readonly recvKey: Buffer;
+  readonly keys: HandshakeKeys;
+  private readonly keyTable = new KeyTable();
   /** How log lines name the other side. */
   private readonly peer: string;
+  private challenges = 0;
+  private challengeSecond = 0;
 
   constructor(
     private readonly io: TunnelIo,
@@ -53,11 +61,8 @@ export class Engine<L extends Link> implements RxHandler<L> {
     private readonly handler: EngineHandler<L>,
     private readonly log: Logger,
   ) {
-    const keys = deriveKeys(io.mac, opts.key);
-    const client = opts.side === 'client';
-    this.sendKey = client ? keys.clientToServer : keys.serverToClient;
-    this.recvKey = client ? keys.serverToClient : keys.clientToServer;
-    this.peer = client ? 'server' : 'client';
+    this.keys = handshakeKeys(io.crypto, opts.key, opts.mode);
+    this.peer = opts.side === 'client' ? 'server' : 'client';
   }
 
   get tx(): TxBatch {
@@ -84,8 +89,8 @@ export class Engine<L extends Link> implements RxHandler<L> {
       this.mux = io.openUdp((data, meta, count) => this.handler.onUdp(data, meta, count, io.clock()));
       this.udpBatch = new UdpTxBatch(this.mux, io.timers);
       this.injector = io.openInjector();
-      this.txBatch = new TxBatch(this.injector, io.mac, this.sendKey, io.timers);
-      this.rxPath = new RxPath(this.links, io.mac, this.recvKey, this);
+      this.txBatch = new TxBatch(this.injector, io.crypto, this.keyTable, this.opts.mode, io.timers);
+      this.rxPath = new RxPath(this.links, io.crypto, this.keyTable, this.opts.mode, this);
       this.sockets = io.openSockets((ev) => this.handler.onSocketEvent(ev, io.clock()));
       const dev = this.opts.capture.device;
       this.capture = io.openCapture(
@@ -100,23 +105,60 @@ export class Engine<L extends Link> implements RxHandler<L> {
     this.cancelTick = io.timers.every(TICK_MS, () => this.tick());
   }
 
+  /** What a new link needs beyond the kernel's handshake: the peer's TSval from it, a random IP id start. */
+  extras(hs: Handshake): HandshakeExtras {
+    return { tsRecent: this.rxPath?.handshakeTs(hs.remoteIp, hs.remotePort, hs.localPort), ipId: this.io.crypto.randomU32() & 0xffff };
+  }
+
   /** A link starts carrying: captured segments of its 4-tuple now reach it. */
   add(link: L): void {
     const t = link.tcp;
     this.links.set(t.remote.ip, t.remote.port, t.local.port, link);
   }
 
-  /** Forgets a link and closes its socket without the kernel sending anything. */
-  remove(link: L): void {
+  /** The connection's own keys, from both ends' nonces: its frames can be sealed and opened from now on. */
+  installKeys(link: L, clientNonce: Buffer, serverNonce: Buffer, rxFrom: number): void {
+    const k = connectionKeys(this.io.crypto, this.keys.master, clientNonce, serverNonce);
+    const client = this.opts.side === 'client';
+    const slot = (d: DirectionKeys): number => {
+      const i = this.keyTable.allocate();
+      this.keyTable.write(i, d.mask, d.mac, d.aead);
+      return i;
+    };
+    link.wire.txSlot = slot(client ? k.clientToServer : k.serverToClient);
+    link.wire.rxSlot = slot(client ? k.serverToClient : k.clientToServer);
+    link.wire.rxFrom = rxFrom;
+  }
+
+  private forget(link: L): void {
     const t = link.tcp;
     if (this.links.get(t.remote.ip, t.remote.port, t.local.port) === link) this.links.delete(t.remote.ip, t.remote.port, t.local.port);
+    // Frames already queued for this link are sealed at flush time, so its key slot must not be reused before then.
+    this.txBatch?.flush();
+    if (link.wire.txSlot >= 0) this.keyTable.free(link.wire.txSlot);
+    if (link.wire.rxSlot >= 0) this.keyTable.free(link.wire.rxSlot);
+    link.wire.txSlot = link.wire.rxSlot = -1;
+  }
+
+  /** Forgets a link and closes its socket without the kernel sending anything. */
+  remove(link: L): void {
+    this.forget(link);
     this.sockets?.close(link.fd);
+  }
+
+  /** Gives a connection back to the kernel (an active probe): it serves the prober from now on. */
+  handBack(link: L): void {
+    this.forget(link);
+    link.tcp.abort('handed back to the kernel');
+    this.sockets?.handBack(link.fd);
+    this.io.serveProbe(link.fd);
   }
 
   /** Our side ends the link: Close with `reason`, then FIN, if the connection is still open. */
   sayClose(link: L, reason: CloseReason, now: number): void {
     if (!link.tcp.open) return;
-    this.txBatch!.frame(link.tcp, FrameType.Close, reason, null, 0, 0, now);
+    // Before the connection has keys there is nothing to say Close with: the FIN alone ends it.
+    if (link.wire.txSlot >= 0) this.txBatch!.frame(link, FrameType.Close, reason, null, 0, 0, now);
     this.txBatch!.fin(link.tcp, now);
   }
 
@@ -124,15 +166,32 @@ export class Engine<L extends Link> implements RxHandler<L> {
     if (!link.tcp.open) return;
     switch (type) {
       case FrameType.Ping:
-        this.txBatch!.frame(link.tcp, FrameType.Pong, arg, null, 0, 0, now);
+        this.txBatch!.frame(link, FrameType.Pong, arg, null, 0, 0, now);
         return;
       case FrameType.Close:
         this.txBatch!.fin(link.tcp, now);
         this.handler.onLinkLost(link, `the ${this.peer} closed the connection`, now);
         return;
+      case FrameType.Padding:
+        return;
       default:
         this.handler.onFrame(link, type, arg, buf, off, len, now);
     }
+  }
+
+  onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number {
+    return this.handler.onGreeting(link, buf, off, len, at, now);
+  }
+
+  onChallenge(link: L, now: number): void {
+    const second = Math.floor(now / 1000);
+    if (second !== this.challengeSecond) {
+      this.challengeSecond = second;
+      this.challenges = 0;
+    }
+    if (this.challenges >= CHALLENGES_PER_SECOND || !link.tcp.challengeDue(now)) return;
+    this.challenges++;
+    this.txBatch!.pureAck(link.tcp, now);
   }
 
   onTcpEnd(link: L, verdict: 'reset' | 'fin', now: number): void {
@@ -156,6 +215,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
       rxPackets: r?.packets ?? 0,
       rxFrames: r?.frames ?? 0,
       rxForged: r?.forged ?? 0,
+      rxReplayed: r?.replayed ?? 0,
       rxMalformed: r?.malformed ?? 0,
       rxTruncated: r?.truncated ?? 0,
       rxUnknown: r?.unknown ?? 0,

@@ -1,8 +1,8 @@
 // Everything the tunnel does to the outside world, as one interface handed to the client and the
 // server: packet capture and injection in batches, the kernel sockets that do the handshakes, the
-// local UDP sockets, the MAC, the clock and the timers. src/io/native-io.ts implements it on the
+// local UDP sockets, the cryptography, the clock and the timers. src/io/native-io.ts implements it on the
 // addon; test/sim implements it on an in-memory network with a virtual clock.
-import type { Mac } from '../core/mac';
+import type { Crypto } from '../core/crypto';
 import type { Capture, CaptureBatchFn, Injector, SocketWatcher, UdpBatchFn, UdpMux, WatcherEvent } from '../io/native';
 
 export type { Capture, CaptureBatchFn, Injector, SocketWatcher, UdpMux, WatcherEvent, UdpBatchFn };
@@ -30,10 +30,16 @@ export interface TunnelIo {
   /** Milliseconds from a monotonic clock. */
   readonly clock: () => number;
   readonly timers: Timers;
-  readonly mac: Mac;
+  readonly crypto: Crypto;
   /** Throws a clear Error (no such device, no permission). onError: the capture cannot go on. */
   openCapture(spec: CaptureSpec, onBatch: CaptureBatchFn, onError: (err: Error) => void): Capture;
   openInjector(): Injector;
   openSockets(onEvent: (ev: WatcherEvent) => void): SocketWatcher;
   openUdp(onBatch: UdpBatchFn): UdpMux;
+  /**
+   * Takes a connection handed back to the kernel (SocketWatcher.handBack) because its first payload
+   * was not an rsock greeting: splices it to the decoy, or ends it like a server that did not
+   * understand the request. The I/O layer owns fd from now on.
+   */
+  serveProbe(fd: number): void;
 }

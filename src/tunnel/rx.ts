@@ -1,20 +1,28 @@
-// Turns one capture batch into verified frames: parse every segment, find its connection, split the
-// payloads, check every MAC with one native call, then hand over the frames that verified.
+// Turns one capture batch into verified frames: parse every segment, find its connection, hand the
+// handshake bytes to the handler, find the frames (unmasking their headers in rounds, since in
+// --obfs=none only a header tells where the next frame starts), open them all with one native call,
+// drop replays, then deliver what is left in order.
+import { CRYPTO, CRYPTO_STRIDE, FRAME_HEADER, type Crypto } from '../core/crypto';
+import { RECORD_HEADER, readRecordHeader, tagLen, WireMode } from '../core/frame';
+import type { KeyTable } from '../core/key-table';
 import type { Link } from '../core/link';
-import { HEADER, TAG_LEN, splitFrames, FrameRef } from '../core/frame';
 import { emptySegment, FIN, parseSegment, RST, Segment } from '../core/packet';
-import { MAC, MAC_STRIDE } from '../core/mac';
-import type { Mac } from '../core/mac';
-import { CAPTURE, CAPTURE_STRIDE } from '../io/native';
+import { CAPTURE, CAPTURE_STRIDE } from '../io/records';
 import { ConnTable } from './conn-table';
+import { FrameList } from './frame-list';
 
-/** What the receive path needs of a link: its TCP state. */
-type RxLink = Pick<Link, 'tcp'>;
-
-export interface RxHandler<L extends RxLink> {
+export interface RxHandler<L extends Link> {
   onFrame(link: L, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void;
   /** A reset or FIN ended the connection's TCP. */
   onTcpEnd(link: L, verdict: 'reset' | 'fin', now: number): void;
+  /** An RST or FIN in the window but not at the exact seq: a challenge ACK may be due (RFC 5961). */
+  onChallenge(link: L, now: number): void;
+  /**
+   * Payload that comes before the peer's frames (its handshake message), starting at stream offset `at`.
+   * Returns how many bytes were a valid handshake message (the rest of the segment are frames), or -1
+   * when the segment is to be ignored.
+   */
+  onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number;
 }
 
 export interface RxStats {
@@ -25,69 +33,42 @@ export interface RxStats {
   malformed: number;
   /** Segments longer than the capture's snap length (GRO-merged); their tail frames are lost. */
   truncated: number;
-  /** Frames whose MAC failed. */
+  /** Frames whose tag failed. */
   forged: number;
+  /** Frames seen before at the same stream offset, or too old to tell. */
+  replayed: number;
   frames: number;
 }
 
-export class RxPath<L extends RxLink> {
-  readonly stats: RxStats = { packets: 0, unknown: 0, malformed: 0, truncated: 0, forged: 0, frames: 0 };
+/** Handshake segments' TSvals, for the TSecr of a connection's first segment; bounded against floods. */
+const TS_SEEN_MAX = 256;
+
+export class RxPath<L extends Link> {
+  readonly stats: RxStats = { packets: 0, unknown: 0, malformed: 0, truncated: 0, forged: 0, replayed: 0, frames: 0 };
   private segs: Segment[] = [];
   private segLinks: (L | null)[] = [];
-  /** Per frame: segment index, type, arg, payload offset, payload length. */
-  private fSeg = new Uint32Array(1024);
-  private fType = new Uint8Array(1024);
-  private fArg = new Uint32Array(1024);
-  private fOff = new Uint32Array(1024);
-  private fLen = new Uint32Array(1024);
-  private macMeta = new Uint32Array(1024 * MAC_STRIDE);
-  private ok = new Uint8Array(1024);
-  private nFrames = 0;
-  private curSeg = 0;
-  private readonly ref: FrameRef = { off: 0, type: 0, arg: 0, payloadOff: 0, payloadLen: 0 };
+  private readonly list = new FrameList();
+  private readonly tag: number;
+  private readonly tls: boolean;
+  private readonly tsSeen = new Map<string, number>();
 
   constructor(
     private readonly links: ConnTable<L>,
-    private readonly mac: Mac,
-    private readonly key: Buffer,
+    private readonly crypto: Crypto,
+    private readonly keys: KeyTable,
+    private readonly mode: WireMode,
     private readonly handler: RxHandler<L>,
-  ) {}
+  ) {
+    this.tag = tagLen(mode);
+    this.tls = mode.obfs === 'tls';
+  }
 
-  private readonly collect = (f: FrameRef): void => {
-    const i = this.nFrames;
-    if (i >= this.fSeg.length) this.grow();
-    this.fSeg[i] = this.curSeg;
-    this.fType[i] = f.type;
-    this.fArg[i] = f.arg;
-    this.fOff[i] = f.payloadOff;
-    this.fLen[i] = f.payloadLen;
-    const m = i * MAC_STRIDE;
-    this.macMeta[m + MAC.OFFSET] = f.off + TAG_LEN;
-    this.macMeta[m + MAC.LENGTH] = HEADER - TAG_LEN + f.payloadLen;
-    this.macMeta[m + MAC.TAG] = f.off;
-    this.nFrames++;
-  };
-
-  private grow(): void {
-    const n = this.fSeg.length * 2;
-    const g32 = (a: Uint32Array, size: number) => {
-      const b = new Uint32Array(size);
-      b.set(a);
-      return b;
-    };
-    this.fSeg = g32(this.fSeg, n);
-    this.fArg = g32(this.fArg, n);
-    this.fOff = g32(this.fOff, n);
-    this.fLen = g32(this.fLen, n);
-    this.macMeta = g32(this.macMeta, n * MAC_STRIDE);
-    const t = new Uint8Array(n);
-    t.set(this.fType);
-    this.fType = t;
-    this.ok = new Uint8Array(n);
+  /** The latest TSval seen from this peer before its connection was known (the kernel handshake's). */
+  handshakeTs(remoteIp: number, remotePort: number, localPort: number): number | undefined {
+    return this.tsSeen.get(`${remoteIp}:${remotePort}:${localPort}`);
   }
 
   handle(data: Buffer, meta: Uint32Array, count: number, now: number): void {
-    this.nFrames = 0;
     while (this.segs.length < count) {
       this.segs.push(emptySegment());
       this.segLinks.push(null);
@@ -104,54 +85,98 @@ export class RxPath<L extends RxLink> {
       const link = this.links.get(seg.srcIp, seg.srcPort, seg.dstPort);
       if (!link) {
         this.stats.unknown++;
+        if (seg.hasTs) this.noteTs(seg);
         continue;
       }
       // Frames that came before a RST or FIN are delivered first: a Bye or Close must not be lost behind the FIN that follows it.
-      if (seg.flags & (RST | FIN) && this.nFrames > 0) this.deliver(data, now);
+      if (seg.flags & (RST | FIN) && this.list.heads + this.list.frames > 0) this.deliver(data, now);
       const verdict = link.tcp.onSegment(seg, now);
-      if (verdict === 'data') {
-        this.curSeg = i;
-        const before = this.nFrames;
-        if (splitFrames(data, seg.payloadOff, seg.payloadLen, this.collect, this.ref) < 0) {
-          if (seg.payloadLen < seg.wireLen) {
-            // Cut by the snap length: the whole frames before the cut are still good.
-            this.stats.truncated++;
-          } else {
-            this.nFrames = before;
-            this.stats.malformed++;
-            continue;
-          }
-        }
-        this.segLinks[i] = link;
-      } else if (verdict === 'reset' || verdict === 'fin') {
-        this.handler.onTcpEnd(link, verdict, now);
-      }
+      if (verdict === 'data') this.take(link, seg, i, data, now);
+      else if (verdict === 'challenge') this.handler.onChallenge(link, now);
+      else if (verdict === 'reset' || verdict === 'fin') this.handler.onTcpEnd(link, verdict, now);
     }
     this.deliver(data, now);
   }
 
-  /** Checks every collected frame's MAC with one call and hands over the ones that verified. */
+  private noteTs(seg: Segment): void {
+    if (this.tsSeen.size >= TS_SEEN_MAX) this.tsSeen.clear();
+    this.tsSeen.set(`${seg.srcIp}:${seg.srcPort}:${seg.dstPort}`, seg.tsVal);
+  }
+
+  private take(link: L, seg: Segment, i: number, data: Buffer, now: number): void {
+    let off = seg.payloadOff;
+    let at = link.tcp.rcvOffsetOf(seg.seq);
+    const w = link.wire;
+    if (w.rxSlot < 0 || at < w.rxFrom) {
+      const used = this.handler.onGreeting(link, data, off, seg.payloadLen, at, now);
+      if (used < 0) return;
+      link.tcp.acceptData(seg, now);
+      if (used >= seg.payloadLen || w.rxSlot < 0) return;
+      off += used;
+      at += used;
+    }
+    this.segLinks[i] = link;
+    const end = seg.payloadOff + seg.payloadLen;
+    const cut = seg.payloadLen < seg.wireLen;
+    if (!this.tls) {
+      this.list.addHead(i, w.rxSlot, off, end, at, cut);
+      return;
+    }
+    // TLS records say their own lengths: every frame of the segment is known at once.
+    for (let p = off; p < end; ) {
+      const inner = end - p >= RECORD_HEADER ? readRecordHeader(data, p) : -1;
+      if (inner >= 0 && p + RECORD_HEADER + inner > end && cut) {
+        this.stats.truncated++;
+        return;
+      }
+      if (inner < FRAME_HEADER + this.tag || p + RECORD_HEADER + inner > end) {
+        this.list.spoil(i);
+        this.stats.malformed++;
+        return;
+      }
+      this.list.addHead(i, w.rxSlot, p + RECORD_HEADER, p + RECORD_HEADER + inner, at + (p - off), false);
+      p += RECORD_HEADER + inner;
+    }
+  }
+
+  /** Unmasks headers (round after round in none mode), opens every frame with one call, hands over the good ones. */
   private deliver(data: Buffer, now: number): void {
-    const n = this.nFrames;
-    if (n === 0) return;
-    this.mac.verify(this.key, data, this.macMeta, n, this.ok);
+    const list = this.list;
+    const keys = this.keys.buffer;
+    while (list.heads > 0) {
+      this.crypto.unmaskHeaders(keys, data, list.headMeta, list.heads);
+      list.resolveHeads(data, this.tag, !this.tls, this.stats);
+    }
+    const n = list.frames;
+    if (n === 0) {
+      list.clear();
+      return;
+    }
+    this.crypto.open(keys, data, list.frameMeta, n, this.mode.aead, list.ok);
     let lastAccepted = -1;
     for (let f = 0; f < n; f++) {
-      const si = this.fSeg[f];
+      const si = list.seg[f];
       const link = this.segLinks[si];
-      if (!link) continue;
-      if (!this.ok[f]) {
+      if (!link || list.spoiled(si)) continue;
+      if (!list.ok[f]) {
         this.stats.forged++;
         continue;
       }
-      // One verified frame is enough to take the segment's bytes into our ack.
+      const nonce = list.nonce[f];
+      if (!link.wire.replay.fresh(nonce)) {
+        this.stats.replayed++;
+        continue;
+      }
+      link.wire.replay.accept(nonce);
+      // One fresh, verified frame is enough to take the segment's bytes into our ack.
       if (lastAccepted !== si) {
         lastAccepted = si;
         link.tcp.acceptData(this.segs[si], now);
       }
       this.stats.frames++;
-      this.handler.onFrame(link, this.fType[f], this.fArg[f], data, this.fOff[f], this.fLen[f], now);
+      const m = f * CRYPTO_STRIDE;
+      this.handler.onFrame(link, list.type[f], list.arg[f], data, list.frameMeta[m + CRYPTO.OFFSET] + FRAME_HEADER, list.frameMeta[m + CRYPTO.LENGTH], now);
     }
-    this.nFrames = 0;
+    list.clear();
   }
 }

@@ -1,7 +1,8 @@
 // rsock-server: accepts fake-TCP connections on every port and forwards each app flow to the target
 // over its own UDP socket. Who the clients are, which connection a reply goes on and when a connection
 // is dead is the pure ServerSessions; this file wires it to the engine and logs what happens.
-import { FrameType, readHello } from '../core/frame';
+import { FrameType, readJoin, WireMode } from '../core/frame';
+import { checkClientGreeting, serverGreeting } from '../core/greeting';
 import { intToIp } from '../core/ipv4';
 import { linkFromHandshake } from '../core/link';
 import {
@@ -29,10 +30,17 @@ export interface ServerConfig {
   /** Address to listen on; "" for all. */
   listenIp: string;
   key: string;
+  mode: WireMode;
+  /** For logs: where probes go (the I/O layer does the splicing), or null when they are just closed. */
+  decoy: string | null;
   durationMs: number;
   /** Our own default for connections whose client did not say. */
   keepaliveMs: number;
 }
+
+/** The answer's flight imitates a TLS 1.3 server's (ServerHello, then encrypted extensions and certificates). */
+const FLIGHT_MIN = 1800;
+const FLIGHT_SPREAD = 2400;
 
 const LISTEN_BACKLOG = 128;
 
@@ -40,7 +48,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   private readonly engine: Engine<SessionLink>;
   private readonly sessions: ServerSessions;
   private readonly listenFds = new Map<number, number>();
-  readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, accepted: 0 };
+  readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, accepted: 0, probes: 0, droppedTooBig: 0 };
 
   constructor(
     private readonly cfg: ServerConfig,
@@ -57,6 +65,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         capture: { device: cfg.device, ports: cfg.ports, portSide: 'dst', toHost: anyAddress(cfg.listenIp) ? undefined : cfg.listenIp },
         key: cfg.key,
         side: 'server',
+        mode: cfg.mode,
       },
       this,
       log,
@@ -82,12 +91,55 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
 
   onSocketEvent(ev: WatcherEvent, now: number): void {
     if (ev.type !== 'accepted') return;
-    const link = this.sessions.accept(linkFromHandshake(ev, now), now);
+    const link = this.sessions.accept(linkFromHandshake(ev, this.cfg.mode, this.engine.extras(ev), now), now);
     this.engine.add(link);
     this.counters.accepted++;
-    // Opens the large window for conntrack before the client's data arrives (FAKE-TCP-FACTS.md).
-    this.engine.tx.pureAck(link.tcp, now);
     this.log.debug(`accepted ${ipPort(link)} on port ${ev.localPort}`);
+  }
+
+  /** The client's first payload: its greeting, or a probe's request. */
+  onGreeting(link: SessionLink, buf: Buffer, off: number, len: number, at: number, now: number): number {
+    // Only a payload at exactly the first seq counts: a blind attacker cannot make a client's connection look like a probe.
+    if (at !== 0 || link.session) return -1;
+    const g = link.greeting;
+    if (g) {
+      // The client did not get our answer and sent its greeting again, as TCP would: answer again, at the same seq.
+      if (len === g.client.length && buf.compare(g.client, 0, len, off, off + len) === 0) this.engine.tx.raw(link.tcp, g.answer, now, g.answerSeq);
+      return -1;
+    }
+    const mode = this.cfg.mode;
+    const r = checkClientGreeting(this.io.crypto, this.engine.keys, mode.obfs, buf, off, len);
+    if (!r.ok) {
+      this.counters.probes++;
+      this.log.rateLimited(
+        'warn',
+        'probe',
+        10000,
+        `probe from ${ipPort(link)} on port ${link.tcp.local.port}: its first payload is ${r.why}; ` +
+          `${this.cfg.decoy ? `spliced to the decoy ${this.cfg.decoy}` : 'closed'}. An rsock client that gets this needs the server's --key, --obfs and --crypt`,
+      );
+      this.sessions.probe(link);
+      return -1;
+    }
+    const answer = serverGreeting(this.io.crypto, this.engine.keys, mode.obfs, r);
+    this.engine.installKeys(link, r.nonce, answer.nonce, r.consumed);
+    link.greeting = { client: Buffer.from(buf.subarray(off, off + len)), answer: answer.bytes, answerSeq: link.tcp.sndNxt };
+    const tx = this.engine.tx;
+    tx.raw(link.tcp, answer.bytes, now);
+    if (mode.obfs === 'tls') {
+      // The rest of a TLS server's first flight: records of random length, the first filling the segment.
+      let left = FLIGHT_MIN + (this.io.crypto.randomU32() % FLIGHT_SPREAD);
+      let first = Math.max(0, Math.min(left, link.maxDatagram - answer.bytes.length));
+      const pad = this.io.crypto.randomBytes(link.maxDatagram);
+      tx.frame(link, FrameType.Padding, 0, pad, 0, first, now, true);
+      left -= first;
+      while (left > 0 && link.maxDatagram > 0) {
+        first = Math.min(left, link.maxDatagram);
+        tx.frame(link, FrameType.Padding, 0, pad, 0, first, now);
+        left -= first;
+      }
+    }
+    return r.consumed;
   }
 
   onFrame(link: SessionLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
@@ -99,8 +151,8 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         this.engine.udpTx.add(flow.sock, buf, off, len, 0, 0);
         return;
       }
-      case FrameType.Hello:
-        this.sessions.hello(link, arg, readHello(buf, off, len), now);
+      case FrameType.Join:
+        this.sessions.join(link, arg, readJoin(buf, off, len), now);
         return;
       case FrameType.Bye:
         this.sessions.bye(link, arg, now);
@@ -115,13 +167,19 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     for (let i = 0; i < count; i++) {
       const m = i * UDP_RX_STRIDE;
       const r = this.sessions.reply(meta[m + UDP_RX.SOCKET], now);
+      const len = meta[m + UDP_RX.LENGTH];
       if (!r) continue;
       if (!r.link) {
         this.counters.droppedNoConn++;
         continue;
       }
       this.counters.fromTarget++;
-      this.engine.tx.frame(r.link.tcp, FrameType.Data, r.flow.id, data, meta[m + UDP_RX.OFFSET], meta[m + UDP_RX.LENGTH], now);
+      if (len > r.link.maxDatagram) {
+        this.counters.droppedTooBig++;
+        this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte reply from the target: at most ${r.link.maxDatagram} fit in one segment`);
+        continue;
+      }
+      this.engine.tx.frame(r.link, FrameType.Data, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
     }
   }
 
@@ -135,8 +193,12 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
 
   // ---- Session driver ----
 
-  sendHelloAck(link: SessionLink, sessionId: number): void {
-    this.engine.tx.frame(link.tcp, FrameType.HelloAck, sessionId, null, 0, 0, this.io.clock());
+  sendJoined(link: SessionLink, sessionId: number): void {
+    this.engine.tx.frame(link, FrameType.Joined, sessionId, null, 0, 0, this.io.clock());
+  }
+
+  handBack(link: SessionLink): void {
+    this.engine.handBack(link);
   }
 
   endLink(link: SessionLink, goodbye: Goodbye, _reason: string): void {
@@ -183,7 +245,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         this.log.rateLimited('warn', 'flowfail', 5000, `client ${hex(ev.session.id)}: cannot open flow ${ev.flowId} to the target: ${ev.error}`);
         return;
       case 'badVersion':
-        this.log.rateLimited('warn', 'version', 10000, `a client spoke protocol version ${ev.version < 0 ? '?' : ev.version}; this server speaks 1`);
+        this.log.rateLimited('warn', 'version', 10000, `a client spoke protocol version ${ev.version < 0 ? '?' : ev.version}; this server speaks 2`);
         return;
     }
   }

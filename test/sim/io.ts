@@ -1,7 +1,8 @@
 // The tunnel's I/O on the simulated network: a TunnelIo for one process on one SimHost. kill() is a
 // SIGKILL: the process's timers stop and its sockets and captures vanish without a word on the wire.
 import { ipToInt } from '../../src/core/ipv4';
-import type { Mac } from '../../src/core/mac';
+import type { Crypto } from '../../src/core/crypto';
+import { OPT_TIMESTAMPS } from '../../src/core/fake-tcp';
 import { Segment } from '../../src/core/packet';
 import { TX, TX_STRIDE, UdpBatchFn, WatcherEvent } from '../../src/io/native';
 import type { Capture, CaptureBatchFn, CaptureSpec, Injector, SocketWatcher, Timers, TunnelIo, UdpMux } from '../../src/tunnel/io';
@@ -16,8 +17,10 @@ export class SimIo implements TunnelIo {
   readonly clock: () => number;
   readonly timers: Timers;
   private readonly closers: (() => void)[] = [];
+  /** Connections handed to serveProbe(), in order. */
+  readonly probes: number[] = [];
 
-  constructor(readonly host: SimHost, readonly mac: Mac) {
+  constructor(readonly host: SimHost, readonly crypto: Crypto) {
     const time = host.net.time;
     this.clock = () => time.now;
     this.timers = time.timers(() => this.alive);
@@ -43,6 +46,10 @@ export class SimIo implements TunnelIo {
     const m = new SimUdpMux(this, onBatch);
     this.closers.push(() => m.stop());
     return m;
+  }
+
+  serveProbe(fd: number): void {
+    this.probes.push(fd);
   }
 
   kill(): void {
@@ -140,6 +147,11 @@ class SimInjector implements Injector {
           window: meta[b + TX.WINDOW],
         },
         data.subarray(off, off + meta[b + TX.PAYLOAD_LEN]),
+        {
+          ts: meta[b + TX.OPTIONS] & OPT_TIMESTAMPS ? [meta[b + TX.TS_VAL], meta[b + TX.TS_ECR]] : undefined,
+          ttl: meta[b + TX.TTL],
+          ipId: meta[b + TX.IP_ID],
+        },
       );
       this.io.host.net.transmit(this.io.host, pkt);
     }

@@ -20,6 +20,8 @@ export interface KernelSocket {
   remotePort: number;
   /** Who hears about this socket's handshake (the SimIo that opened it or its listener). */
   owner: { alive: boolean; socketEvent(ev: object): void };
+  /** Handed back to the kernel (SocketWatcher.handBack): no filter, the kernel serves it (not modelled beyond counting). */
+  handedBack?: boolean;
 }
 
 export interface UdpEndpoint {
@@ -84,7 +86,11 @@ export class SimHost {
     for (const c of this.captures) if (c.wants(seg)) c.enqueue(pkt);
     if (!seg) return;
     // A tunnel socket's drop-everything filter keeps the kernel out of its connection.
-    if (this.hasTuple(seg.dstPort, seg.srcIp, seg.srcPort)) return;
+    const sock = this.tuples.get(tupleKey(seg.dstPort, seg.srcIp, seg.srcPort));
+    if (sock) {
+      if (sock.handedBack) this.net.stats.servedByKernel++;
+      return;
+    }
     if (seg.flags & RST) return;
     // A listener's filter drops payload; a payload-less stray gets the kernel's RST, as on Linux.
     if (this.listeners.has(seg.dstPort) && seg.wireLen > 0) return;
@@ -145,7 +151,7 @@ export class SimNetwork {
   snaplen = 65535;
   /** The MSS the simulated kernels negotiate (1500-byte MTU with TCP timestamps). */
   mss = 1448;
-  readonly stats = { packets: 0, dropped: 0, kernelRsts: 0, merged: 0, udp: 0, udpLost: 0 };
+  readonly stats = { packets: 0, dropped: 0, kernelRsts: 0, merged: 0, udp: 0, udpLost: 0, servedByKernel: 0 };
   /** Every packet put on the link, when set: for tests that judge the wire. */
   wire: { at: number; from: string; seg: Segment | null }[] | null = null;
   private seed = 0x2545f491;

@@ -1,5 +1,5 @@
-// IPv4/TCP packets as the addon's injector builds them (DF, TTL 64, no TCP options), and the
-// summary of one that the simulated network's routers and kernels look at.
+// IPv4/TCP packets as the addon's injector builds them (DF, the given TTL and IP id, the timestamp
+// option when asked), and the summary of one that the simulated network's routers and kernels look at.
 import { emptySegment, parseSegment, Segment } from '../../src/core/packet';
 
 export type TcpFields = Pick<Segment, 'srcIp' | 'dstIp' | 'srcPort' | 'dstPort' | 'seq' | 'ack' | 'flags' | 'window'>;
@@ -7,13 +7,22 @@ export type TcpFields = Pick<Segment, 'srcIp' | 'dstIp' | 'srcPort' | 'dstPort' 
 const IP_HEADER = 20;
 const TCP_HEADER = 20;
 
-export function buildTcp(f: TcpFields, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const total = IP_HEADER + TCP_HEADER + payload.length;
+export interface IpExtras {
+  /** [TSval, TSecr]: adds NOP, NOP, timestamp (12 bytes), as Linux does. */
+  ts?: [number, number];
+  ttl?: number;
+  ipId?: number;
+}
+
+export function buildTcp(f: TcpFields, payload: Buffer = Buffer.alloc(0), x: IpExtras = {}): Buffer {
+  const tcpLen = TCP_HEADER + (x.ts ? 12 : 0);
+  const total = IP_HEADER + tcpLen + payload.length;
   const b = Buffer.alloc(total);
   b[0] = 0x45;
   b.writeUInt16BE(total, 2);
+  b.writeUInt16BE(x.ipId ?? 0, 4);
   b.writeUInt16BE(0x4000, 6); // DF
-  b[8] = 64;
+  b[8] = x.ttl || 64;
   b[9] = 6;
   b.writeUInt32BE(f.srcIp >>> 0, 12);
   b.writeUInt32BE(f.dstIp >>> 0, 16);
@@ -21,10 +30,18 @@ export function buildTcp(f: TcpFields, payload: Buffer = Buffer.alloc(0)): Buffe
   b.writeUInt16BE(f.dstPort, 22);
   b.writeUInt32BE(f.seq >>> 0, 24);
   b.writeUInt32BE(f.ack >>> 0, 28);
-  b[32] = (TCP_HEADER / 4) << 4;
+  b[32] = (tcpLen / 4) << 4;
   b[33] = f.flags;
   b.writeUInt16BE(f.window, 34);
-  payload.copy(b, IP_HEADER + TCP_HEADER);
+  if (x.ts) {
+    b[40] = 1;
+    b[41] = 1;
+    b[42] = 8;
+    b[43] = 10;
+    b.writeUInt32BE(x.ts[0] >>> 0, 44);
+    b.writeUInt32BE(x.ts[1] >>> 0, 48);
+  }
+  payload.copy(b, IP_HEADER + tcpLen);
   return b;
 }
 
@@ -54,5 +71,9 @@ export function merge(pkts: Buffer[]): Buffer {
     return p.subarray(s.payloadOff, s.payloadOff + s.payloadLen);
   });
   const last = parse(pkts[pkts.length - 1])!;
-  return buildTcp({ ...first, ack: last.ack, flags: last.flags | first.flags }, Buffer.concat(payloads));
+  return buildTcp({ ...first, ack: last.ack, flags: last.flags | first.flags }, Buffer.concat(payloads), {
+    ts: last.hasTs ? [last.tsVal, last.tsEcr] : undefined,
+    ttl: first.ttl,
+    ipId: first.ipId,
+  });
 }

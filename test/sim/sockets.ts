@@ -60,14 +60,19 @@ export class SimSockets implements SocketWatcher {
       const afd = server.allocFd();
       const acc: KernelSocket = { fd: afd, kind: 'established', localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, owner: l.owner };
       server.addSocket(acc);
-      const hs = { rcvWscale: WSCALE, sndWscale: WSCALE, mss: net.mss };
+      // Each socket has its own timestamp clock (Linux offsets it randomly per connection).
+      const cTs = net.random32();
+      const sTs = net.random32();
+      const at = net.time.now;
+      const hs = { rcvWscale: WSCALE, sndWscale: WSCALE, mss: net.mss, tsOk: true, ttl: 64, rcvWnd: 64256 };
+      const tsNow = (base: number) => (base + Math.floor(net.time.now - at)) >>> 0;
       net.time.after(net.latencyMs, () => {
         if (!open()) return;
         sock.kind = 'established';
-        this.socketEvent({ type: 'connected', fd, localIp: sock.localIp, localPort, remoteIp, remotePort: dstPort, sndNxt: (cIsn + 1) >>> 0, rcvNxt: (sIsn + 1) >>> 0, ...hs });
+        this.socketEvent({ type: 'connected', fd, localIp: sock.localIp, localPort, remoteIp, remotePort: dstPort, sndNxt: (cIsn + 1) >>> 0, rcvNxt: (sIsn + 1) >>> 0, ...hs, tsVal: tsNow(cTs) });
         net.time.after(net.latencyMs, () => {
           if (server.sockets.get(afd) !== acc || server.listeners.get(dstPort) !== l) return;
-          l.owner.socketEvent({ type: 'accepted', listenFd: l.fd, fd: afd, localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, sndNxt: (sIsn + 1) >>> 0, rcvNxt: (cIsn + 1) >>> 0, ...hs });
+          l.owner.socketEvent({ type: 'accepted', listenFd: l.fd, fd: afd, localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, sndNxt: (sIsn + 1) >>> 0, rcvNxt: (cIsn + 1) >>> 0, ...hs, tsVal: tsNow(sTs) });
         });
       });
     });
@@ -81,6 +86,15 @@ export class SimSockets implements SocketWatcher {
       if (!s || s.owner !== this) return;
     }
     this.io.host.closeSocket(fd);
+  }
+
+  /** The socket is the kernel's again: it stays open (the tunnel no longer owns or closes it). */
+  handBack(fd: number): void {
+    const s = this.io.host.sockets.get(fd);
+    if (!s || s.kind !== 'established') throw new Error(`handBack: fd ${fd} is not an established socket of this watcher`);
+    this.mine.delete(fd);
+    s.handedBack = true;
+    s.owner = { alive: false, socketEvent() {} };
   }
 
   stop(): void {

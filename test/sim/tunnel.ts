@@ -1,7 +1,8 @@
 // A client host and a server host on the simulated network, with the real RsockClient and RsockServer
 // on them, an echo service behind the server and app sockets on the client: the in-memory tunnel.
 import { ipToInt } from '../../src/core/ipv4';
-import type { Mac } from '../../src/core/mac';
+import type { Crypto } from '../../src/core/crypto';
+import type { WireMode } from '../../src/core/frame';
 import { RsockClient, ClientConfig } from '../../src/tunnel/client';
 import { RsockServer, ServerConfig } from '../../src/tunnel/server';
 import { Level, Logger } from '../../src/util/log';
@@ -19,6 +20,9 @@ export interface SimTunnelOptions {
   durationMs?: number;
   keepaliveMs?: number;
   key?: string;
+  /** Default: --obfs=none --crypt=none (the tls shape has its own tests; set it to run the tunnel through it). */
+  mode?: WireMode;
+  decoy?: string | null;
 }
 
 export class SimTunnel {
@@ -34,25 +38,26 @@ export class SimTunnel {
   private readonly serverCfg: ServerConfig;
   private readonly clientCfg: ClientConfig;
 
-  constructor(private readonly mac: Mac, o: SimTunnelOptions = {}) {
+  constructor(private readonly crypto: Crypto, o: SimTunnelOptions = {}) {
     this.clientHost = this.net.host('client', ipToInt(CLIENT_IP));
     this.serverHost = this.net.host('server', ipToInt(SERVER_IP));
     this.echo = this.serverHost.udpSocket(TARGET_PORT);
     this.echo.echo = true;
-    const common = { key: o.key ?? 'sim-key', durationMs: o.durationMs ?? 30000, keepaliveMs: o.keepaliveMs ?? 2000, ports: o.ports ?? [10001, 10002, 10003], device: 'sim0' };
-    this.serverCfg = { ...common, targetHost: '127.0.0.1', targetPort: TARGET_PORT, listenIp: '' };
-    this.clientCfg = { ...common, serverIp: SERVER_IP, connsPerPort: o.connsPerPort ?? 1, ludpHost: '127.0.0.1', ludpPort: LUDP_PORT, localIp: '' };
+    const mode = o.mode ?? { obfs: 'none', aead: false };
+    const common = { key: o.key ?? 'sim-key', mode, durationMs: o.durationMs ?? 30000, keepaliveMs: o.keepaliveMs ?? 2000, ports: o.ports ?? [10001, 10002, 10003], device: 'sim0' };
+    this.serverCfg = { ...common, targetHost: '127.0.0.1', targetPort: TARGET_PORT, listenIp: '', decoy: o.decoy ?? null };
+    this.clientCfg = { ...common, serverIp: SERVER_IP, connsPerPort: o.connsPerPort ?? 1, ludpHost: '127.0.0.1', ludpPort: LUDP_PORT, localIp: '', sni: 'sim.example' };
   }
 
   startServer(cfg: Partial<ServerConfig> = {}): RsockServer {
-    this.serverIo = new SimIo(this.serverHost, this.mac);
+    this.serverIo = new SimIo(this.serverHost, this.crypto);
     this.server = new RsockServer({ ...this.serverCfg, ...cfg }, this.log, this.serverIo);
     this.server.start();
     return this.server;
   }
 
   startClient(cfg: Partial<ClientConfig> = {}): RsockClient {
-    this.clientIo = new SimIo(this.clientHost, this.mac);
+    this.clientIo = new SimIo(this.clientHost, this.crypto);
     this.client = new RsockClient({ ...this.clientCfg, ...cfg }, this.log, this.clientIo);
     void this.client.start();
     return this.client;

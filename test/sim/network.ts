@@ -153,7 +153,7 @@ export class SimNetwork {
   mss = 1448;
   readonly stats = { packets: 0, dropped: 0, kernelRsts: 0, merged: 0, udp: 0, udpLost: 0, servedByKernel: 0 };
   /** Every packet put on the link, when set: for tests that judge the wire. */
-  wire: { at: number; from: string; seg: Segment | null }[] | null = null;
+  wire: { at: number; from: string; seg: Segment | null; pkt: Buffer }[] | null = null;
   private seed = 0x2545f491;
 
   host(name: string, ip: number): SimHost {
@@ -176,7 +176,7 @@ export class SimNetwork {
   transmit(from: SimHost, pkt: Buffer): void {
     const seg = parse(pkt);
     this.stats.packets++;
-    this.wire?.push({ at: this.time.now, from: from.name, seg });
+    this.wire?.push({ at: this.time.now, from: from.name, seg, pkt });
     if (this.judge(pkt, seg) === 'drop') return;
     const to = seg ? this.hosts.get(seg.dstIp) : undefined;
     if (!to) return;

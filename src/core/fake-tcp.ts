@@ -2,6 +2,8 @@
 // injected segment carries, when a pure ACK is due, and what an incoming RST or FIN means.
 // Pure: it takes segments and times, and answers with values; the caller does the I/O.
 import { ACK, FIN, PSH, RST, Segment } from './packet';
+import type { OutSegment } from './out-segment';
+import { OPT_TIMESTAMPS } from './out-segment';
 import { seqAdd, seqDiff } from './seq';
 
 export const enum TcpState {
@@ -56,24 +58,8 @@ const WINDOW_GROWTH = 4;
 /** At most one challenge ACK per connection this often (Linux: tcp_invalid_ratelimit). */
 export const CHALLENGE_INTERVAL_MS = 500;
 
-export const OPT_TIMESTAMPS = 1;
-
-export interface OutSegment {
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  /** OPT_TIMESTAMPS when the segment carries the timestamp option. */
-  options: number;
-  tsVal: number;
-  tsEcr: number;
-  ipId: number;
-  ttl: number;
-}
-
-export function emptyOut(): OutSegment {
-  return { seq: 0, ack: 0, flags: 0, window: 0, options: 0, tsVal: 0, tsEcr: 0, ipId: 0, ttl: 0 };
-}
+export { emptyOut, OPT_TIMESTAMPS } from './out-segment';
+export type { OutSegment } from './out-segment';
 
 export type SegmentVerdict =
   /** Carries payload at an acceptable seq: parse its frames; call acceptData() for the ones that verify. */

@@ -4,11 +4,11 @@
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType, JOIN_LEN, PROTOCOL_VERSION, WireMode, writeJoin } from '../core/frame';
 import { checkServerGreeting, clientGreeting } from '../core/greeting';
-import { Flow, FlowTable } from '../core/flow-table';
 import { intToIp, ipToInt } from '../core/ipv4';
 import { Link, linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
+import { ClientFlows, flowSource } from './client-flows';
 import { Engine, EngineHandler } from './engine';
 import { TunnelIo, WatcherEvent } from './io';
 
@@ -40,29 +40,12 @@ const GREETING_RTO_MS = 300;
 /** TLS 1.3 middlebox compatibility: the client's ChangeCipherSpec before its first encrypted record. */
 const CHANGE_CIPHER_SPEC = Buffer.from([0x14, 3, 3, 0, 1, 1]);
 
-interface ClientFlow extends Flow {
-  ip: number;
-  port: number;
-}
-
-/** A flow's key: its source address and port in one number (48 bits, exact in a double). */
-function flowKey(ip: number, port: number): number {
-  return ip * 65536 + port;
-}
-
-function keyText(key: number): string {
-  return `${intToIp(Math.floor(key / 65536))}:${key % 65536}`;
-}
-
-const SWEEP_BUDGET = 500;
 
 export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<ClientLink> {
   private readonly engine: Engine<ClientLink>;
   private readonly pool: ClientPool<ClientLink>;
-  private readonly flows: FlowTable<number, ClientFlow>;
-  private readonly flowsById = new Map<number, ClientFlow>();
+  private readonly flows: ClientFlows;
   private ludpId = -1;
-  private nextFlowId = 1;
   readonly sessionId: number;
   private everUp = false;
   private readyWaiters: (() => void)[] = [];
@@ -75,7 +58,9 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   ) {
     ipToInt(cfg.serverIp); // throws early for anything but an IPv4 address
     this.sessionId = io.crypto.randomU32() || 1;
-    this.flows = new FlowTable(cfg.durationMs);
+    this.flows = new ClientFlows(cfg.durationMs, (f) => {
+      if (this.log.enabled('debug')) this.log.debug(`flow ${f.id} from ${flowSource(f)} opened`);
+    });
     this.engine = new Engine<ClientLink>(
       io,
       {
@@ -138,9 +123,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     for (let i = 0; i < count; i++) {
       const m = i * UDP_RX_STRIDE;
       const len = meta[m + UDP_RX.LENGTH];
-      const key = flowKey(meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT]);
-      const flow = this.flows.get(key) ?? this.openFlow(key, meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
-      flow.lastActive = now;
+      const flow = this.flows.from(meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
       const link = this.pool.pick()?.link;
       if (!link) {
         this.counters.droppedNoConn++;
@@ -161,14 +144,6 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     }
   }
 
-  private openFlow(key: number, ip: number, port: number, now: number): ClientFlow {
-    const flow = { id: this.nextFlowId, lastActive: now, ip, port };
-    this.nextFlowId = (this.nextFlowId + 1) >>> 0 || 1;
-    this.flows.set(key, flow);
-    this.flowsById.set(flow.id, flow);
-    if (this.log.enabled('debug')) this.log.debug(`flow ${flow.id} from ${keyText(key)} opened`);
-    return flow;
-  }
 
   // ---- Engine callbacks ----
 
@@ -215,7 +190,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
     if (type === FrameType.Data) {
-      const flow = this.flowsById.get(arg);
+      const flow = this.flows.byFlowId(arg);
       if (!flow) {
         this.counters.droppedNoFlow++;
         return;
@@ -234,10 +209,9 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
 
   onTick(now: number): void {
     this.pool.tick(now);
-    this.flows.sweep(now, SWEEP_BUDGET, (key, flow) => {
-      this.flowsById.delete(flow.id);
+    this.flows.sweep(now, (flow) => {
       this.counters.flowsExpired++;
-      this.log.info(`flow ${flow.id} from ${keyText(key)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
+      this.log.info(`flow ${flow.id} from ${flowSource(flow)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
     });
   }
 

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot, SlotState } from '../../src/core/client-pool';
 import { FakeTcp } from '../../src/core/fake-tcp';
+import { ReplayWindow } from '../../src/core/replay';
 import { Link } from '../../src/core/link';
 
 class Recorder implements PoolDriver {
@@ -41,19 +42,20 @@ const tcp = (now: number): Link => ({
   fd: 0,
   maxDatagram: 1400,
   tcp: new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now }),
+  wire: { txSlot: 0, rxSlot: 1, rxFrom: 0, replay: new ReplayWindow() },
 });
 
 function bringUp(pool: ClientPool, s: Slot, now: number): void {
   pool.onConnected(s.fd, tcp(now), now);
-  pool.onHelloAck(s, now);
+  pool.onJoined(s, now);
 }
 
-test('dials every port, goes live after HelloAck, and spreads round-robin over live connections', () => {
+test('dials every port, goes live after Joined, and spreads round-robin over live connections', () => {
   const d = new Recorder();
   const pool = new ClientPool([10001, 10002, 10003], 1, opts, d);
   pool.start(0);
   assert.equal(d.count('dial'), 3);
-  assert.equal(pool.pick(), undefined, 'nothing live before the HelloAck');
+  assert.equal(pool.pick(), undefined, 'nothing live before the Joined');
   for (const s of pool.slots) bringUp(pool, s, 10);
   assert.equal(pool.liveCount, 3);
   const ports = Array.from({ length: 6 }, () => pool.pick()!.port);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACK_DELAY_MS, ACK_EVERY_SEGMENTS, FakeTcp, OutSegment, TcpState, WINDOW_FIELD } from '../../src/core/fake-tcp';
+import { ACK_DELAY_MS, ACK_EVERY_SEGMENTS, emptyOut, FakeTcp, OutSegment, TcpState, WINDOW_FIELD } from '../../src/core/fake-tcp';
 import { ACK, emptySegment, FIN, PSH, RST, Segment } from '../../src/core/packet';
 
 function conn(sndNxt: number, rcvNxt: number): FakeTcp {
@@ -11,13 +11,13 @@ function seg(fields: Partial<Segment>): Segment {
   if (fields.wireLen === undefined) s.wireLen = s.payloadLen;
   return s;
 }
-const out = (): OutSegment => ({ seq: 0, ack: 0, flags: 0, window: 0 });
+const out = (): OutSegment => emptyOut();
 
 test('data segments carry consecutive seqs across the 2^32 wrap, with our latest ack and the big window', () => {
   const c = conn(0xfffffff0, 1000);
   const o = out();
   c.nextData(10, 0, o);
-  assert.deepEqual(o, { seq: 0xfffffff0, ack: 1000, flags: ACK | PSH, window: WINDOW_FIELD });
+  assert.deepEqual([o.seq, o.ack, o.flags, o.window], [0xfffffff0, 1000, ACK | PSH, WINDOW_FIELD]);
   c.nextData(100, 0, o);
   assert.equal(o.seq, 0xfffffffa);
   c.nextData(1, 0, o);
@@ -88,7 +88,7 @@ test('FIN from the peer moves to CLOSE_WAIT and our FIN closes; our FIN first wa
   assert.equal(a.rcvNxt, 501);
   const o = out();
   a.fin(2, o);
-  assert.deepEqual(o, { seq: 100, ack: 501, flags: FIN | ACK, window: WINDOW_FIELD });
+  assert.deepEqual([o.seq, o.ack, o.flags, o.window], [100, 501, FIN | ACK, WINDOW_FIELD]);
   assert.equal(a.state, TcpState.Closed);
 
   const b = conn(100, 500);
@@ -97,4 +97,65 @@ test('FIN from the peer moves to CLOSE_WAIT and our FIN closes; our FIN first wa
   assert.equal(b.sndNxt, 101);
   assert.equal(b.onSegment(seg({ seq: 500, flags: FIN | ACK }), 2), 'fin');
   assert.equal(b.state, TcpState.Closed);
+});
+
+test('RFC 5961: only an RST or FIN at exactly rcvNxt ends the connection; one in the window asks for a challenge ACK', () => {
+  const c = new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 5000, now: 0, rcvWnd: 64256, rcvWscale: 7 });
+  assert.equal(c.rcvWindowBytes, 64256 - (64256 % 128));
+  assert.equal(c.onSegment(seg({ seq: 5001, flags: RST }), 1), 'challenge');
+  assert.equal(c.onSegment(seg({ seq: 5000 + 60000, flags: RST }), 1), 'challenge');
+  assert.equal(c.onSegment(seg({ seq: 5000 + 70000, flags: RST }), 1), 'ignore', 'beyond the advertised window');
+  assert.equal(c.onSegment(seg({ seq: 4999, flags: RST }), 1), 'ignore', 'below the window');
+  assert.equal(c.onSegment(seg({ seq: 5100, flags: FIN | ACK }), 1), 'challenge');
+  assert.equal(c.state, TcpState.Established);
+  assert.equal(c.challengeDue(10), true);
+  assert.equal(c.challengeDue(400), false, 'at most one per 500 ms');
+  assert.equal(c.challengeDue(510), true);
+  assert.equal(c.onSegment(seg({ seq: 5000, flags: RST }), 1), 'reset');
+});
+
+test('segments carry the kernel timestamp clock, the peer TSval, a TTL and an IP id that counts up', () => {
+  const c = new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now: 1000, tsOk: true, tsVal: 0xfffffff0, tsRecent: 77, ttl: 61, ipId: 0xfffe });
+  const o = out();
+  c.nextData(10, 1000, o);
+  assert.deepEqual([o.options, o.tsVal, o.tsEcr, o.ttl, o.ipId], [1, 0xfffffff0, 77, 61, 0xffff]);
+  c.acceptData(seg({ seq: 1, payloadLen: 20, hasTs: true, tsVal: 555 }), 1030);
+  c.pureAck(1030.7, o);
+  assert.deepEqual([o.tsVal, o.tsEcr, o.ipId], [(0xfffffff0 + 30) >>> 0, 555, 0]);
+  c.acceptData(seg({ seq: 1, payloadLen: 20, hasTs: true, tsVal: 999 }), 1040);
+  assert.equal(c.tsRecent, 555, 'an old segment does not move TSecr');
+  const n = new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now: 0 });
+  n.nextData(1, 0, o);
+  assert.equal(o.options, 0, 'no timestamps unless the handshake negotiated them');
+});
+
+test('the advertised window starts at the kernel window and grows to the largest as we send', () => {
+  const c = new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now: 0, rcvWnd: 64256, rcvWscale: 7 });
+  const o = out();
+  const seen: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    c.nextData(100, 0, o);
+    seen.push(o.window);
+  }
+  assert.equal(seen[0], 502);
+  assert.ok(seen.every((w, i) => i === 0 || w >= seen[i - 1]), `not growing: ${seen}`);
+  assert.equal(seen.at(-1), WINDOW_FIELD);
+  c.acceptData(seg({ seq: 1, payloadLen: 64000 }), 1);
+  c.pureAck(1, o);
+  assert.equal(o.window, WINDOW_FIELD - 500, 'unacknowledged bytes make it smaller');
+});
+
+test('stream offsets count every byte sent and received, across the wrap; a resend does not count', () => {
+  const c = conn(0xfffffff0, 0xfffffff0);
+  const o = out();
+  c.nextData(100, 0, o);
+  c.extend(20);
+  assert.equal(c.sndOff, 120);
+  c.resend(0xfffffff0, 0, o);
+  assert.equal(o.seq, 0xfffffff0);
+  assert.equal(c.sndOff, 120);
+  c.acceptData(seg({ seq: 0xfffffff0, payloadLen: 0x30 }), 0);
+  assert.equal(c.rcvOff, 0x30);
+  assert.equal(c.rcvOffsetOf(0x20), 0x30);
+  assert.equal(c.rcvOffsetOf(0xfffffff0), 0);
 });

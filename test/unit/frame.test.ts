@@ -1,49 +1,46 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameRef, FrameType, HEADER, splitFrames, writeHeader } from '../../src/core/frame';
+import {
+  FrameType, frameOverhead, JOIN_LEN, MAX_RECORD, readJoin, readRecordHeader, recordPadding, writeHeader, writeJoin, writeRecordHeader,
+} from '../../src/core/frame';
 
-function frames(payloads: Buffer[]): Buffer {
-  const parts = payloads.map((p, i) => {
-    const b = Buffer.alloc(HEADER + p.length);
-    writeHeader(b, 0, FrameType.Data, 100 + i, p.length);
-    p.copy(b, HEADER);
-    return b;
-  });
-  return Buffer.concat(parts);
-}
-
-function split(buf: Buffer, off = 0, len = buf.length) {
-  const out: { type: number; arg: number; payload: string }[] = [];
-  const ref: FrameRef = { off: 0, type: 0, arg: 0, payloadOff: 0, payloadLen: 0 };
-  const n = splitFrames(buf, off, len, (f) => out.push({ type: f.type, arg: f.arg, payload: buf.toString('utf8', f.payloadOff, f.payloadOff + f.payloadLen) }), ref);
-  return { n, out };
-}
-
-test('one frame and GRO-merged frames split exactly', () => {
-  const one = split(frames([Buffer.from('hello')]));
-  assert.equal(one.n, 1);
-  assert.deepEqual(one.out, [{ type: FrameType.Data, arg: 100, payload: 'hello' }]);
-  const merged = frames([Buffer.from('a'), Buffer.alloc(0), Buffer.from('x'.repeat(1400)), Buffer.from('zz')]);
-  const r = split(merged);
-  assert.equal(r.n, 4);
-  assert.deepEqual(r.out.map((f) => f.arg), [100, 101, 102, 103]);
-  assert.equal(r.out[2].payload.length, 1400);
-  assert.equal(r.out[3].payload, 'zz');
+test('header: length, type and arg in 7 bytes, big-endian', () => {
+  const b = Buffer.alloc(7);
+  writeHeader(b, 0, FrameType.Data, 0xdeadbeef, 1433);
+  assert.deepEqual([...b], [0x05, 0x99, 1, 0xde, 0xad, 0xbe, 0xef]);
 });
 
-test('truncated or garbage payloads are rejected whole', () => {
-  const b = frames([Buffer.from('hello'), Buffer.from('world')]);
-  assert.equal(split(b, 0, b.length - 1).n, -1);
-  assert.equal(split(b, 0, HEADER - 1).n, -1);
-  const g = Buffer.from(b);
-  g.writeUInt16BE(0xffff, 8);
-  assert.equal(split(g).n, -1);
-  assert.equal(split(Buffer.from('random junk that is long enough')).n, -1);
+test('overhead per mode: 15 compact, 20 in TLS records, 8 more with aead; the issue limits are 16 and 24 (+16)', () => {
+  assert.equal(frameOverhead({ obfs: 'none', aead: false }), 15);
+  assert.equal(frameOverhead({ obfs: 'tls', aead: false }), 20);
+  assert.equal(frameOverhead({ obfs: 'none', aead: true }), 23);
+  assert.equal(frameOverhead({ obfs: 'tls', aead: true }), 28);
 });
 
-test('splits a frame run that starts inside a larger buffer', () => {
-  const f = frames([Buffer.from('abc')]);
-  const b = Buffer.concat([Buffer.from('IPTCPHDR'), f]);
-  const r = split(b, 8, f.length);
-  assert.deepEqual(r.out, [{ type: FrameType.Data, arg: 100, payload: 'abc' }]);
+test('TLS records are never shorter than a real TLS 1.3 record: control frames get padding', () => {
+  assert.equal(recordPadding({ obfs: 'tls', aead: false }, 0), 2);
+  assert.equal(recordPadding({ obfs: 'tls', aead: false }, 2), 0);
+  assert.equal(recordPadding({ obfs: 'tls', aead: true }, 0), 0);
+  assert.equal(recordPadding({ obfs: 'none', aead: false }, 0), 0);
+});
+
+test('record header: 17 03 03 + length; anything else, or longer than TLS allows, is not a record', () => {
+  const b = Buffer.alloc(5);
+  writeRecordHeader(b, 0, 1200);
+  assert.deepEqual([...b], [0x17, 3, 3, 0x04, 0xb0]);
+  assert.equal(readRecordHeader(b, 0), 1200);
+  for (const [i, v] of [[0, 0x16], [1, 2], [2, 1]] as const) {
+    const c = Buffer.from(b);
+    c[i] = v;
+    assert.equal(readRecordHeader(c, 0), -1);
+  }
+  b.writeUInt16BE(MAX_RECORD + 1, 3);
+  assert.equal(readRecordHeader(b, 0), -1);
+});
+
+test('Join round trip; a short one reads as null', () => {
+  const b = Buffer.alloc(JOIN_LEN);
+  writeJoin(b, 0, { version: 2, keepaliveMs: 2000, slot: 7 });
+  assert.deepEqual(readJoin(b, 0, JOIN_LEN), { version: 2, keepaliveMs: 2000, slot: 7 });
+  assert.equal(readJoin(b, 0, JOIN_LEN - 1), null);
 });

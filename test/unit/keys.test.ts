@@ -1,34 +1,37 @@
-import { before, test } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { deriveKeys } from '../../src/core/keys';
-import type { Mac } from '../../src/core/mac';
-import { sodiumMac } from '../sim/mac';
+import type { Crypto } from '../../src/core/crypto';
+import { connectionKeys, handshakeKeys } from '../../src/core/keys';
+import { sodiumCrypto } from '../sim/crypto';
 
-let mac: Mac;
+let crypto: Crypto;
 before(async () => {
-  mac = await sodiumMac();
+  crypto = await sodiumCrypto();
 });
 
-test('one secret gives two distinct 16-byte keys, the same on both sides', () => {
-  const a = deriveKeys(mac, 'correct horse');
-  const b = deriveKeys(mac, 'correct horse');
-  assert.equal(a.clientToServer.length, 16);
-  assert.equal(a.serverToClient.length, 16);
-  assert.ok(a.clientToServer.equals(b.clientToServer));
-  assert.ok(a.serverToClient.equals(b.serverToClient));
-  assert.ok(!a.clientToServer.equals(a.serverToClient), 'directions must differ');
-  const c = deriveKeys(mac, 'correct horsf');
-  assert.ok(!a.clientToServer.equals(c.clientToServer), 'a different secret gives different keys');
-  const long = deriveKeys(mac, 'x'.repeat(10_000));
-  assert.equal(long.clientToServer.length, 16);
+test('handshake keys depend on the secret and on the wire mode, so a mismatch of either fails the handshake', () => {
+  const a = handshakeKeys(crypto, 'secret', { obfs: 'tls', aead: false });
+  const again = handshakeKeys(crypto, 'secret', { obfs: 'tls', aead: false });
+  assert.ok(a.clientHello.equals(again.clientHello) && a.serverHello.equals(again.serverHello));
+  const others = [
+    handshakeKeys(crypto, 'secreT', { obfs: 'tls', aead: false }),
+    handshakeKeys(crypto, 'secret', { obfs: 'none', aead: false }),
+    handshakeKeys(crypto, 'secret', { obfs: 'tls', aead: true }),
+  ];
+  for (const o of others) assert.ok(!o.clientHello.equals(a.clientHello) && !o.serverHello.equals(a.serverHello));
+  assert.ok(!a.clientHello.equals(a.serverHello));
+  assert.equal(a.master.length, 32);
 });
 
-test('session ids are random 32-bit numbers', () => {
-  const seen = new Set<number>();
-  for (let i = 0; i < 1000; i++) {
-    const v = mac.randomU32();
-    assert.ok(Number.isInteger(v) && v >= 0 && v <= 0xffffffff);
-    seen.add(v);
-  }
-  assert.ok(seen.size > 990);
+test('connection keys come from both nonces: each nonce changes every key, and the directions differ', () => {
+  const m = handshakeKeys(crypto, 'secret', { obfs: 'tls', aead: false }).master;
+  const nc = crypto.randomBytes(32);
+  const ns = crypto.randomBytes(32);
+  const k = connectionKeys(crypto, m, nc, ns);
+  const all = (x: typeof k) => [x.clientToServer, x.serverToClient].flatMap((d) => [d.mask, d.mac, d.aead]);
+  assert.deepEqual(all(k).map((b) => b.length), [32, 16, 32, 32, 16, 32]);
+  assert.equal(new Set(all(k).map((b) => b.toString('hex'))).size, 6);
+  assert.ok(all(connectionKeys(crypto, m, nc, ns)).every((b, i) => b.equals(all(k)[i])));
+  const other = [connectionKeys(crypto, m, crypto.randomBytes(32), ns), connectionKeys(crypto, m, nc, crypto.randomBytes(32))];
+  for (const o of other) assert.ok(all(o).every((b, i) => !b.equals(all(k)[i])));
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeTcp } from '../../src/core/fake-tcp';
+import { ReplayWindow } from '../../src/core/replay';
 import { CloseReason, PROTOCOL_VERSION } from '../../src/core/frame';
 import { Link } from '../../src/core/link';
 import { DEFAULT_SESSION_OPTIONS, Goodbye, ServerSessions, SessionDriver, SessionEvent, SessionLink } from '../../src/core/server-sessions';
@@ -9,8 +10,11 @@ class Recorder implements SessionDriver {
   log: string[] = [];
   nextSock = 1;
   failOpen = false;
-  sendHelloAck(link: SessionLink, id: number): void {
+  sendJoined(link: SessionLink, id: number): void {
     this.log.push(`helloack ${link.fd} ${id}`);
+  }
+  handBack(link: SessionLink): void {
+    this.log.push(`handback ${link.fd}`);
   }
   endLink(link: SessionLink, goodbye: Goodbye, reason: string): void {
     this.log.push(`end ${link.fd} ${goodbye} ${reason}`);
@@ -36,6 +40,7 @@ const base = (now: number): Link => ({
   fd: fdSeq++,
   maxDatagram: 1433,
   tcp: new FakeTcp({ local: { ip: 2, port: 10001 }, remote: { ip: 1, port: 40000 + fdSeq }, sndNxt: 1, rcvNxt: 1, now }),
+  wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() },
 });
 const hello = (slot: number, keepaliveMs = 1000) => ({ version: PROTOCOL_VERSION, keepaliveMs, slot });
 
@@ -44,47 +49,47 @@ function setup() {
   return { d, s: new ServerSessions(opts, d) };
 }
 
-test('a link carries nothing until a valid Hello; then it joins its session and is answered', () => {
+test('a link carries nothing until a valid Join; then it joins its session and is answered', () => {
   const { d, s } = setup();
   const l = s.accept(base(0), 0);
-  assert.equal(s.data(l, 1, 1), null, 'data before Hello creates no flow');
-  s.hello(l, 0xabc, { version: 9, keepaliveMs: 1000, slot: 0 }, 2);
+  assert.equal(s.data(l, 1, 1), null, 'data before Join creates no flow');
+  s.join(l, 0xabc, { version: 9, keepaliveMs: 1000, slot: 0 }, 2);
   assert.ok(d.has('event badVersion'));
   assert.equal(l.session, null);
-  s.hello(l, 0xabc, null, 3);
-  assert.equal(l.session, null, 'a short Hello is refused');
-  s.hello(l, 0xabc, hello(0), 4);
+  s.join(l, 0xabc, null, 3);
+  assert.equal(l.session, null, 'a short Join is refused');
+  s.join(l, 0xabc, hello(0), 4);
   assert.equal((l.session as { id: number } | null)?.id, 0xabc);
   assert.equal(l.deadAfterMs, 3500, "dead-link timer from the client's keepalive");
   assert.ok(d.has(`helloack ${l.fd} ${0xabc}`));
-  s.hello(l, 0xdef, hello(0), 5);
+  s.join(l, 0xdef, hello(0), 5);
   assert.equal(l.session!.id, 0xabc, 'a link never changes session');
   assert.equal(s.sessionCount, 1);
 });
 
-test('no Hello within the deadline: the link is ended silently', () => {
+test('no greeting and Join within the deadline: the link is closed with a FIN, like an idle server connection', () => {
   const { d, s } = setup();
   const l = s.accept(base(0), 0);
   s.tick(opts.helloDeadlineMs - 1);
   assert.equal(s.linkCount, 1);
   s.tick(opts.helloDeadlineMs);
   assert.equal(s.linkCount, 0);
-  assert.ok(d.has(`end ${l.fd} none no valid Hello`));
+  assert.ok(d.has(`end ${l.fd} fin no valid greeting and Join`));
 });
 
-test("a new Hello for a slot retires the old link; replies follow the flow's last link, else round-robin", () => {
+test("a new Join for a slot retires the old link; replies follow the flow's last link, else round-robin", () => {
   const { d, s } = setup();
   const a = s.accept(base(0), 0);
   const b = s.accept(base(0), 0);
-  s.hello(a, 7, hello(0), 1);
-  s.hello(b, 7, hello(1), 1);
+  s.join(a, 7, hello(0), 1);
+  s.join(b, 7, hello(1), 1);
   const flow = s.data(b, 42, 2)!;
   assert.equal(s.reply(flow.sock, 3)!.link, b, 'reply on the link the client last used');
   s.data(a, 42, 4);
   assert.equal(s.reply(flow.sock, 5)!.link, a);
   // The client lost slot 0 and redialed it: the old link goes, and the flow's replies move on.
   const a2 = s.accept(base(6), 6);
-  s.hello(a2, 7, hello(0), 6);
+  s.join(a2, 7, hello(0), 6);
   assert.ok(d.has(`end ${a.fd} none replaced`));
   assert.equal(a.tcp.open, false);
   const r = s.reply(flow.sock, 7)!.link;
@@ -96,7 +101,7 @@ test("a new Hello for a slot retires the old link; replies follow the flow's las
 test('a silent link is closed as dead (Close + FIN); a session with nothing left is forgotten later', () => {
   const { d, s } = setup();
   const l = s.accept(base(0), 0);
-  s.hello(l, 7, hello(0, 1000), 0);
+  s.join(l, 7, hello(0, 1000), 0);
   const flow = s.data(l, 1, 0)!;
   s.tick(3499);
   assert.equal(s.linkCount, 1);
@@ -117,7 +122,7 @@ test('a silent link is closed as dead (Close + FIN); a session with nothing left
 test('Bye drops the session with its links and flows; a Bye naming another session does nothing', () => {
   const { d, s } = setup();
   const l = s.accept(base(0), 0);
-  s.hello(l, 7, hello(0), 0);
+  s.join(l, 7, hello(0), 0);
   const f = s.data(l, 1, 0)!;
   s.bye(l, 8, 1);
   assert.equal(s.sessionCount, 1);
@@ -130,7 +135,7 @@ test('Bye drops the session with its links and flows; a Bye naming another sessi
 test('a flow whose socket cannot open is reported and the datagram dropped, without a throw', () => {
   const { d, s } = setup();
   const l = s.accept(base(0), 0);
-  s.hello(l, 7, hello(0), 0);
+  s.join(l, 7, hello(0), 0);
   d.failOpen = true;
   assert.equal(s.data(l, 1, 1), null);
   assert.ok(d.has('event flowFailed'));
@@ -142,7 +147,7 @@ test('stop says Close(Shutdown) on every link and closes every flow', () => {
   const { d, s } = setup();
   const a = s.accept(base(0), 0);
   const b = s.accept(base(0), 0);
-  s.hello(a, 7, hello(0), 0);
+  s.join(a, 7, hello(0), 0);
   const f = s.data(a, 1, 0)!;
   s.stop(1);
   assert.ok(d.has(`end ${a.fd} ${CloseReason.Shutdown}`));

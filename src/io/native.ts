@@ -77,10 +77,13 @@ export interface InjectorStats {
 
 export interface Injector {
   /**
-   * Builds `count` IPv4+TCP segments with libnet from `meta` (TX_STRIDE words each, see TX) and the
-   * payload bytes in `data`, computes checksums, and sends them with one batched syscall where
-   * possible. The IP header has DF set, TTL 64, id chosen by the kernel. Returns how many were sent.
-   * Send errors on single packets are counted in stats(), not thrown.
+   * Sends `count` IPv4+TCP segments described by `meta` (TX_STRIDE words each, see TX) with the
+   * payload bytes in `data`, with one sendmmsg per 64 segments. The addon writes the headers (DF set;
+   * TTL, IP id and the timestamp option as the record says) with valid IP and TCP checksums; the
+   * payload is handed to the kernel where it lies in `data`, without a copy of its own. Returns how
+   * many were sent. Send errors on single packets are counted in stats(), not thrown; a malformed
+   * record (a field out of range, unknown OPTIONS bits, a payload range outside `data`) throws a
+   * RangeError before anything is sent.
    */
   send(data: Buffer, meta: Uint32Array, count: number): number;
   stats(): InjectorStats;
@@ -236,15 +239,15 @@ export interface NativeAddon {
    * ridden out without a word.
    */
   Capture: new (opts: CaptureOptions, onBatch: CaptureBatchFn, onError: (err: Error) => void) => Capture;
-  /** Opens a libnet raw IPv4 injector. Throws a clear Error without CAP_NET_RAW. */
+  /** Opens a raw IPv4 socket (IPPROTO_RAW) to inject on. Throws a clear Error without CAP_NET_RAW. */
   Injector: new () => Injector;
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
   UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;
   mac: Mac;
   /** The record layouts the C++ code uses (native/records.h); equal to the constants above. */
   layouts: { CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout; MAC: RecordLayout };
-  /** libpcap and libnet version strings, for --version and logs. */
-  versions(): { pcap: string; libnet: string; sodium: string };
+  /** libpcap and libsodium version strings, for --version and logs. */
+  versions(): { pcap: string; sodium: string };
 }
 
 let cached: NativeAddon | undefined;

@@ -97,6 +97,12 @@ export class TxBatch {
     m[b + TX.WINDOW] = this.seg.window;
     m[b + TX.PAYLOAD_OFF] = off;
     m[b + TX.PAYLOAD_LEN] = len;
+    // No timestamp option; IP id and TTL left to the injector's defaults.
+    m[b + TX.TS_VAL] = 0;
+    m[b + TX.TS_ECR] = 0;
+    m[b + TX.OPTIONS] = 0;
+    m[b + TX.IP_ID] = 0;
+    m[b + TX.TTL] = 0;
     this.count++;
   }
 

@@ -109,6 +109,26 @@ export interface HandshakeInfo {
   sndWscale: number;
   /** MSS from TCP_INFO (tcpi_snd_mss). */
   mss: number;
+  /**
+   * The handshake negotiated TCP timestamps (tcpi_options & TCPI_OPT_TIMESTAMPS): both SYNs carried the
+   * option, so a real kernel would put it on every later segment of this connection.
+   */
+  tsOk: boolean;
+  /**
+   * The TSval the kernel would put on a segment sent now (getsockopt TCP_TIMESTAMP, read as the
+   * handshake was learned): its millisecond TS clock plus this connection's random offset. It ticks
+   * once per millisecond from here. Linux rounds it down to even (the lowest bit of this getsockopt
+   * tells a microsecond TS clock, 1, from the usual millisecond one), so it may be 1 below the TSval
+   * of a segment the kernel sent at that same moment. Read even when tsOk is false.
+   */
+  tsVal: number;
+  /** The TTL the kernel sends this connection's segments with (getsockopt IP_TTL: net.ipv4.ip_default_ttl unless set). */
+  ttl: number;
+  /**
+   * The kernel's receive window in bytes, not scaled (TCP_REPAIR_WINDOW rcv_wnd, read in repair mode):
+   * what it would advertise next, as rcvWnd >> rcvWscale in the window field of any segment after the SYNs.
+   */
+  rcvWnd: number;
 }
 
 export type WatcherEvent =
@@ -148,6 +168,17 @@ export interface SocketWatcher {
    * not reported yet (still in the kernel's accept queue) are taken and closed silently too.
    */
   close(fd: number): void;
+  /**
+   * Gives an established connection ('accepted' or 'connected') back to the kernel: removes its socket
+   * filter (SO_DETACH_FILTER) and forgets the fd without closing it; the caller owns the fd from here
+   * on (e.g. `new net.Socket({ fd })`, or close it). The kernel then serves the connection as ordinary
+   * TCP from where the handshake left it: the payload its filter dropped was never acknowledged, so the
+   * peer retransmits it and the new owner reads it — unless injected segments have ACKed those bytes
+   * meanwhile. Later close(fd) and stop() leave the socket alone. Throws an Error for an fd the
+   * watcher does not own (never had, closed, already handed back) or one that is not established
+   * (listening, dialling, failed), and after stop().
+   */
+  handBack(fd: number): void;
   /**
    * Closes every socket the watcher owns (silently) and stops polling; events not delivered yet are
    * dropped. Idempotent. Until then the watcher keeps the process alive only while it has a listener,

@@ -36,4 +36,10 @@ export interface TunnelIo {
   openInjector(): Injector;
   openSockets(onEvent: (ev: WatcherEvent) => void): SocketWatcher;
   openUdp(onBatch: UdpBatchFn): UdpMux;
+  /**
+   * Takes over `fd`, a connection SocketWatcher.handBack() gave back to the kernel because it is an
+   * active probe, not a tunnel client: spliced to the decoy when there is one, else ended with a FIN
+   * (closed within 5 s). The I/O layer owns and closes the fd from here on; it logs nothing itself.
+   */
+  serveProbe(fd: number): void;
 }

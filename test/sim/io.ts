@@ -13,6 +13,8 @@ import { SimUdpMux } from './udp-mux';
 
 export class SimIo implements TunnelIo {
   alive = true;
+  /** Every fd given to serveProbe, in order. */
+  readonly probes: number[] = [];
   readonly clock: () => number;
   readonly timers: Timers;
   private readonly closers: (() => void)[] = [];
@@ -43,6 +45,12 @@ export class SimIo implements TunnelIo {
     const m = new SimUdpMux(this, onBatch);
     this.closers.push(() => m.stop());
     return m;
+  }
+
+  /** Recorded for the tests; the socket leaves the host as if the decoy-less hang-up had closed it. */
+  serveProbe(fd: number): void {
+    this.probes.push(fd);
+    this.host.closeSocket(fd);
   }
 
   kill(): void {

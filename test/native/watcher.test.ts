@@ -196,3 +196,53 @@ test('watcher: keeps the process alive while it listens or has an event to deliv
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(), 'failed 101');
 });
+
+test('watcher: handBack gives a filtered connection back to the kernel; the peer retransmits what was dropped', async () => {
+  const w = newWatcher();
+  let rec: Recorder | null = null;
+  let client: net.Socket | null = null;
+  let server: net.Socket | null = null;
+  try {
+    const { fd: lfd, port } = listenOnFreePort(w.watcher);
+    rec = new Recorder(`tcp and port ${port}`);
+    const request = 'GET / HTTP/1.1\r\nHost: example.com\r\n\r\n';
+    client = net.connect(port, LO);
+    client.on('error', () => {});
+    const answer: Buffer[] = [];
+    client.on('data', (d) => answer.push(d));
+    const clientEnded = new Promise<void>((resolve) => client!.once('end', resolve));
+    await new Promise<void>((resolve) => client!.once('connect', resolve));
+    client.write(request);
+    await waitFor(() => w.events.some((e) => e.type === 'accepted'), 3000, "'accepted'");
+    const acc = w.events.find((e) => e.type === 'accepted') as Accepted;
+
+    // While the filter is on, the request is dropped: the client sends (and resends) it, the server
+    // kernel answers nothing at all after its SYN-ACK.
+    await sleep(300);
+    const fromServer = () => rec!.segs.filter((x) => x.sport === port && !(x.flags & SYN));
+    assert.ok(rec.segs.some((x) => x.dport === port && x.payload.toString() === request), 'the request was on the wire');
+    assert.deepEqual(fromServer(), [], 'nothing acknowledged while filtered');
+
+    assert.throws(() => w.watcher.handBack(lfd), /handBack\(\d+\): not an established connection/);
+    w.watcher.handBack(acc.fd);
+    assert.throws(() => w.watcher.handBack(acc.fd), /handBack\(\d+\): not a socket of this watcher/);
+    assert.throws(() => w.watcher.handBack(999999), /not a socket of this watcher/);
+    w.watcher.close(acc.fd); // no longer the watcher's: left alone
+
+    server = new net.Socket({ fd: acc.fd, readable: true, writable: true });
+    let got = '';
+    server.on('data', (d) => (got += d.toString()));
+    await waitFor(() => got === request, 5000, 'the retransmitted request');
+    server.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi');
+    await clientEnded;
+    assert.equal(Buffer.concat(answer).toString(), 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi');
+    assert.ok(fromServer().some((x) => x.ack === ((acc.rcvNxt + request.length) >>> 0)), 'the kernel ACKed the request');
+    assert.deepEqual(rec.errors, []);
+  } finally {
+    client?.destroy();
+    server?.destroy();
+    rec?.close();
+    w.watcher.stop();
+  }
+  assert.throws(() => w.watcher.handBack(3), /stopped/);
+});

@@ -1,5 +1,4 @@
 // Module entry: raw I/O primitives for rsock. Protocol decisions all live in TypeScript.
-#include <libnet.h>
 #include <napi.h>
 #include <pcap/pcap.h>
 #include <sodium.h>
@@ -17,7 +16,6 @@ Napi::Value Versions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("pcap", pcap_lib_version());
-  o.Set("libnet", libnet_version());
   o.Set("sodium", sodium_version_string());
   return o;
 }

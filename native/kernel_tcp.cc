@@ -14,6 +14,11 @@ int SetInt(int fd, int level, int opt, int value) {
   return setsockopt(fd, level, opt, &value, sizeof value) == 0 ? 0 : errno;
 }
 
+int GetInt(int fd, int level, int opt, int* value) {
+  socklen_t len = sizeof *value;
+  return getsockopt(fd, level, opt, value, &len) == 0 ? 0 : errno;
+}
+
 int QueueSeq(int fd, int queue, uint32_t* seq) {
   if (int err = SetInt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, queue)) return err;
   socklen_t len = sizeof *seq;
@@ -40,6 +45,14 @@ int LearnHandshake(int fd, HandshakeState* out, const char** step) {
   *step = "TCP_QUEUE_SEQ";
   int err = QueueSeq(fd, TCP_SEND_QUEUE, &out->sndNxt);
   if (err == 0) err = QueueSeq(fd, TCP_RECV_QUEUE, &out->rcvNxt);
+  if (err == 0) {
+    // Only readable in repair mode.
+    *step = "TCP_REPAIR_WINDOW";
+    tcp_repair_window win{};
+    socklen_t len = sizeof win;
+    err = getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &win, &len) == 0 ? 0 : errno;
+    out->rcvWnd = win.rcv_wnd;
+  }
   // TCP_REPAIR_OFF would send a window probe; _NO_WP leaves the wire untouched.
   int offErr = SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
   if (err) return err;
@@ -57,6 +70,19 @@ int LearnHandshake(int fd, HandshakeState* out, const char** step) {
   out->rcvWscale = info.tcpi_rcv_wscale;
   out->sndWscale = info.tcpi_snd_wscale;
   out->mss = info.tcpi_snd_mss;
+  out->tsOk = (info.tcpi_options & TCPI_OPT_TIMESTAMPS) != 0;
+
+  // The kernel's TS clock plus this connection's offset: what its next segment would carry. Linux
+  // (6.7 on) uses the value's lowest bit to tell a microsecond clock (1) from the usual millisecond
+  // one (0), so on a millisecond connection this reads up to 1 below what goes on the wire.
+  *step = "TCP_TIMESTAMP";
+  int value = 0;
+  if ((err = GetInt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &value))) return err;
+  out->tsVal = static_cast<uint32_t>(value);
+  // The socket's own TTL, else the namespace's net.ipv4.ip_default_ttl.
+  *step = "IP_TTL";
+  if ((err = GetInt(fd, IPPROTO_IP, IP_TTL, &value))) return err;
+  out->ttl = static_cast<uint8_t>(value);
 
   *step = "getsockname";
   len = sizeof out->local;

@@ -18,6 +18,10 @@ struct HandshakeState {
   uint8_t rcvWscale;   // what we advertised
   uint8_t sndWscale;   // what the peer advertised
   uint32_t mss;
+  bool tsOk;           // timestamps negotiated
+  uint32_t tsVal;      // the TSval the kernel would send now (TCP_TIMESTAMP)
+  uint8_t ttl;         // the TTL the kernel sends with (IP_TTL)
+  uint32_t rcvWnd;     // the receive window the kernel last advertised, in bytes (TCP_REPAIR_WINDOW)
 };
 
 int AttachFilter(int fd, const sock_filter* prog, unsigned short len);
@@ -31,8 +35,9 @@ int AttachFilter(int fd, const sock_filter (&prog)[N]) {
 // repair mode clears and the caller sets afterwards.
 int ProbeRepair(int fd);
 
-// Reads both next sequence numbers through TCP_REPAIR, window scales and MSS through TCP_INFO,
-// and both addresses. `step` names the call that failed.
+// Reads both next sequence numbers and the receive window through TCP_REPAIR, window scales, MSS
+// and whether timestamps were negotiated through TCP_INFO, the current TSval, the TTL and both
+// addresses. `step` names the call that failed.
 int LearnHandshake(int fd, HandshakeState* out, const char** step);
 
 // Closes without putting anything on the wire: a socket in repair mode skips FIN and RST on

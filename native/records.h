@@ -10,7 +10,8 @@
 #define RSOCK_CAPTURE_WORDS(X) X(kOffset, OFFSET) X(kLength, LENGTH)
 #define RSOCK_TX_WORDS(X)                                                                                     \
   X(kSrcIp, SRC_IP) X(kDstIp, DST_IP) X(kSrcPort, SRC_PORT) X(kDstPort, DST_PORT) X(kSeq, SEQ) X(kAck, ACK) \
-  X(kFlags, FLAGS) X(kWindow, WINDOW) X(kPayloadOff, PAYLOAD_OFF) X(kPayloadLen, PAYLOAD_LEN)
+  X(kFlags, FLAGS) X(kWindow, WINDOW) X(kPayloadOff, PAYLOAD_OFF) X(kPayloadLen, PAYLOAD_LEN)              \
+  X(kTsVal, TS_VAL) X(kTsEcr, TS_ECR) X(kOptions, OPTIONS) X(kIpId, IP_ID) X(kTtl, TTL)
 #define RSOCK_UDP_RX_WORDS(X) \
   X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kSrcIp, SRC_IP) X(kSrcPort, SRC_PORT)
 #define RSOCK_UDP_TX_WORDS(X) \
@@ -28,6 +29,8 @@ enum Word : uint32_t { RSOCK_CAPTURE_WORDS(RSOCK_ENUMERATOR) kStride };
 // A segment for Injector.send(); IPs in host byte order.
 namespace tx_rec {
 enum Word : uint32_t { RSOCK_TX_WORDS(RSOCK_ENUMERATOR) kStride };
+// Bits of the OPTIONS word (TX_OPT_* in src/io/records.ts).
+enum Option : uint32_t { kOptTimestamp = 1 };
 }
 // A datagram of a UdpMux receive batch.
 namespace udp_rx_rec {

@@ -49,6 +49,7 @@ void SocketWatcher::Init(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&SocketWatcher::Listen>("listen"),
                                         InstanceMethod<&SocketWatcher::Connect>("connect"),
                                         InstanceMethod<&SocketWatcher::CloseFd>("close"),
+                                        InstanceMethod<&SocketWatcher::HandBack>("handBack"),
                                         InstanceMethod<&SocketWatcher::Stop>("stop"),
                                     });
   exports.Set("SocketWatcher", ctor);
@@ -204,6 +205,24 @@ void SocketWatcher::CloseFd(const Napi::CallbackInfo& info) {
   // Its queued event and backoff, if any, no longer match a socket and are dropped when due.
   Release(fd, kind);
   UpdateRef();
+}
+
+// For a connection JS gives back to the kernel (a probe to be served as plain TCP): without its filter
+// the kernel takes the segments it dropped so far from the peer's retransmissions.
+void SocketWatcher::HandBack(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info[0], "SocketWatcher.handBack: fd", INT_MIN, INT_MAX));
+  EnsureRunning(env, "handBack");
+  const std::string where = "SocketWatcher.handBack(" + std::to_string(fd) + "): ";
+  auto it = fds_.find(fd);
+  if (it == fds_.end()) ThrowError(env, where + "not a socket of this watcher");
+  if (it->second.kind != Kind::kEstablished) ThrowError(env, where + "not an established connection");
+  int unused = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) != 0) {
+    ThrowError(env, where + "SO_DETACH_FILTER: " + ErrnoText(errno));
+  }
+  // Established sockets are not in the epoll set and have no queued event: forgetting is all.
+  fds_.erase(it);
 }
 
 void SocketWatcher::Shutdown(Caller caller) {

@@ -48,6 +48,7 @@ class SocketWatcher : public Napi::ObjectWrap<SocketWatcher>, private LoopClient
   Napi::Value Listen(const Napi::CallbackInfo& info);
   Napi::Value Connect(const Napi::CallbackInfo& info);
   void CloseFd(const Napi::CallbackInfo& info);
+  void HandBack(const Napi::CallbackInfo& info);
   void Stop(const Napi::CallbackInfo& info) { Shutdown(Caller::kJs); }
   void Shutdown(Caller caller);
   void OnLoopEnvTeardown() override { Shutdown(Caller::kEnvTeardown); }

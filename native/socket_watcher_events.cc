@@ -48,6 +48,10 @@ bool SocketWatcher::Deliver(const Event& ev) {
     o.Set("rcvWscale", ev.hs.rcvWscale);
     o.Set("sndWscale", ev.hs.sndWscale);
     o.Set("mss", Napi::Number::New(env, ev.hs.mss));
+    o.Set("tsOk", Napi::Boolean::New(env, ev.hs.tsOk));
+    o.Set("tsVal", Napi::Number::New(env, ev.hs.tsVal));
+    o.Set("ttl", ev.hs.ttl);
+    o.Set("rcvWnd", Napi::Number::New(env, ev.hs.rcvWnd));
   }
   napi_value argv[1] = {o};
   return loop_.Call(Value(), onEvent_.Value(), 1, argv);

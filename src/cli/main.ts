@@ -154,7 +154,7 @@ async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
       decoy: decoy ? `${decoy.host}:${decoy.port}` : null,
     },
     log,
-    nativeIo(undefined, { decoy }),
+    nativeIo({ decoy }),
   );
   server.start();
   return server;

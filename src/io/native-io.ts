@@ -1,6 +1,6 @@
 // The tunnel's I/O on the C++ addon and Node's own event loop: the production TunnelIo.
-import { closeSync } from 'node:fs';
 import { portFilter } from '../core/ports';
+import { DecoyTarget, ProbeServer } from '../tunnel/decoy';
 import type { CaptureSpec, Timers, TunnelIo } from '../tunnel/io';
 import { monotonic } from '../util/clock';
 import { captureSnaplen } from '../util/route';
@@ -27,7 +27,13 @@ export function captureFilter(spec: CaptureSpec): string {
   return f;
 }
 
-export function nativeIo(addon: NativeAddon = loadNative(), _opts: { decoy?: { host: string; port: number } } = {}): TunnelIo {
+export interface NativeIoOptions {
+  /** Where active probes are spliced to (--decoy); without it they are hung up on. */
+  decoy?: DecoyTarget;
+}
+
+export function nativeIo(opts: NativeIoOptions = {}, addon: NativeAddon = loadNative()): TunnelIo {
+  const probes = new ProbeServer(opts.decoy);
   return {
     clock: monotonic,
     timers: nodeTimers,
@@ -45,6 +51,6 @@ export function nativeIo(addon: NativeAddon = loadNative(), _opts: { decoy?: { h
     openInjector: () => new addon.Injector(),
     openSockets: (onEvent: (ev: WatcherEvent) => void) => new addon.SocketWatcher(onEvent),
     openUdp: (onBatch: UdpBatchFn) => new addon.UdpMux(onBatch),
-    serveProbe: (fd: number) => closeSync(fd),
+    serveProbe: (fd: number) => probes.serveProbe(fd),
   };
 }

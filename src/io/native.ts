@@ -78,10 +78,13 @@ export interface InjectorStats {
 
 export interface Injector {
   /**
-   * Builds `count` IPv4+TCP segments with libnet from `meta` (TX_STRIDE words each, see TX) and the
-   * payload bytes in `data`, computes checksums, and sends them with one batched syscall where
-   * possible. The IP header has DF set, TTL 64, id chosen by the kernel. Returns how many were sent.
-   * Send errors on single packets are counted in stats(), not thrown.
+   * Sends `count` IPv4+TCP segments described by `meta` (TX_STRIDE words each, see TX) with the
+   * payload bytes in `data`, with one sendmmsg per 64 segments. The addon writes the headers (DF set;
+   * TTL, IP id and the timestamp option as the record says) with valid IP and TCP checksums; the
+   * payload is handed to the kernel where it lies in `data`, without a copy of its own. Returns how
+   * many were sent. Send errors on single packets are counted in stats(), not thrown; a malformed
+   * record (a field out of range, unknown OPTIONS bits, a payload range outside `data`) throws a
+   * RangeError before anything is sent.
    */
   send(data: Buffer, meta: Uint32Array, count: number): number;
   stats(): InjectorStats;
@@ -107,13 +110,25 @@ export interface HandshakeInfo {
   sndWscale: number;
   /** MSS from TCP_INFO (tcpi_snd_mss). */
   mss: number;
-  /** The handshake negotiated TCP timestamps (tcpi_options & TCPI_OPT_TIMESTAMPS). */
+  /**
+   * The handshake negotiated TCP timestamps (tcpi_options & TCPI_OPT_TIMESTAMPS): both SYNs carried the
+   * option, so a real kernel would put it on every later segment of this connection.
+   */
   tsOk: boolean;
-  /** The TSval the kernel would put on this socket's next segment (getsockopt TCP_TIMESTAMP). */
+  /**
+   * The TSval the kernel would put on a segment sent now (getsockopt TCP_TIMESTAMP, read as the
+   * handshake was learned): its millisecond TS clock plus this connection's random offset. It ticks
+   * once per millisecond from here. Linux rounds it down to even (the lowest bit of this getsockopt
+   * tells a microsecond TS clock, 1, from the usual millisecond one), so it may be 1 below the TSval
+   * of a segment the kernel sent at that same moment. Read even when tsOk is false.
+   */
   tsVal: number;
-  /** The TTL the kernel uses for this socket (IP_TTL). */
+  /** The TTL the kernel sends this connection's segments with (getsockopt IP_TTL: net.ipv4.ip_default_ttl unless set). */
   ttl: number;
-  /** The kernel's receive window in bytes (TCP_REPAIR_WINDOW rcv_wnd). */
+  /**
+   * The kernel's receive window in bytes, not scaled (TCP_REPAIR_WINDOW rcv_wnd, read in repair mode):
+   * what it would advertise next, as rcvWnd >> rcvWscale in the window field of any segment after the SYNs.
+   */
   rcvWnd: number;
 }
 
@@ -155,8 +170,14 @@ export interface SocketWatcher {
    */
   close(fd: number): void;
   /**
-   * Detaches the socket filter of an established socket and forgets it without closing it: the kernel
-   * serves the connection as a normal TCP socket from now on, and the caller owns fd.
+   * Gives an established connection ('accepted' or 'connected') back to the kernel: removes its socket
+   * filter (SO_DETACH_FILTER) and forgets the fd without closing it; the caller owns the fd from here
+   * on (e.g. `new net.Socket({ fd })`, or close it). The kernel then serves the connection as ordinary
+   * TCP from where the handshake left it: the payload its filter dropped was never acknowledged, so the
+   * peer retransmits it and the new owner reads it — unless injected segments have ACKed those bytes
+   * meanwhile. Later close(fd) and stop() leave the socket alone. Throws an Error for an fd the
+   * watcher does not own (never had, closed, already handed back) or one that is not established
+   * (listening, dialling, failed), and after stop().
    */
   handBack(fd: number): void;
   /**
@@ -250,7 +271,7 @@ export interface NativeAddon {
    * ridden out without a word.
    */
   Capture: new (opts: CaptureOptions, onBatch: CaptureBatchFn, onError: (err: Error) => void) => Capture;
-  /** Opens a libnet raw IPv4 injector. Throws a clear Error without CAP_NET_RAW. */
+  /** Opens a raw IPv4 socket (IPPROTO_RAW) to inject on. Throws a clear Error without CAP_NET_RAW. */
   Injector: new () => Injector;
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
   UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;
@@ -258,8 +279,8 @@ export interface NativeAddon {
   crypto: Crypto;
   /** The record layouts the C++ code uses (native/records.h); equal to the constants above. */
   layouts: { CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout; MAC: RecordLayout };
-  /** libpcap and libnet version strings, for --version and logs. */
-  versions(): { pcap: string; libnet: string; sodium: string };
+  /** libpcap and libsodium version strings, for --version and logs. */
+  versions(): { pcap: string; sodium: string };
 }
 
 let cached: NativeAddon | undefined;

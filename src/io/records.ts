@@ -12,11 +12,20 @@ export const TX = {
   WINDOW: 7,
   /** Byte offset and length of the TCP payload inside the data Buffer. */
   PAYLOAD_OFF: 8, PAYLOAD_LEN: 9,
-  /** The timestamp option's TSval and TSecr, used when OPTIONS has bit 0 (OPT_TIMESTAMPS) set. */
-  TS_VAL: 10, TS_ECR: 11, OPTIONS: 12,
-  /** The IP id (0: the kernel's choice) and TTL (0: 64). DF is always set. */
-  IP_ID: 13, TTL: 14,
+  /** The timestamp option's TSval and TSecr; used only when OPTIONS has TX_OPT_TIMESTAMP. */
+  TS_VAL: 10, TS_ECR: 11,
+  /** Bits (TX_OPT_*) naming the TCP options to put on the segment; 0 = none (a 20-byte TCP header). */
+  OPTIONS: 12,
+  /** The 16-bit IP id. 0 leaves it to the kernel, which keeps 0 for a DF packet from a raw socket. */
+  IP_ID: 13,
+  /** The IP TTL, 1..255; 0 means 64. DF is always set. */
+  TTL: 14,
 } as const;
+/**
+ * OPTIONS bit: NOP, NOP, Timestamp(TS_VAL, TS_ECR) — 12 bytes, TCP data offset 8 words: exactly the
+ * options Linux puts on every segment of an established connection that negotiated timestamps.
+ */
+export const TX_OPT_TIMESTAMP = 1;
 
 /** Stride (in u32 words) of one packet's record in a capture batch's meta. */
 export const CAPTURE_STRIDE = 2;

@@ -37,9 +37,9 @@ export interface TunnelIo {
   openSockets(onEvent: (ev: WatcherEvent) => void): SocketWatcher;
   openUdp(onBatch: UdpBatchFn): UdpMux;
   /**
-   * Takes a connection handed back to the kernel (SocketWatcher.handBack) because its first payload
-   * was not an rsock greeting: splices it to the decoy, or ends it like a server that did not
-   * understand the request. The I/O layer owns fd from now on.
+   * Takes over `fd`, a connection SocketWatcher.handBack() gave back to the kernel because it is an
+   * active probe, not a tunnel client: spliced to the decoy when there is one, else ended with a FIN
+   * (closed within 5 s). The I/O layer owns and closes the fd from here on; it logs nothing itself.
    */
   serveProbe(fd: number): void;
 }

@@ -81,13 +81,19 @@ export interface Tx {
   flags: number;
   window: number;
   payload: Buffer;
+  /** The TX words added for TCP fidelity; 0 when left out. */
+  tsVal?: number; tsEcr?: number; options?: number; ipId?: number; ttl?: number;
 }
 
-/** A captured segment: what was injected (addresses as text) plus what the kernel and libnet filled in. */
-export interface Seg extends Omit<Tx, 'src' | 'dst'> {
+/** A captured segment: what was injected (addresses as text) plus what the kernel and the injector filled in. */
+export interface Seg extends Omit<Tx, 'src' | 'dst' | 'tsVal' | 'tsEcr' | 'options'> {
   src: string;
   dst: string;
   ttl: number;
+  ipId: number;
+  /** The TCP options bytes, and the timestamp option's values when there is one. */
+  tcpOptions: Buffer;
+  ts: { val: number; ecr: number } | null;
   dontFragment: boolean;
   protocol: number;
   ipChecksumOk: boolean;
@@ -107,6 +113,13 @@ export function parseSegment(pkt: Buffer): Seg {
   pkt.copy(pseudo, 0, 12, 20);
   pseudo[9] = 6;
   pseudo.writeUInt16BE(tcp.length, 10);
+  const tcpOptions = Buffer.from(tcp.subarray(20, doff));
+  let ts: Seg['ts'] = null;
+  for (let o = 0; o < tcpOptions.length && tcpOptions[o] !== 0;) {
+    if (tcpOptions[o] === 1) { o++; continue; }
+    if (tcpOptions[o] === 8) ts = { val: tcpOptions.readUInt32BE(o + 2), ecr: tcpOptions.readUInt32BE(o + 6) };
+    o += Math.max(tcpOptions[o + 1], 2);
+  }
   return {
     src: ipText(pkt, 12),
     dst: ipText(pkt, 16),
@@ -118,6 +131,9 @@ export function parseSegment(pkt: Buffer): Seg {
     window: tcp.readUInt16BE(14),
     payload: Buffer.from(tcp.subarray(doff)),
     ttl: pkt[8],
+    ipId: pkt.readUInt16BE(4),
+    tcpOptions,
+    ts,
     dontFragment: (pkt.readUInt16BE(6) & 0x4000) !== 0,
     protocol: pkt[9],
     ipChecksumOk: internetChecksum([pkt.subarray(0, ihl)]) === 0,
@@ -133,7 +149,8 @@ export function txMeta(rows: Array<Omit<Tx, 'payload'> & { off: number; len: num
     TX,
     rows.map((s) => ({
       SRC_IP: s.src, DST_IP: s.dst, SRC_PORT: s.sport, DST_PORT: s.dport, SEQ: s.seq, ACK: s.ack, FLAGS: s.flags,
-      WINDOW: s.window, PAYLOAD_OFF: s.off, PAYLOAD_LEN: s.len,
+      WINDOW: s.window, PAYLOAD_OFF: s.off, PAYLOAD_LEN: s.len, TS_VAL: s.tsVal ?? 0, TS_ECR: s.tsEcr ?? 0,
+      OPTIONS: s.options ?? 0, IP_ID: s.ipId ?? 0, TTL: s.ttl ?? 0,
     })),
   );
 }

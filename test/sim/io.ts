@@ -14,11 +14,11 @@ import { SimUdpMux } from './udp-mux';
 
 export class SimIo implements TunnelIo {
   alive = true;
+  /** Every fd given to serveProbe, in order. */
+  readonly probes: number[] = [];
   readonly clock: () => number;
   readonly timers: Timers;
   private readonly closers: (() => void)[] = [];
-  /** Connections handed to serveProbe(), in order. */
-  readonly probes: number[] = [];
 
   constructor(readonly host: SimHost, readonly crypto: Crypto) {
     const time = host.net.time;

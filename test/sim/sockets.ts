@@ -9,6 +9,12 @@ import { buildTcp, parse } from './packet';
 
 const ECONNREFUSED = 111;
 const WSCALE = 7;
+const TTL = 64;
+/** What a Linux kernel's receive window is right after a handshake on a 1500-byte path. */
+const RCV_WND = 64256;
+
+/** The owner of a socket no watcher owns any more. */
+const HANDED_BACK = { alive: false, socketEvent(): void {} };
 
 export class SimSockets implements SocketWatcher {
   private readonly mine = new Set<number>();
@@ -60,19 +66,18 @@ export class SimSockets implements SocketWatcher {
       const afd = server.allocFd();
       const acc: KernelSocket = { fd: afd, kind: 'established', localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, owner: l.owner };
       server.addSocket(acc);
-      // Each socket has its own timestamp clock (Linux offsets it randomly per connection).
+      const hs = { rcvWscale: WSCALE, sndWscale: WSCALE, mss: net.mss, tsOk: true, ttl: TTL, rcvWnd: RCV_WND };
+      // Each side's TS clock: virtual milliseconds plus a random offset, as Linux gives each connection.
       const cTs = net.random32();
       const sTs = net.random32();
-      const at = net.time.now;
-      const hs = { rcvWscale: WSCALE, sndWscale: WSCALE, mss: net.mss, tsOk: true, ttl: 64, rcvWnd: 64256 };
-      const tsNow = (base: number) => (base + Math.floor(net.time.now - at)) >>> 0;
+      const tsNow = (offset: number) => (Math.floor(net.time.now) + offset) >>> 0;
       net.time.after(net.latencyMs, () => {
         if (!open()) return;
         sock.kind = 'established';
-        this.socketEvent({ type: 'connected', fd, localIp: sock.localIp, localPort, remoteIp, remotePort: dstPort, sndNxt: (cIsn + 1) >>> 0, rcvNxt: (sIsn + 1) >>> 0, ...hs, tsVal: tsNow(cTs) });
+        this.socketEvent({ type: 'connected', fd, localIp: sock.localIp, localPort, remoteIp, remotePort: dstPort, sndNxt: (cIsn + 1) >>> 0, rcvNxt: (sIsn + 1) >>> 0, tsVal: tsNow(cTs), ...hs });
         net.time.after(net.latencyMs, () => {
           if (server.sockets.get(afd) !== acc || server.listeners.get(dstPort) !== l) return;
-          l.owner.socketEvent({ type: 'accepted', listenFd: l.fd, fd: afd, localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, sndNxt: (sIsn + 1) >>> 0, rcvNxt: (cIsn + 1) >>> 0, ...hs, tsVal: tsNow(sTs) });
+          l.owner.socketEvent({ type: 'accepted', listenFd: l.fd, fd: afd, localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, sndNxt: (sIsn + 1) >>> 0, rcvNxt: (cIsn + 1) >>> 0, tsVal: tsNow(sTs), ...hs });
         });
       });
     });
@@ -88,13 +93,13 @@ export class SimSockets implements SocketWatcher {
     this.io.host.closeSocket(fd);
   }
 
-  /** The socket is the kernel's again: it stays open (the tunnel no longer owns or closes it). */
+  /** The watcher forgets the socket; it stays on the host (the kernel serves it) until its new owner closes it. */
   handBack(fd: number): void {
     const s = this.io.host.sockets.get(fd);
-    if (!s || s.kind !== 'established') throw new Error(`handBack: fd ${fd} is not an established socket of this watcher`);
+    if (!s || s.owner !== this || s.kind !== 'established') throw new Error(`SocketWatcher.handBack(${fd}): not an established connection of this watcher`);
     this.mine.delete(fd);
+    s.owner = HANDED_BACK;
     s.handedBack = true;
-    s.owner = { alive: false, socketEvent() {} };
   }
 
   stop(): void {

@@ -172,7 +172,8 @@ void Open(const Napi::CallbackInfo& info) {
     const size_t len = m[rec::kLength];
     Nonce(m, nonce);
     if (aead) {
-      // Checks the tag first and leaves the payload as it was when the tag is wrong.
+      // Checks the tag before decrypting; on a wrong tag libsodium zeroes the payload (the WASM build
+      // in test/sim does the same), so no unauthenticated plaintext is left for a careless caller.
       ok.data[i] = crypto_aead_chacha20poly1305_ietf_decrypt_detached(payload, nullptr, payload, len, payload + len, f,
                                                                      kHeader, nonce, slot + key_slot::kAead) == 0;
     } else {

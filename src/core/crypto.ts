@@ -39,7 +39,8 @@ export interface Crypto {
   /**
    * Opens `count` frames whose headers unmaskHeaders() already unmasked: unmasks the payload prefix
    * (plain) or decrypts the payload (aead) in place, and checks the tag in constant time; ok[i] = 1
-   * for a valid frame, 0 otherwise. A frame with ok 0 holds garbage and must be dropped. Throws before
+   * for a valid frame, 0 otherwise. A frame with ok 0 must be dropped: its payload is zeroed (aead:
+   * libsodium's rule, no unauthenticated plaintext) or has its first bytes unmasked (plain). Throws before
    * touching anything like seal(), and when ok is shorter than count or shares memory with the rest.
    */
   open(keys: Buffer, data: Buffer, meta: Uint32Array, count: number, aead: boolean, ok: Uint8Array): void;

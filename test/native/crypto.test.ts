@@ -141,6 +141,11 @@ test('crypto.open: every single-bit flip of a sealed frame (header, payload or t
       c.open(keys, data, meta, frames.length, aead, ok);
       const accepted = [...ok.keys()].filter((k) => ok[k] === 1);
       assert.deepEqual(accepted, [bits], `aead=${aead} length ${length}: only the unflipped copy passes`);
+      if (aead && length > 0) {
+        // libsodium zeroes what it refused to decrypt: no unauthenticated plaintext is left behind.
+        const zeroed = frames.slice(0, bits).filter((f) => data.subarray(f.offset + FRAME_HEADER, f.offset + FRAME_HEADER + length).every((v) => v === 0));
+        assert.equal(zeroed.length, bits, 'every refused payload zeroed');
+      }
     }
   }
 });

@@ -142,7 +142,9 @@ export async function sodiumCrypto(): Promise<Crypto> {
             b.data.set(plain, f + FRAME_HEADER);
             ok[i] = 1;
           } catch {
-            ok[i] = 0; // a wrong tag: the payload stays as it was, like libsodium's in-place decrypt
+            // A wrong tag: native libsodium zeroes the payload it would have decrypted in place.
+            b.data.fill(0, f + FRAME_HEADER, tagAt);
+            ok[i] = 0;
           }
         } else {
           mask(b, m, nonce, FRAME_HEADER, maskedEnd(len));

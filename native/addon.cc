@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include "capture.h"
+#include "crypto.h"
 #include "injector.h"
 #include "mac.h"
 #include "records.h"
@@ -28,6 +29,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rsock::SocketWatcher::Init(env, exports);
   rsock::UdpMux::Init(env, exports);
   rsock::InitMac(env, exports);
+  rsock::InitCrypto(env, exports);
   rsock::InitLayouts(env, exports);
   exports.Set("versions", Napi::Function::New<Versions>(env, "versions"));
   return exports;

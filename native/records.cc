@@ -21,8 +21,15 @@ void InitLayouts(Napi::Env env, Napi::Object exports) {
   RSOCK_EXPORT_RECORD("UDP_RX", udp_rx_rec, RSOCK_UDP_RX_WORDS)
   RSOCK_EXPORT_RECORD("UDP_TX", udp_tx_rec, RSOCK_UDP_TX_WORDS)
   RSOCK_EXPORT_RECORD("MAC", mac_rec, RSOCK_MAC_WORDS)
+  RSOCK_EXPORT_RECORD("CRYPTO", crypto_rec, RSOCK_CRYPTO_WORDS)
 #undef RSOCK_EXPORT_RECORD
 #undef RSOCK_EXPORT_WORD
+  Napi::Object slot = Napi::Object::New(env);
+  slot.Set("BYTES", static_cast<uint32_t>(key_slot::kBytes));
+  slot.Set("MASK", static_cast<uint32_t>(key_slot::kMask));
+  slot.Set("MAC", static_cast<uint32_t>(key_slot::kMac));
+  slot.Set("AEAD", static_cast<uint32_t>(key_slot::kAead));
+  layouts.Set("KEY_SLOT", slot);
   exports.Set("layouts", layouts);
 }
 

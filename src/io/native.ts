@@ -1,5 +1,5 @@
 // Typed surface of the C++ addon (build/Release/rsock_native.node).
-// The addon does raw I/O only: capture, inject, kernel-socket handshake help and a batch MAC.
+// The addon does raw I/O only: capture, inject, kernel-socket handshake help and batch crypto.
 // It makes no protocol decisions; every seq, ack, flag and window comes from the TypeScript core.
 //
 // Records cross the boundary as Uint32Array words. Their layouts are defined once in C++
@@ -7,9 +7,10 @@
 import * as path from 'path';
 
 export * from './records';
-import type { RecordLayout } from './records';
+import type { KeySlotLayout, RecordLayout } from './records';
 export type { Mac } from '../core/mac';
 import type { Mac } from '../core/mac';
+export type { Crypto } from '../core/crypto';
 import type { Crypto } from '../core/crypto';
 
 export interface CaptureOptions {
@@ -276,9 +277,16 @@ export interface NativeAddon {
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
   UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;
   mac: Mac;
+  /** Frame sealing and opening in batches, BLAKE2b and random bytes (libsodium); see src/core/crypto.ts. */
   crypto: Crypto;
-  /** The record layouts the C++ code uses (native/records.h); equal to the constants above. */
-  layouts: { CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout; MAC: RecordLayout };
+  /**
+   * The record layouts the C++ code uses (native/records.h); equal to the constants above. KEY_SLOT is
+   * no record but the byte layout of a key-table slot (BYTES, then the byte offset of each key).
+   */
+  layouts: {
+    CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout; MAC: RecordLayout;
+    CRYPTO: RecordLayout; KEY_SLOT: KeySlotLayout;
+  };
   /** libpcap and libsodium version strings, for --version and logs. */
   versions(): { pcap: string; sodium: string };
 }

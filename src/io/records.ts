@@ -34,6 +34,8 @@ export const CAPTURE = { OFFSET: 0, LENGTH: 1 } as const;
 
 // The MAC's surface and record layout belong to the core (src/core/mac.ts); the addon implements them.
 export { MAC, MAC_STRIDE } from '../core/mac';
+// Likewise the frame crypto's (src/core/crypto.ts): its record and the byte layout of a key slot.
+export { CRYPTO, CRYPTO_STRIDE, KEY_SLOT } from '../core/crypto';
 
 /** Stride (in u32 words) of one datagram's record in a UdpMux receive batch. */
 export const UDP_RX_STRIDE = 5;
@@ -59,3 +61,5 @@ export const UDP_TX = {
 
 /** One record layout as the addon exports it: STRIDE and the word offset of every field. */
 export type RecordLayout = { readonly STRIDE: number } & { readonly [field: string]: number };
+/** The byte layout of a key-table slot as the addon exports it (layouts.KEY_SLOT). */
+export type KeySlotLayout = { readonly BYTES: number; readonly MASK: number; readonly MAC: number; readonly AEAD: number };

@@ -6,7 +6,6 @@
 #include "capture.h"
 #include "crypto.h"
 #include "injector.h"
-#include "mac.h"
 #include "records.h"
 #include "socket_watcher.h"
 #include "udp_mux.h"
@@ -28,7 +27,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   rsock::Injector::Init(env, exports);
   rsock::SocketWatcher::Init(env, exports);
   rsock::UdpMux::Init(env, exports);
-  rsock::InitMac(env, exports);
   rsock::InitCrypto(env, exports);
   rsock::InitLayouts(env, exports);
   exports.Set("versions", Napi::Function::New<Versions>(env, "versions"));

@@ -16,7 +16,6 @@
   X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kSrcIp, SRC_IP) X(kSrcPort, SRC_PORT)
 #define RSOCK_UDP_TX_WORDS(X) \
   X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kDstIp, DST_IP) X(kDstPort, DST_PORT)
-#define RSOCK_MAC_WORDS(X) X(kOffset, OFFSET) X(kLength, LENGTH) X(kTag, TAG)
 #define RSOCK_CRYPTO_WORDS(X) \
   X(kKey, KEY) X(kOffset, OFFSET) X(kLength, LENGTH) X(kNonceLo, NONCE_LO) X(kNonceHi, NONCE_HI)
 
@@ -42,10 +41,6 @@ enum Word : uint32_t { RSOCK_UDP_RX_WORDS(RSOCK_ENUMERATOR) kStride };
 namespace udp_tx_rec {
 enum Word : uint32_t { RSOCK_UDP_TX_WORDS(RSOCK_ENUMERATOR) kStride };
 }
-// A range for mac.sign()/verify(): the bytes authenticated and where their tag goes.
-namespace mac_rec {
-enum Word : uint32_t { RSOCK_MAC_WORDS(RSOCK_ENUMERATOR) kStride };
-}
 // A frame for crypto.seal()/open()/unmaskHeaders(): its key slot, where its 7-byte header starts, its
 // payload length, and its 64-bit nonce (the frame's stream offset) in two halves.
 namespace crypto_rec {
@@ -57,7 +52,7 @@ namespace key_slot {
 enum Byte : uint32_t { kMask = 0, kMac = 32, kAead = 48, kBytes = 80 };
 }
 
-// Exposes `layouts` = { CAPTURE, TX, UDP_RX, UDP_TX, MAC, CRYPTO }, each { STRIDE, <field>: word, ... },
+// Exposes `layouts` = { CAPTURE, TX, UDP_RX, UDP_TX, CRYPTO }, each { STRIDE, <field>: word, ... },
 // and KEY_SLOT = { BYTES, MASK, MAC, AEAD } (byte offsets).
 void InitLayouts(Napi::Env env, Napi::Object exports);
 

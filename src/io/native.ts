@@ -8,8 +8,6 @@ import * as path from 'path';
 
 export * from './records';
 import type { KeySlotLayout, RecordLayout } from './records';
-export type { Mac } from '../core/mac';
-import type { Mac } from '../core/mac';
 export type { Crypto } from '../core/crypto';
 import type { Crypto } from '../core/crypto';
 
@@ -276,7 +274,6 @@ export interface NativeAddon {
   Injector: new () => Injector;
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
   UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;
-  mac: Mac;
   /** Frame sealing and opening in batches, BLAKE2b and random bytes (libsodium); see src/core/crypto.ts. */
   crypto: Crypto;
   /**
@@ -284,7 +281,7 @@ export interface NativeAddon {
    * no record but the byte layout of a key-table slot (BYTES, then the byte offset of each key).
    */
   layouts: {
-    CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout; MAC: RecordLayout;
+    CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout;
     CRYPTO: RecordLayout; KEY_SLOT: KeySlotLayout;
   };
   /** libpcap and libsodium version strings, for --version and logs. */

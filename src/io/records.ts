@@ -32,8 +32,6 @@ export const CAPTURE_STRIDE = 2;
 /** Word offsets inside one capture record: where the packet's IPv4 bytes lie in the batch's data Buffer. */
 export const CAPTURE = { OFFSET: 0, LENGTH: 1 } as const;
 
-// The MAC's surface and record layout belong to the core (src/core/mac.ts); the addon implements them.
-export { MAC, MAC_STRIDE } from '../core/mac';
 // Likewise the frame crypto's (src/core/crypto.ts): its record and the byte layout of a key slot.
 export { CRYPTO, CRYPTO_STRIDE, KEY_SLOT } from '../core/crypto';
 

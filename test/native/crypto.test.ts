@@ -305,3 +305,10 @@ test('crypto.randomBytes and randomU32: the lengths asked for, not repeating', (
   assert.ok(new Set(u).size > 95);
   assert.ok(u.some((v) => v > 0x7fffffff), 'the top bit is used (unsigned, not int32)');
 });
+
+test('versions() names both libraries', () => {
+  const v = native.versions();
+  assert.deepEqual(Object.keys(v).sort(), ['pcap', 'sodium']);
+  assert.match(v.pcap, /libpcap/);
+  assert.match(v.sodium, /^\d+\.\d+\.\d+/);
+});

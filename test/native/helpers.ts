@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as path from 'node:path';
 import {
-  Capture, CAPTURE, CAPTURE_STRIDE, loadNative, MAC, MAC_STRIDE, TX, TX_STRIDE, UDP_RX, UDP_RX_STRIDE, UDP_TX,
+  Capture, CAPTURE, CAPTURE_STRIDE, loadNative, TX, TX_STRIDE, UDP_RX, UDP_RX_STRIDE, UDP_TX,
   UDP_TX_STRIDE, UdpMux, UdpMuxOptions, WatcherEvent,
 } from '../../src/io/native';
 
@@ -239,13 +239,6 @@ export function listenOnFreePort(w: ReturnType<typeof newWatcher>['watcher']): {
       if (attempt > 20 || !/Address already in use/.test((e as Error).message)) throw e;
     }
   }
-}
-
-// ---------- mac ----------
-
-/** mac records from (offset, length, tag offset) triples. */
-export function macMeta(ranges: Array<[off: number, len: number, tag: number]>): Uint32Array {
-  return packRecords(MAC_STRIDE, MAC, ranges.map(([off, len, tag]) => ({ OFFSET: off, LENGTH: len, TAG: tag })));
 }
 
 // ---------- UDP mux ----------

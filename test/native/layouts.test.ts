@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CAPTURE, CAPTURE_STRIDE, CRYPTO, CRYPTO_STRIDE, KEY_SLOT, MAC, MAC_STRIDE, TX, TX_STRIDE, UDP_RX, UDP_RX_STRIDE,
+  CAPTURE, CAPTURE_STRIDE, CRYPTO, CRYPTO_STRIDE, KEY_SLOT, TX, TX_STRIDE, UDP_RX, UDP_RX_STRIDE,
   UDP_TX, UDP_TX_STRIDE,
 } from '../../src/io/native';
 import { KEY_BYTES } from '../../src/core/crypto';
@@ -15,7 +15,6 @@ test('layouts: the TS record constants equal the addon\'s', () => {
     TX: { STRIDE: TX_STRIDE, ...TX },
     UDP_RX: { STRIDE: UDP_RX_STRIDE, ...UDP_RX },
     UDP_TX: { STRIDE: UDP_TX_STRIDE, ...UDP_TX },
-    MAC: { STRIDE: MAC_STRIDE, ...MAC },
     CRYPTO: { STRIDE: CRYPTO_STRIDE, ...CRYPTO },
     KEY_SLOT: { ...KEY_SLOT },
   });

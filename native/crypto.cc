@@ -58,8 +58,8 @@ bool Overlap(const ByteView& a, const void* b, size_t bLength) {
 }
 
 // Every record is checked before any frame is touched, so a bad record cannot leave a half-sealed
-// batch. `tail` is what each frame needs after its header: payload and tag (seal, open) or nothing
-// (unmaskHeaders, which runs before JS knows the frame's length). Records and keys must not lie inside
+// batch. With withPayload each frame must hold header, LENGTH payload bytes and tagBytes of tag (seal,
+// open); without, the header only (unmaskHeaders, which runs before JS knows the frame's length). Records and keys must not lie inside
 // the bytes being rewritten: a record rewritten mid-batch would escape the checks made here.
 Batch ParseBatch(const Napi::CallbackInfo& info, const std::string& name, bool withPayload, size_t tagBytes) {
   Napi::Env env = info.Env();

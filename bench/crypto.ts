@@ -51,13 +51,6 @@ function main(): void {
     if (ok.some((v) => v !== 1)) throw new Error(`bench: a ${mode} frame did not open`);
     rows.push([`unmaskHeaders ${mode}`, unmask], [`open ${mode}`, both - unmask], [`unmaskHeaders + open ${mode}`, both]);
   }
-  // v1 for comparison: one SipHash-2-4 per frame over header and payload (mac.sign, 15-byte header).
-  const v1 = Buffer.alloc(BATCH * (PAYLOAD + 15));
-  const macMeta = new Uint32Array(BATCH * 3);
-  for (let i = 0; i < BATCH; i++) macMeta.set([i * (PAYLOAD + 15) + 8, PAYLOAD + 7, i * (PAYLOAD + 15)], i * 3);
-  const macKey = Buffer.alloc(16, 1);
-  rows.push(['v1 mac.sign (SipHash only)', nsPerRecord(() => native.mac.sign(macKey, v1, macMeta, BATCH))]);
-
   console.log(`crypto micro-benchmark: ${BATCH} records per call, ${PAYLOAD}-byte payloads, ${os.cpus()[0]?.model.trim()}, libsodium ${native.versions().sodium}`);
   for (const [what, ns] of rows) console.log(`  ${what.padEnd(30)} ${ns.toFixed(0).padStart(6)} ns/record`);
 }

@@ -115,19 +115,13 @@ export interface HandshakeInfo {
    */
   tsOk: boolean;
   /**
-   * The TSval the kernel would put on a segment sent now (getsockopt TCP_TIMESTAMP, read as the
-   * handshake was learned): its millisecond TS clock plus this connection's random offset. It ticks
-   * once per millisecond from here. Linux rounds it down to even (the lowest bit of this getsockopt
-   * tells a microsecond TS clock, 1, from the usual millisecond one), so it may be 1 below the TSval
-   * of a segment the kernel sent at that same moment. Read even when tsOk is false.
+   * The TSval the kernel would put on a segment sent now (getsockopt TCP_TIMESTAMP): its ms clock plus
+   * this connection's random offset. Rounded down to even by Linux (the low bit flags a µs clock).
    */
   tsVal: number;
   /** The TTL the kernel sends this connection's segments with (getsockopt IP_TTL: net.ipv4.ip_default_ttl unless set). */
   ttl: number;
-  /**
-   * The kernel's receive window in bytes, not scaled (TCP_REPAIR_WINDOW rcv_wnd, read in repair mode):
-   * what it would advertise next, as rcvWnd >> rcvWscale in the window field of any segment after the SYNs.
-   */
+  /** The kernel's receive window in bytes, unscaled (TCP_REPAIR_WINDOW rcv_wnd, read in repair mode). */
   rcvWnd: number;
 }
 

@@ -1,7 +1,7 @@
 // Hello extension numbers and the structure checks of the ones whose layout RFCs fix. The ClientHello
 // parser runs every extension it knows through extBodyOk, so a length field anywhere in a hello we
 // accept is consistent: a corrupted one is refused instead of being skipped as opaque.
-import { u16At, u8At } from './tls-record';
+import { isGrease, u16At, u8At } from './tls-record';
 
 export const enum Ext {
   ServerName = 0,
@@ -12,11 +12,14 @@ export const enum Ext {
   Alpn = 16,
   SignedCertTimestamp = 18,
   Padding = 21,
+  EncryptThenMac = 22,
   ExtendedMasterSecret = 23,
   CompressCertificate = 27,
   SessionTicket = 35,
+  EarlyData = 42,
   SupportedVersions = 43,
   PskKeyExchangeModes = 45,
+  PostHandshakeAuth = 49,
   KeyShare = 51,
   /** ALPS, Chrome's application_settings (draft-vvv-tls-alps): the same layout as ALPN. */
   ApplicationSettings = 0x4469,
@@ -33,12 +36,18 @@ function vectorFills(buf: Buffer, p: number, end: number, lenBytes: 1 | 2, unit:
   return n > 0 && n % unit === 0 && p + lenBytes + n === end;
 }
 
-/** ALPN: a u16 list of u8-prefixed, non-empty protocol names, filling the body exactly. */
+/**
+ * ALPN: a u16 list of u8-prefixed protocol names filling the body exactly. RFC 7301 lets names be any
+ * bytes, but every registered one is printable ASCII and the only other kind sent is a 2-byte GREASE
+ * id; holding names to that turns a corrupted name length into a refusal, not a longer odd name.
+ */
 function alpnOk(buf: Buffer, p: number, end: number): boolean {
   if (!vectorFills(buf, p, end, 2, 1)) return false;
   for (p += 2; p < end; ) {
     const n = buf[p];
     if (n === 0 || p + 1 + n > end) return false;
+    const grease = n === 2 && isGrease((buf[p + 1] << 8) | buf[p + 2]);
+    for (let i = p + 1; i <= p + n && !grease; i++) if (buf[i] <= 0x20 || buf[i] >= 0x7f) return false;
     p += 1 + n;
   }
   return true;
@@ -74,11 +83,18 @@ export function extBodyOk(type: number, buf: Buffer, p: number, end: number): bo
       return alpnOk(buf, p, end);
     case Ext.StatusRequest:
       return statusRequestOk(buf, p, end);
+    // Empty by definition in a ClientHello. A session ticket or early data would need a ticket from an
+    // earlier session with this server, and an rsock server never completes a TLS handshake to issue one.
     case Ext.SignedCertTimestamp:
     case Ext.ExtendedMasterSecret:
+    case Ext.EncryptThenMac:
+    case Ext.PostHandshakeAuth:
+    case Ext.SessionTicket:
+    case Ext.EarlyData:
       return p === end;
     default:
-      return true;
+      // BoringSSL's GREASE extensions hold 0 and 1 bytes; other clients send none.
+      return !isGrease(type) || end - p <= 1;
   }
 }
 

@@ -16,7 +16,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 
 # 1. Debian packages: build (libpcap, libsodium, cmake, g++) and tests (the rest).
 packages=(libpcap-dev libsodium-dev cmake g++ make iptables nftables ethtool tcpdump
-  iproute2 kcptun iperf3 conntrack hping3 sockperf socat procps tshark)
+  iproute2 kcptun iperf3 conntrack hping3 sockperf socat procps tshark libndpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

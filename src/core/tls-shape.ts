@@ -1,5 +1,14 @@
-// TEMPORARY placeholder until the tls branch merges.
-export function buildClientHello(_o: Buffer, _off: number, _p: { sni: string; random: Buffer; sessionId: Buffer; keyShare: Buffer; grease: number; padTo?: number }): number { throw new Error('tls-shape not merged'); }
-export function parseClientHello(_b: Buffer, _o: number, _l: number): { random: Buffer; sessionId: Buffer; keyShare: Buffer; sni: string; recordLen: number; sessionIdOff: number } | null { throw new Error('tls-shape not merged'); }
-export function buildServerHello(_o: Buffer, _off: number, _p: { random: Buffer; sessionIdEcho: Buffer; keyShare: Buffer }): number { throw new Error('tls-shape not merged'); }
-export function parseServerHello(_b: Buffer, _o: number, _l: number): { random: Buffer; sessionIdEcho: Buffer; keyShare: Buffer; consumed: number; keyShareOff: number } | null { throw new Error('tls-shape not merged'); }
+// The TLS shape of an rsock connection under --obfs=tls, in one import: the ClientHello and
+// ServerHello+ChangeCipherSpec records that open it, and the application-data record header every
+// frame after them wears. Split over files to keep each small; this one only gathers them.
+export {
+  APP_DATA_HEADER, CCS_RECORD, ContentType, MAX_CIPHERTEXT, MAX_PLAINTEXT, MIN_APP_DATA, RECORD_HEADER,
+  readRecordHeader, sniError, writeAppDataHeader,
+} from './tls-record';
+export type { RecordHeader } from './tls-record';
+export { CH_RANDOM_OFF, CH_SESSION_ID_OFF, CLIENT_HELLO_PAD_TO, buildClientHello, parseClientHello } from './tls-client-hello';
+export type { ClientHelloInfo, ClientHelloParams } from './tls-client-hello';
+export {
+  SERVER_HELLO_LEN, SH_KEY_SHARE_OFF, SH_RANDOM_OFF, SH_SESSION_ID_OFF, buildServerHello, parseServerHello,
+} from './tls-server-hello';
+export type { ServerHelloInfo, ServerHelloParams } from './tls-server-hello';

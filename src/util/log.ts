@@ -7,6 +7,8 @@ const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 export class Logger {
   private fd: number | null = null;
   private readonly lastRate = new Map<string, number>();
+  /** When set, lines go here instead of the file or stderr (tests read what a person would read). */
+  sink: ((line: string) => void) | null = null;
 
   constructor(private level: Level = 'info', file?: string) {
     if (file) this.fd = fs.openSync(file, 'a');
@@ -28,7 +30,8 @@ export class Logger {
   private write(level: Level, msg: string): void {
     if (!this.enabled(level)) return;
     const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}\n`;
-    if (this.fd !== null) fs.writeSync(this.fd, line);
+    if (this.sink) this.sink(line);
+    else if (this.fd !== null) fs.writeSync(this.fd, line);
     else process.stderr.write(line);
   }
 

@@ -20,7 +20,7 @@ export interface SimTunnelOptions {
   durationMs?: number;
   keepaliveMs?: number;
   key?: string;
-  /** Default: --obfs=none --crypt=none (the tls shape has its own tests; set it to run the tunnel through it). */
+  /** Default: the programs' own defaults, --obfs=tls --crypt=none. */
   mode?: WireMode;
   decoy?: string | null;
 }
@@ -43,7 +43,7 @@ export class SimTunnel {
     this.serverHost = this.net.host('server', ipToInt(SERVER_IP));
     this.echo = this.serverHost.udpSocket(TARGET_PORT);
     this.echo.echo = true;
-    const mode = o.mode ?? { obfs: 'none', aead: false };
+    const mode = o.mode ?? { obfs: 'tls', aead: false };
     const common = { key: o.key ?? 'sim-key', mode, durationMs: o.durationMs ?? 30000, keepaliveMs: o.keepaliveMs ?? 2000, ports: o.ports ?? [10001, 10002, 10003], device: 'sim0' };
     this.serverCfg = { ...common, targetHost: '127.0.0.1', targetPort: TARGET_PORT, listenIp: '', decoy: o.decoy ?? null };
     this.clientCfg = { ...common, serverIp: SERVER_IP, connsPerPort: o.connsPerPort ?? 1, ludpHost: '127.0.0.1', ludpPort: LUDP_PORT, localIp: '', sni: 'sim.example' };

@@ -8,6 +8,7 @@ import type { Crypto } from '../../src/core/crypto';
 import { ipToInt } from '../../src/core/ipv4';
 import { ACK, PSH, RST, Segment } from '../../src/core/packet';
 import type { WatcherEvent } from '../../src/io/native';
+import { parseClientHello, parseServerHello } from '../../src/core/tls-shape';
 import { sodiumCrypto } from '../sim/crypto';
 import { SimIo } from '../sim/io';
 import { UdpApp } from '../sim/network';
@@ -45,7 +46,7 @@ function traffic(t: SimTunnel, app: UdpApp, from: number, count: number, size = 
 
 const dataFrom = (t: SimTunnel, who: string) => t.net.wire!.filter((w) => w.from === who && w.seg && w.seg.wireLen > 0);
 
-for (const mode of [{ obfs: 'none', aead: false }, { obfs: 'none', aead: true }] as const) {
+for (const mode of [{ obfs: 'none', aead: false }, { obfs: 'none', aead: true }, { obfs: 'tls', aead: false }, { obfs: 'tls', aead: true }] as const) {
   const opts: SimTunnelOptions = { ports: [10001], mode };
   const name = `obfs=${mode.obfs} crypt=${mode.aead ? 'aead' : 'none'}`;
 
@@ -78,7 +79,10 @@ for (const mode of [{ obfs: 'none', aead: false }, { obfs: 'none', aead: true }]
     t.net.wire = [];
     traffic(t, app, 0, 400, 300, 0);
     const segs = [...dataFrom(t, 'client'), ...dataFrom(t, 'server')].map((w) => w.pkt.subarray(w.pkt.length - w.seg!.wireLen));
-    for (let off = 0; off < 64; off++) {
+    // After the TLS record header (when there is one), which is all a TLS record shows in plain.
+    const skip = mode.obfs === 'tls' ? 5 : 0;
+    if (skip) assert.ok(segs.every((p) => p[0] === 0x17 && p[1] === 3 && p[2] === 3 && p.readUInt16BE(3) === p.length - 5), 'one application-data record per segment');
+    for (let off = skip; off < skip + 64; off++) {
       const counts = new Map<number, number>();
       for (const p of segs) counts.set(p[off], (counts.get(p[off]) ?? 0) + 1);
       const top = Math.max(...counts.values());
@@ -86,7 +90,7 @@ for (const mode of [{ obfs: 'none', aead: false }, { obfs: 'none', aead: true }]
     }
     if (mode.aead) {
       // Encrypted: the zeros of the datagrams are nowhere on the wire.
-      const zeros = segs.filter((p) => p.subarray(100, 200).equals(Buffer.alloc(100))).length;
+      const zeros = segs.filter((p) => p.subarray(105, 200).equals(Buffer.alloc(95))).length;
       assert.equal(zeros, 0);
     }
     await t.stop();
@@ -177,17 +181,21 @@ test('a greeting and Join recorded on one connection and replayed on a new one c
   traffic(t, app, 0, 10);
   const s = stranger(t, '10.9.0.66');
   t.net.wire = [];
-  for (const p of recorded.slice(0, 3)) {
+  const toStranger = () => dataFrom(t, 'server').filter((w) => w.seg!.dstIp === ipToInt('10.9.0.66')).length;
+  s.send(recorded[0]);
+  t.run(50);
+  const flight = toStranger();
+  assert.ok(flight >= 1, 'a replayed greeting gets a fresh answer, as a TLS server would give');
+  for (const p of recorded.slice(1, 4)) {
     s.send(p);
     t.run(20);
   }
   t.run(200);
+  assert.equal(toStranger(), flight, 'nothing answers the replayed Join and frames');
   assert.equal(t.server.sessionCount, 1);
   assert.equal(t.client.liveConnections, 1);
   traffic(t, app, 100, 10);
   assert.equal(deliveries(t).size, 20, 'the real connection was not retired');
-  const answers = dataFrom(t, 'server').filter((w) => w.seg!.dstIp === ipToInt('10.9.0.66'));
-  assert.ok(answers.length <= 1, 'at most a fresh answer to the greeting, nothing after');
   await t.stop();
 });
 
@@ -216,5 +224,40 @@ test('client and server with different --crypt do not connect, and the server ta
   t.run(3000);
   assert.equal(t.client.liveConnections, 0);
   assert.ok(t.server.stats().probes >= 1);
+  await t.stop();
+});
+
+test('obfs=tls: a connection opens with a ClientHello naming the SNI, a ServerHello and ChangeCipherSpec, then records only', async () => {
+  const t = new SimTunnel(crypto, { ports: [10001], mode: { obfs: 'tls', aead: false } });
+  t.net.wire = [];
+  t.up();
+  traffic(t, t.app(), 0, 5);
+  const payload = (w: { pkt: Buffer; seg: Segment | null }) => w.pkt.subarray(w.pkt.length - w.seg!.wireLen);
+  const [ch, ccsJoin, ...rest] = dataFrom(t, 'client').map(payload);
+  const ch0 = parseClientHello(ch, 0, ch.length);
+  assert.ok(ch0, 'the first client payload is a ClientHello');
+  assert.equal(ch0.sni, 'sim.example');
+  assert.equal(ch0.recordLen, ch.length);
+  assert.deepEqual([...ccsJoin.subarray(0, 6)], [0x14, 3, 3, 0, 1, 1], 'ChangeCipherSpec before the first record');
+  const [sh, ...flight] = dataFrom(t, 'server').map(payload);
+  const sh0 = parseServerHello(sh, 0, sh.length);
+  assert.ok(sh0, 'the first server payload is a ServerHello');
+  assert.ok(sh0.sessionIdEcho.equals(ch0.sessionId), 'the session id is echoed');
+  const flightBytes = sh.length + flight.slice(0, 2).reduce((n, p) => n + p.length, 0);
+  assert.ok(flightBytes >= 1800, `the server's first flight is ${flightBytes} bytes, like certificates`);
+  for (const p of [ccsJoin.subarray(6), ...rest, ...flight]) assert.equal(p[0], 0x17, 'application data');
+  await t.stop();
+});
+
+test('obfs=tls server, obfs=none client: the server names the likely cause, the client never connects', async () => {
+  const t = new SimTunnel(crypto, { ports: [10001], mode: { obfs: 'tls', aead: false } });
+  const lines: string[] = [];
+  t.log.setLevel('warn');
+  t.log.sink = (line) => lines.push(line);
+  t.startServer();
+  t.startClient({ mode: { obfs: 'none', aead: false } });
+  t.run(3000);
+  assert.equal(t.client.liveConnections, 0);
+  assert.ok(lines.some((l) => /probe .*--obfs=none greeting, while this end runs --obfs=tls/.test(l)), lines.join('\n'));
   await t.stop();
 });

@@ -15,8 +15,8 @@ let crypto: Crypto;
 before(async () => {
   crypto = await sodiumCrypto();
 });
-/** Frame overhead in the sim's default mode (--obfs=none, no aead). */
-const HEADER = frameOverhead({ obfs: 'none', aead: false });
+/** Frame overhead in the sim's default mode (--obfs=tls, no aead). */
+const HEADER = frameOverhead({ obfs: 'tls', aead: false });
 
 const dgram = (flow: number, i: number, size = 100) => {
   const b = Buffer.alloc(size, i & 0xff);

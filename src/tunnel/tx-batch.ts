@@ -67,7 +67,10 @@ export class TxBatch {
    */
   reserveFrame(link: Link, type: FrameType, arg: number, len: number, now: number, append = false): number {
     const plen = this.padded(type, len);
-    const total = (this.tls ? RECORD_HEADER : 0) + FRAME_HEADER + plen + this.tag;
+    // A datagram of 0 or 1 bytes keeps its length; its record gets bytes after the tag instead (the
+    // reused buffer's previous wire bytes), which the receiver skips.
+    const tail = this.tls ? Math.max(0, MIN_RECORD - FRAME_HEADER - plen - this.tag) : 0;
+    const total = (this.tls ? RECORD_HEADER : 0) + FRAME_HEADER + plen + this.tag + tail;
     this.room(total);
     const tcp = link.tcp;
     const off = this.used;
@@ -75,7 +78,7 @@ export class TxBatch {
     const nonce = tcp.sndOff;
     let hdr = off;
     if (this.tls) {
-      writeRecordHeader(this.data, off, FRAME_HEADER + plen + this.tag);
+      writeRecordHeader(this.data, off, FRAME_HEADER + plen + this.tag + tail);
       hdr += RECORD_HEADER;
     }
     writeHeader(this.data, hdr, type, arg, plen);

@@ -120,15 +120,19 @@ function checkFidelity(r: Run): void {
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 function checkStructure(r: Run, skip: number): void {
-  for (const dir of ['c2s', 's2c'] as const) {
+  // Both directions are measured and printed before anything is asserted, so a failure shows all figures.
+  const res = (['c2s', 's2c'] as const).map((dir) => {
     const payloads = bulkPayloads(r.conns, dir);
     const ob = offsetBias(payloads, skip);
     const lf = lengthFields(payloads, skip);
     console.log(`disguise ${r.name} ${dir}: ${payloads.length} payloads; ${ob.checked} offsets checked, ${ob.flagged.length} with one value in > 10 % ` +
       `(worst ${JSON.stringify(ob.worst)}); length fields: ${lf.flagged.length} of ${lf.checked} (worst ${JSON.stringify(lf.worst)})`);
+    return { dir, n: payloads.length, ob, lf };
+  });
+  for (const { dir, n, ob, lf } of res) {
     assert.ok(ob.checked >= 64, `${r.name} ${dir}: only ${ob.checked} offsets had enough segments to judge`);
     assert.deepEqual(ob.flagged.map((x) => `${x.where} ${x.offset}: 0x${x.value.toString(16)} in ${pct(x.share)}`), [],
-      `${r.name} ${dir}: byte offsets (after ${skip} header bytes) holding one value in more than 10 % of ${payloads.length} segments`);
+      `${r.name} ${dir}: byte offsets (after ${skip} header bytes) holding one value in more than 10 % of ${n} segments`);
     assert.deepEqual(lf.flagged.map((x) => `offset ${x.offset} ${x.endian} = length - ${x.k} in ${pct(x.share)}`), [],
       `${r.name} ${dir}: plaintext length fields (after ${skip} header bytes)`);
   }

@@ -37,3 +37,20 @@ export async function rawSend(topo: Topology, name: string, spec: RawSendSpec): 
   if (!line) throw new Error(`raw-send ${name}: no result\n${r.stderr}`);
   return JSON.parse(line) as RawSendResult;
 }
+
+export interface PokeResult {
+  connected: boolean; connectMs: number; sent: number; received: number; head: string;
+  ended: 'fin' | 'reset' | 'open' | 'refused' | 'error'; endMs: number; error: string;
+}
+
+/** A kernel TCP connection from `role` to `connect` that sends `payloads` (gapMs apart) and waits up to holdMs. */
+export async function tcpPoke(topo: Topology, role: 'client' | 'router' | 'server', connect: string, payloads: Buffer[],
+  o: { gapMs?: number; holdMs?: number } = {}): Promise<PokeResult> {
+  const gap = o.gapMs ?? 200;
+  const hold = o.holdMs ?? 3000;
+  const r = await topo.execHelper(role, 'tcp-poke.js', ['--connect', connect, '--hex', payloads.map((p) => p.toString('hex')).join(','),
+    '--gap', String(gap), '--hold', String(hold)], { timeoutMs: 5000 + payloads.length * gap + hold + 10_000 });
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!line) throw new Error(`tcp-poke: no result\n${r.stderr}`);
+  return JSON.parse(line) as PokeResult;
+}

@@ -3,7 +3,7 @@
 // conntrack holds them (client side before NAT, server side after it).
 import * as path from 'path';
 import { Role, Topology } from './netns';
-import { Proc } from './proc';
+import { Proc, sleep } from './proc';
 import { PORT_MAX, PORT_MIN } from './rsock';
 
 export interface Capture {
@@ -26,9 +26,11 @@ export async function startCapture(topo: Topology, role: Role, dev: string, name
   const maxPackets = o.maxPackets ?? 200_000;
   const maxMs = o.maxMs ?? 60_000;
   const file = path.join(topo.logDir, `${name}.pcap`);
-  // -U: write each packet at once (the file is complete when tcpdump exits); -B: 16 MiB kernel buffer
-  // so a burst of tunnel traffic is not dropped; -n: no name lookups (no traffic leaves the test).
-  const cmd = ['timeout', '-s', 'INT', `${Math.ceil(maxMs / 1000)}`, 'tcpdump', '-i', dev, '-n', '-U', '-B', '16384', '-s', '0',
+  // --immediate-mode: packets reach tcpdump at once (without it, the capture ring hands them over in
+  // blocks, and those still in the ring when tcpdump is stopped are counted but never written);
+  // -U: write each packet at once; -B: 16 MiB kernel buffer so a burst is not dropped; -n: no name
+  // lookups (no traffic leaves the test).
+  const cmd = ['timeout', '-s', 'INT', `${Math.ceil(maxMs / 1000)}`, 'tcpdump', '-i', dev, '-n', '--immediate-mode', '-U', '-B', '16384', '-s', '0',
     '-c', String(maxPackets), '-w', file, ...(o.filter ? [o.filter] : ['tcp'])];
   const proc = topo.spawn(role, cmd, { name: `tcpdump-${name}` });
   await proc.waitFor(/listening on/, 10_000);
@@ -37,7 +39,9 @@ export async function startCapture(topo: Topology, role: Role, dev: string, name
 
 /** Stops a capture (SIGINT to its PID: tcpdump flushes the file) and returns tcpdump's own counts. */
 export async function stopCapture(c: Capture): Promise<CaptureStats> {
-  // timeout(1) passes SIGINT on to tcpdump; stop() falls back to SIGKILL if it does not exit.
+  // A moment for the last packets to be written; then timeout(1) passes SIGINT on to tcpdump, and
+  // stop() falls back to SIGKILL if it does not exit.
+  await sleep(200);
   await c.proc.stop(5000, 'SIGINT');
   const out = c.proc.output();
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);

@@ -54,3 +54,17 @@ export async function tcpPoke(topo: Topology, role: 'client' | 'router' | 'serve
   if (!line) throw new Error(`tcp-poke: no result\n${r.stderr}`);
   return JSON.parse(line) as PokeResult;
 }
+
+export interface CurlResult { exit: number | null; status: number; body: string; ms: number; stderr: string }
+
+/**
+ * curl from a namespace, bounded by --max-time. Exit 52 is "empty reply" (the server closed with a
+ * FIN before answering), 56 a reset, 28 a timeout (a black hole).
+ */
+export async function curlGet(topo: Topology, role: 'client' | 'router' | 'server', url: string, maxSeconds = 10): Promise<CurlResult> {
+  const t0 = Date.now();
+  const r = await topo.exec(role, ['curl', '-sS', '--max-time', String(maxSeconds), '-w', '\n%{http_code}', url],
+    { allowFail: true, timeoutMs: maxSeconds * 1000 + 5000 });
+  const i = r.stdout.lastIndexOf('\n');
+  return { exit: r.code, status: Number(r.stdout.slice(i + 1)) || 0, body: r.stdout.slice(0, Math.max(0, i)), ms: Date.now() - t0, stderr: r.stderr.trim() };
+}

@@ -49,6 +49,14 @@ export function linesMatching(p: Proc, re: RegExp, since = 0): string[] {
   return p.output().slice(since).split('\n').filter((l) => re.test(l));
 }
 
+/**
+ * Lines matching `re` that name one of `endpoints` ("10.201.2.1:41360"): the server's lines about the
+ * real client's connections, not about a prober's or an attacker's connection it may also log.
+ */
+export function linesAbout(p: Proc, re: RegExp, endpoints: string[], since = 0): string[] {
+  return linesMatching(p, re, since).filter((l) => endpoints.some((e) => new RegExp(`${e.replace(/\./g, '\\.')}(?!\\d)`).test(l)));
+}
+
 /** How long a server or client may take to log "ready". */
 export const READY_TIMEOUT_MS = 15_000;
 

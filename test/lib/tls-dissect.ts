@@ -31,7 +31,8 @@ const list = (s: string | undefined) => (s ? s.split(',').filter(Boolean) : []);
  * be a Client Hello naming `sni`, the server's first payload a Server Hello, and every later record
  * application data (a ChangeCipherSpec is allowed in each side's first two payloads, as TLS 1.3's
  * middlebox compatibility sends it). A segment without a record of its own must be part of a record
- * tshark reassembled. Malformed packets and expert errors are counted over the whole file.
+ * tshark reassembled; TCP retransmissions are skipped. Malformed packets and expert errors are counted
+ * over the whole file.
  */
 export async function tsharkTls(file: string, ports: number[], sni: string): Promise<TlsReport> {
   const args = ['tshark', '-r', file, '-n', ...ports.flatMap((p) => ['-d', `tcp.port==${p},tls`]), '-T', 'fields', '-E', 'separator=|',
@@ -57,7 +58,8 @@ export async function tsharkTls(file: string, ports: number[], sni: string): Pro
       s = { stream: id, clientPort: Number(toServer ? sport : dport), serverPort: Number(toServer ? dport : sport), problems: [], sni: undefined, records: 0, seen: { c2s: 0, s2c: 0 } };
       streams.set(id, s);
     }
-    if (Number(tlen) === 0) continue;
+    // A TCP retransmission repeats bytes tshark already dissected (it shows no record again): legitimate.
+    if (Number(tlen) === 0 || /retransmission/i.test(messages ?? '')) continue;
     const dir = toServer ? 'c2s' : 's2c';
     const nth = ++s.seen[dir];
     const types = [...list(ctype), ...list(otype)].map(Number);

@@ -34,7 +34,28 @@ export const LOG = {
   ready: /\bready\b/,
   expired: /\bexpired\b/,
   up: /\bup\b/,
+  /** Client: a connection lost ("connection 3 to port 10004 down: reset ..."). */
+  down: /\bdown\b/,
+  /** Server: a connection of a session ended ("client ab12: connection from ... closed: ..."). */
+  closed: /\bclosed\b/,
+  /** Server: a new session ("client ab12 joined from ..."). */
+  joined: /\bjoined\b/,
+  /** Server: a session's connection retired for a newer one on its slot. */
+  replaced: /\breplaced\b/,
 };
+
+/** Lines of a process's output (from `since`, a Proc.mark()) that match `re`. */
+export function linesMatching(p: Proc, re: RegExp, since = 0): string[] {
+  return p.output().slice(since).split('\n').filter((l) => re.test(l));
+}
+
+/**
+ * Lines matching `re` that name one of `endpoints` ("10.201.2.1:41360"): the server's lines about the
+ * real client's connections, not about a prober's or an attacker's connection it may also log.
+ */
+export function linesAbout(p: Proc, re: RegExp, endpoints: string[], since = 0): string[] {
+  return linesMatching(p, re, since).filter((l) => endpoints.some((e) => new RegExp(`${e.replace(/\./g, '\\.')}(?!\\d)`).test(l)));
+}
 
 /** How long a server or client may take to log "ready". */
 export const READY_TIMEOUT_MS = 15_000;
@@ -59,6 +80,11 @@ export interface RsockOptions {
   taddr?: string;
   /** Client only: its local UDP address (default CLIENT_LUDP). */
   ludp?: string;
+  /** Protocol v2 (issue 7): --obfs=tls|none, --sni=NAME (client), --decoy=HOST:PORT (server), --crypt=none|aead. */
+  obfs?: 'tls' | 'none';
+  sni?: string;
+  decoy?: string;
+  crypt?: 'none' | 'aead';
   /** Further arguments, verbatim. */
   extra?: string[];
 }
@@ -74,6 +100,10 @@ function common(topo: TunnelHost, o: RsockOptions, dev: string): string[] {
   if (o.duration !== undefined) a.push(`--duration=${o.duration}`);
   if (o.keepalive !== undefined) a.push(`--keepalive=${o.keepalive}`);
   if (o.verbose) a.push('-v');
+  if (o.obfs !== undefined) a.push(`--obfs=${o.obfs}`);
+  if (o.sni !== undefined) a.push(`--sni=${o.sni}`);
+  if (o.decoy !== undefined) a.push(`--decoy=${o.decoy}`);
+  if (o.crypt !== undefined) a.push(`--crypt=${o.crypt}`);
   return a.concat(o.extra ?? []);
 }
 

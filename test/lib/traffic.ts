@@ -6,6 +6,8 @@ import { CLIENT_LUDP, SERVER_TARGET } from './rsock';
 export interface EchoResult {
   sent: number; received: number; bad: number; dup: number; sendErrors: number; ratio: number;
   rttMs: { p50: number; p99: number; max: number }; elapsedMs: number;
+  /** Longest time while sending in which no echo arrived. */
+  maxGapMs: number;
 }
 export interface UntilEchoResult { ok: boolean; ms: number; at: number; sent: number }
 export interface PipeResult { op: string; bytes: number; sha256: string; ms: number; remote?: string; complete?: boolean; error?: string }
@@ -23,17 +25,53 @@ export async function startUdpEcho(topo: Topology, bind = SERVER_TARGET, role: R
   return p;
 }
 
-export interface EchoOptions { to?: string; count?: number; min?: number; max?: number; rate?: number; waitMs?: number; role?: Role }
+export interface EchoOptions {
+  to?: string; count?: number; min?: number; max?: number; rate?: number; waitMs?: number; role?: Role;
+  /** Random bytes of random sizes instead of the checked pattern (no structure of ours on the wire). */
+  random?: boolean;
+}
 
-/** Sends datagrams of mixed sizes and checks their echoes (default: into the client's --ludp). */
-export async function udpEcho(topo: Topology, o: EchoOptions = {}): Promise<EchoResult> {
+function echoArgs(o: EchoOptions): { args: string[]; boundMs: number } {
   const count = o.count ?? 200;
   const rate = o.rate ?? 500;
   const waitMs = o.waitMs ?? 3000;
   const args = ['echo', '--to', o.to ?? CLIENT_LUDP, '--count', String(count), '--min', String(o.min ?? 16),
-    '--max', String(o.max ?? 1200), '--rate', String(rate), '--wait', String(waitMs)];
-  const r = await topo.execHelper(o.role ?? 'client', 'udp-probe.js', args, { timeoutMs: (count / rate) * 1000 + waitMs + 10_000 });
+    '--max', String(o.max ?? 1200), '--rate', String(rate), '--wait', String(waitMs), ...(o.random ? ['--random', '1'] : [])];
+  return { args, boundMs: (count / rate) * 1000 + waitMs + 10_000 };
+}
+
+/** Sends datagrams of mixed sizes and checks their echoes (default: into the client's --ludp). */
+export async function udpEcho(topo: Topology, o: EchoOptions = {}): Promise<EchoResult> {
+  const { args, boundMs } = echoArgs(o);
+  const r = await topo.execHelper(o.role ?? 'client', 'udp-probe.js', args, { timeoutMs: boundMs });
   return lastJson<EchoResult>(r.stdout, 'udp-probe echo');
+}
+
+/** An echo run in the background (while the test disturbs the tunnel); read it with echoFlowResult. */
+export interface EchoFlow { proc: Proc; boundMs: number }
+
+export function startEchoFlow(topo: Topology, o: EchoOptions = {}, name = 'echo-flow'): EchoFlow {
+  const { args, boundMs } = echoArgs(o);
+  return { proc: topo.spawnHelper(o.role ?? 'client', 'udp-probe.js', args, name), boundMs };
+}
+
+/** Waits (bounded by the run's own length) for a background echo run and returns its result. */
+export async function echoFlowResult(f: EchoFlow): Promise<EchoResult> {
+  if (!(await f.proc.waitExit(f.boundMs))) {
+    await f.proc.stop();
+    throw new Error(`${f.proc.name} did not finish within ${f.boundMs} ms`);
+  }
+  return lastJson<EchoResult>(f.proc.stdout(), f.proc.name);
+}
+
+export interface EchoTargetStats { echoed: number; sunk: number; dupes: number; distinct: number }
+
+/** The echo target's counters (SIGUSR2 to its PID), including datagrams it received twice. */
+export async function echoTargetStats(echo: Proc): Promise<EchoTargetStats> {
+  const mark = echo.mark();
+  echo.signal('SIGUSR2');
+  const line = await echo.waitFor(/"stats"/, 5000, mark);
+  return (JSON.parse(line) as { stats: EchoTargetStats }).stats;
 }
 
 /** Probes every intervalMs until an echo comes back; resolves with the time of the first echo. */

@@ -1,8 +1,11 @@
 // UDP client for the tests, run inside a namespace. Prints one JSON result line on stdout.
 //
-//   udp-probe echo --to H:P [--count 200] [--min 16] [--max 1200] [--rate 500] [--wait 3000]
+//   udp-probe echo --to H:P [--count 200] [--min 16] [--max 1200] [--rate 500] [--wait 3000] [--random 1]
 //       Sends `count` datagrams of mixed sizes at `rate` per second, checks every echo byte for byte.
-//       Result: {sent, received, bad, dup, sendErrors, ratio, rttMs:{p50,p99,max}, elapsedMs}
+//       --random 1: every datagram is random bytes of a random size in min..max (no header, so a
+//       capture of the tunnel shows rsock's own structure, not ours); echoes are matched by content.
+//       Result: {sent, received, bad, dup, sendErrors, ratio, rttMs:{p50,p99,max}, elapsedMs, maxGapMs}
+//       maxGapMs: the longest time, from the first send to the last, in which no echo arrived.
 //   udp-probe until-echo --to H:P [--interval 50] [--timeout 30000] [--size 64]
 //       Sends a probe every `interval` ms until a correct echo arrives. Result: {ok, ms, at, sent}
 //       (`at` = Date.now() when the echo arrived).
@@ -10,6 +13,7 @@
 //       One-direction traffic: "sink" datagrams the echo target does not answer. Result: {sent}
 //
 // All datagrams of one run leave from one socket, i.e. they form one flow for the tunnel.
+import * as crypto from 'crypto';
 import * as dgram from 'dgram';
 import { checkDatagram, makeDatagram, mixedSize, MAGIC_ECHO, MAGIC_SINK } from './payload';
 import { numOpt, parseArgs, splitHostPort } from './args';
@@ -40,6 +44,20 @@ async function main(): Promise<void> {
     const max = numOpt(opts, 'max', 1200);
     const rate = numOpt(opts, 'rate', 500);
     const wait = numOpt(opts, 'wait', 3000);
+    const random = opts.get('random') === '1';
+    // Random mode: the datagrams sent, by their first 8 bytes (random, so unique in practice).
+    const sentRandom = new Map<string, { seq: number; buf: Buffer }>();
+    const makeRandom = (seq: number): Buffer => {
+      const b = crypto.randomBytes(min + crypto.randomInt(max - min + 1));
+      sentRandom.set(b.toString('hex', 0, 8), { seq, buf: b });
+      return b;
+    };
+    const matchRandom = (msg: Buffer): number => {
+      const e = msg.length >= 8 ? sentRandom.get(msg.toString('hex', 0, 8)) : undefined;
+      return e && e.buf.equals(msg) ? e.seq : -1;
+    };
+    let lastArrival = 0;
+    let maxGap = 0;
     const sentAt = new Float64Array(count);
     const got = new Uint8Array(count);
     const rtts: number[] = [];
@@ -51,8 +69,11 @@ async function main(): Promise<void> {
     let resolveAll!: () => void;
     const allIn = new Promise<void>((r) => { resolveAll = r; });
     sock.on('message', (msg) => {
-      const seq = checkDatagram(msg, MAGIC_ECHO, tag);
+      const seq = random ? matchRandom(msg) : checkDatagram(msg, MAGIC_ECHO, tag);
       if (seq < 0 || seq >= count) { bad++; return; }
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - lastArrival);
+      lastArrival = now;
       if (got[seq]) { dup++; return; }
       got[seq] = 1;
       received++;
@@ -64,13 +85,16 @@ async function main(): Promise<void> {
         const due = Math.min(count, Math.floor(((performance.now() - t0) / 1000) * rate) + 1);
         while (sent < due) {
           sentAt[sent] = performance.now();
-          send(makeDatagram(MAGIC_ECHO, sent, mixedSize(sent, min, max), tag));
+          if (sent === 0) lastArrival = sentAt[0];
+          send(random ? makeRandom(sent) : makeDatagram(MAGIC_ECHO, sent, mixedSize(sent, min, max), tag));
           sent++;
         }
         if (sent >= count) { clearInterval(tick); resolve(); }
       }, 2);
     });
     let timer: NodeJS.Timeout | undefined;
+    // A stall that lasts to the end of sending is a gap too.
+    maxGap = Math.max(maxGap, performance.now() - lastArrival);
     await Promise.race([allIn, new Promise<void>((r) => { timer = setTimeout(r, wait); })]);
     clearTimeout(timer);
     rtts.sort((a, b) => a - b);
@@ -78,7 +102,7 @@ async function main(): Promise<void> {
     out({
       mode, sent, received, bad, dup, sendErrors, ratio: received / count,
       rttMs: { p50: r3(percentile(rtts, 50)), p99: r3(percentile(rtts, 99)), max: r3(rtts[rtts.length - 1] ?? NaN) },
-      elapsedMs: Math.round(performance.now() - t0),
+      elapsedMs: Math.round(performance.now() - t0), maxGapMs: Math.round(maxGap),
     });
   } else if (mode === 'until-echo') {
     const interval = numOpt(opts, 'interval', 50);

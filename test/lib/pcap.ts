@@ -1,0 +1,130 @@
+// A small reader for the pcap files tcpdump writes in the tests (Ethernet or Linux cooked link
+// layer, IPv4, TCP), so the wire analyses need no dissector: every header field and every TCP
+// option is read here from the bytes as they crossed the router.
+import * as fs from 'fs';
+
+export interface TcpPacket {
+  /** Index in the capture file, from 0. */
+  index: number;
+  /** Capture time in ms (fractional). */
+  timeMs: number;
+  src: string; dst: string; sport: number; dport: number;
+  ttl: number; df: boolean; ipId: number;
+  seq: number; ack: number;
+  /** TCP flags byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128). */
+  flags: number;
+  window: number;
+  /** TCP timestamp option, when present. */
+  ts?: { val: number; ecr: number };
+  /** Raw option kinds in order (NOP 1, MSS 2, WS 3, SACK_OK 4, TS 8, ...). */
+  optionKinds: number[];
+  payload: Buffer;
+  /** The whole IPv4 packet (header, TCP header and payload) as captured. */
+  ip: Buffer;
+  /** The whole link-layer frame as captured. */
+  frame: Buffer;
+}
+
+export const FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10;
+
+const LINKTYPE_ETHERNET = 1;
+const LINKTYPE_LINUX_SLL = 113;
+
+function ipText(b: Buffer, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+/** Parses one IPv4+TCP packet; undefined for anything else (ARP, UDP, fragments, truncated). */
+export function parseIpTcp(ip: Buffer): Omit<TcpPacket, 'index' | 'timeMs' | 'frame'> | undefined {
+  if (ip.length < 20 || ip[0] >> 4 !== 4) return undefined;
+  const ihl = (ip[0] & 0x0f) * 4;
+  const total = ip.readUInt16BE(2);
+  if (ip[9] !== 6 || ihl < 20 || ip.length < ihl + 20) return undefined;
+  const fragOff = ip.readUInt16BE(6) & 0x1fff;
+  if (fragOff !== 0) return undefined;
+  const t = ihl;
+  const doff = (ip[t + 12] >> 4) * 4;
+  const end = Math.min(ip.length, total || ip.length);
+  if (doff < 20 || t + doff > end) return undefined;
+  const optionKinds: number[] = [];
+  let ts: { val: number; ecr: number } | undefined;
+  for (let o = t + 20; o < t + doff;) {
+    const kind = ip[o];
+    optionKinds.push(kind);
+    if (kind === 0) break;
+    if (kind === 1) { o++; continue; }
+    const len = ip[o + 1];
+    if (len < 2 || o + len > t + doff) break;
+    if (kind === 8 && len === 10) ts = { val: ip.readUInt32BE(o + 2), ecr: ip.readUInt32BE(o + 6) };
+    o += len;
+  }
+  return {
+    src: ipText(ip, 12), dst: ipText(ip, 16), sport: ip.readUInt16BE(t), dport: ip.readUInt16BE(t + 2),
+    ttl: ip[8], df: (ip.readUInt16BE(6) & 0x4000) !== 0, ipId: ip.readUInt16BE(4),
+    seq: ip.readUInt32BE(t + 4), ack: ip.readUInt32BE(t + 8), flags: ip[t + 13], window: ip.readUInt16BE(t + 14),
+    ts, optionKinds, payload: ip.subarray(t + doff, end), ip: ip.subarray(0, end),
+  };
+}
+
+/** Reads every IPv4/TCP packet of a pcap file (microsecond or nanosecond, either byte order). */
+export function readPcap(file: string): TcpPacket[] {
+  const b = fs.readFileSync(file);
+  if (b.length < 24) return [];
+  const magicLE = b.readUInt32LE(0);
+  let le: boolean;
+  let nano: boolean;
+  if (magicLE === 0xa1b2c3d4 || magicLE === 0xa1b23c4d) { le = true; nano = magicLE === 0xa1b23c4d; }
+  else if (b.readUInt32BE(0) === 0xa1b2c3d4 || b.readUInt32BE(0) === 0xa1b23c4d) { le = false; nano = b.readUInt32BE(0) === 0xa1b23c4d; }
+  else throw new Error(`${file}: not a pcap file (pcapng is not read here; tcpdump -w writes pcap)`);
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const link = u32(20) & 0xffff;
+  if (link !== LINKTYPE_ETHERNET && link !== LINKTYPE_LINUX_SLL) throw new Error(`${file}: link type ${link} not supported`);
+  const out: TcpPacket[] = [];
+  let index = 0;
+  for (let o = 24; o + 16 <= b.length; index++) {
+    const sec = u32(o);
+    const frac = u32(o + 4);
+    const incl = u32(o + 8);
+    const frame = b.subarray(o + 16, Math.min(b.length, o + 16 + incl));
+    o += 16 + incl;
+    let ipOff: number;
+    let etherType: number;
+    if (link === LINKTYPE_ETHERNET) {
+      if (frame.length < 14) continue;
+      etherType = frame.readUInt16BE(12);
+      ipOff = 14;
+      if (etherType === 0x8100 && frame.length >= 18) { etherType = frame.readUInt16BE(16); ipOff = 18; }
+    } else {
+      if (frame.length < 16) continue;
+      etherType = frame.readUInt16BE(14);
+      ipOff = 16;
+    }
+    if (etherType !== 0x0800) continue;
+    const p = parseIpTcp(frame.subarray(ipOff));
+    if (!p) continue;
+    out.push({ ...p, index, timeMs: sec * 1000 + (nano ? frac / 1e6 : frac / 1e3), frame });
+  }
+  return out;
+}
+
+/** Writes link-layer frames as a microsecond pcap (Ethernet), e.g. a subset of a capture to replay. */
+export function writePcap(file: string, frames: Array<{ timeMs: number; frame: Buffer }>): void {
+  const parts: Buffer[] = [];
+  const gh = Buffer.alloc(24);
+  gh.writeUInt32LE(0xa1b2c3d4, 0);
+  gh.writeUInt16LE(2, 4);
+  gh.writeUInt16LE(4, 6);
+  gh.writeUInt32LE(262144, 16);
+  gh.writeUInt32LE(LINKTYPE_ETHERNET, 20);
+  parts.push(gh);
+  for (const f of frames) {
+    const h = Buffer.alloc(16);
+    const us = Math.round(f.timeMs * 1000);
+    h.writeUInt32LE(Math.floor(us / 1e6), 0);
+    h.writeUInt32LE(us % 1e6, 4);
+    h.writeUInt32LE(f.frame.length, 8);
+    h.writeUInt32LE(f.frame.length, 12);
+    parts.push(h, f.frame);
+  }
+  fs.writeFileSync(file, Buffer.concat(parts));
+}

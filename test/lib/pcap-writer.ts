@@ -39,30 +39,34 @@ export function inetChecksum(...runs: Buffer[]): number {
   return ~sum & 0xffff;
 }
 
-export class PcapWriter {
-  private readonly parts: Buffer[] = [];
+/** Offsets inside a frame written by TcpFlow: Ethernet 14, IPv4 20. */
+export const TCP_AT = 14 + 20;
 
-  constructor() {
-    const h = Buffer.alloc(24);
-    h.writeUInt32LE(0xa1b2c3d4, 0);
-    h.writeUInt16LE(2, 4);
-    h.writeUInt16LE(4, 6);
-    h.writeUInt32LE(65535, 16);
-    h.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
-    this.parts.push(h);
-  }
+export class PcapWriter {
+  /** Ethernet frames in order; a test may spoil one before saving, to see an observer object. */
+  readonly frames: { data: Buffer; timeUs: number }[] = [];
 
   frame(data: Buffer, timeUs: number): void {
-    const h = Buffer.alloc(16);
-    h.writeUInt32LE(Math.floor(timeUs / 1e6), 0);
-    h.writeUInt32LE(Math.floor(timeUs % 1e6), 4);
-    h.writeUInt32LE(data.length, 8);
-    h.writeUInt32LE(data.length, 12);
-    this.parts.push(h, data);
+    this.frames.push({ data, timeUs });
   }
 
   toBuffer(): Buffer {
-    return Buffer.concat(this.parts);
+    const g = Buffer.alloc(24);
+    g.writeUInt32LE(0xa1b2c3d4, 0);
+    g.writeUInt16LE(2, 4);
+    g.writeUInt16LE(4, 6);
+    g.writeUInt32LE(65535, 16);
+    g.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
+    const parts: Buffer[] = [g];
+    for (const { data, timeUs } of this.frames) {
+      const h = Buffer.alloc(16);
+      h.writeUInt32LE(Math.floor(timeUs / 1e6), 0);
+      h.writeUInt32LE(Math.floor(timeUs % 1e6), 4);
+      h.writeUInt32LE(data.length, 8);
+      h.writeUInt32LE(data.length, 12);
+      parts.push(h, data);
+    }
+    return Buffer.concat(parts);
   }
 
   save(path: string): void {

@@ -2,13 +2,13 @@
 // spreads them over fake-TCP connections to every server port; replies go back to each flow's source.
 // The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
-import { CloseReason, FrameType, JOIN_LEN, PROTOCOL_VERSION, WireMode, writeJoin } from '../core/frame';
-import { checkServerGreeting, clientGreeting } from '../core/greeting';
+import { CloseReason, FrameType, WireMode } from '../core/frame';
 import { intToIp, ipToInt } from '../core/ipv4';
-import { Link, linkFromHandshake } from '../core/link';
+import { linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
 import { ClientFlows, flowSource } from './client-flows';
+import { ClientGreeter, GreetingLink } from './client-greeting';
 import { Engine, EngineHandler } from './engine';
 import { TunnelIo, WatcherEvent } from './io';
 
@@ -29,22 +29,15 @@ export interface ClientConfig {
   keepaliveMs: number;
 }
 
-interface ClientLink extends Link {
+interface ClientLink extends GreetingLink {
   slot: Slot<ClientLink>;
-  /** Our greeting, kept for retransmission until the server answers; then only the nonce matters. */
-  hello: { bytes: Buffer; nonce: Buffer; seq: number; sentAt: number; rtoMs: number };
 }
-
-/** The greeting is retransmitted like a TCP segment: after this, doubling (the kernel's minimum RTO is 200 ms). */
-const GREETING_RTO_MS = 300;
-/** TLS 1.3 middlebox compatibility: the client's ChangeCipherSpec before its first encrypted record. */
-const CHANGE_CIPHER_SPEC = Buffer.from([0x14, 3, 3, 0, 1, 1]);
-
 
 export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<ClientLink> {
   private readonly engine: Engine<ClientLink>;
   private readonly pool: ClientPool<ClientLink>;
   private readonly flows: ClientFlows;
+  private readonly greeter: ClientGreeter<ClientLink>;
   private ludpId = -1;
   readonly sessionId: number;
   private everUp = false;
@@ -79,6 +72,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       { ...DEFAULT_POOL_OPTIONS, keepaliveMs, deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500) },
       this,
     );
+    this.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId });
   }
 
   /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
@@ -157,35 +151,28 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       this.engine.watcher.close(ev.fd);
       return;
     }
-    const g = clientGreeting(this.io.crypto, this.engine.keys, this.cfg.mode.obfs, this.cfg.sni);
     const base = linkFromHandshake(ev, this.cfg.mode, this.engine.extras(ev), now);
-    const link: ClientLink = { ...base, slot, hello: { bytes: g.bytes, nonce: g.nonce, seq: base.tcp.sndNxt, sentAt: now, rtoMs: GREETING_RTO_MS } };
+    const link: ClientLink = { ...base, slot, slotId: slot.id, hello: this.greeter.create(now) };
     this.engine.add(link);
     this.log.debug(`port ${ev.remotePort}: tcp up from ${intToIp(ev.localIp)}:${ev.localPort}, greeting`);
-    this.engine.tx.raw(link.tcp, g.bytes, now);
     this.pool.onConnected(ev.fd, link, now);
   }
 
   /** The server's answer to our greeting: then the connection's keys, and Join. */
   onGreeting(link: ClientLink, buf: Buffer, off: number, len: number, at: number, now: number): number {
     if (at !== 0 || link.wire.rxSlot >= 0) return -1;
-    const r = checkServerGreeting(this.io.crypto, this.engine.keys, this.cfg.mode.obfs, link.hello.nonce, buf, off, len);
-    if (!r.ok) {
-      this.log.rateLimited('warn', 'badanswer', 10000, `the server on port ${link.tcp.remote.port} answered with ${r.why}: --key, --obfs and --crypt must be the same on both ends`);
-      this.pool.onLost(link.slot, now, `the server's answer is ${r.why}`);
+    const r = this.greeter.answer(link, buf, off, len);
+    if (typeof r === 'string') {
+      this.log.rateLimited('warn', 'badanswer', 10000, `the server on port ${link.tcp.remote.port} answered with ${r}: --key, --obfs and --crypt must be the same on both ends`);
+      this.pool.onLost(link.slot, now, `the server's answer is ${r}`);
       return -1;
     }
-    this.engine.installKeys(link, link.hello.nonce, r.nonce, r.consumed);
-    this.sendJoin(link, now, true);
-    return r.consumed;
+    return r;
   }
 
-  private sendJoin(link: ClientLink, now: number, first: boolean): void {
-    const tx = this.engine.tx;
-    const tls = this.cfg.mode.obfs === 'tls';
-    if (first && tls) tx.raw(link.tcp, CHANGE_CIPHER_SPEC, now);
-    const off = tx.reserveFrame(link, FrameType.Join, this.sessionId, JOIN_LEN, now, first && tls);
-    writeJoin(tx.buffer, off, { version: PROTOCOL_VERSION, keepaliveMs: this.cfg.keepaliveMs, slot: link.slot.id });
+  /** Join goes out once the server's answer is in our ack. */
+  afterGreeting(link: ClientLink, now: number): void {
+    if (link.wire.txSlot >= 0) this.greeter.sendJoin(link, now, true);
   }
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
@@ -208,6 +195,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   }
 
   onTick(now: number): void {
+    this.greeter.tick(now, (link) => link.slot.link === link);
     this.pool.tick(now);
     this.flows.sweep(now, (flow) => {
       this.counters.flowsExpired++;
@@ -226,19 +214,9 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     else this.engine.watcher.close(fd);
   }
 
-  /** Called every 100 ms until Joined: retransmits the greeting on TCP's schedule, or repeats Join once keyed. */
+  /** Called every 100 ms until Joined. */
   sendHello(slot: Slot<ClientLink>): void {
-    const link = slot.link!;
-    const now = this.io.clock();
-    if (link.wire.txSlot >= 0) {
-      this.sendJoin(link, now, false);
-      return;
-    }
-    const h = link.hello;
-    if (now - h.sentAt < h.rtoMs) return;
-    h.sentAt = now;
-    h.rtoMs *= 2;
-    this.engine.tx.raw(link.tcp, h.bytes, now, h.seq);
+    this.greeter.step(slot.link!, this.io.clock());
   }
 
   sendPing(slot: Slot<ClientLink>, nonce: number): void {

@@ -30,6 +30,7 @@ export interface EngineHandler<L extends Link> {
   onFrame(link: L, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void;
   /** The peer's handshake message (see RxHandler.onGreeting). */
   onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number;
+  afterGreeting(link: L, now: number): void;
   /** The peer or the path ended the link (reset, FIN, Close); what had to be answered was answered. */
   onLinkLost(link: L, reason: string, now: number): void;
   onSocketEvent(ev: WatcherEvent, now: number): void;
@@ -181,6 +182,16 @@ export class Engine<L extends Link> implements RxHandler<L> {
 
   onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number {
     return this.handler.onGreeting(link, buf, off, len, at, now);
+  }
+
+  afterGreeting(link: L, now: number): void {
+    this.handler.afterGreeting(link, now);
+  }
+
+  /** The peer's TSval from the kernel handshake, if the capture has shown it by now. */
+  handshakeTs(link: L): number | undefined {
+    const t = link.tcp;
+    return this.rxPath?.handshakeTs(t.remote.ip, t.remote.port, t.local.port);
   }
 
   onChallenge(link: L, now: number): void {

@@ -23,6 +23,8 @@ export interface RxHandler<L extends Link> {
    * when the segment is to be ignored.
    */
   onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number;
+  /** The greeting's bytes are in our ack now: what answers it may go out (so that it acks them). */
+  afterGreeting(link: L, now: number): void;
 }
 
 export interface RxStats {
@@ -111,6 +113,7 @@ export class RxPath<L extends Link> {
       const used = this.handler.onGreeting(link, data, off, seg.payloadLen, at, now);
       if (used < 0) return;
       link.tcp.acceptData(seg, now);
+      this.handler.afterGreeting(link, now);
       if (used >= seg.payloadLen || w.rxSlot < 0) return;
       off += used;
       at += used;

@@ -124,12 +124,20 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     const answer = serverGreeting(this.io.crypto, this.engine.keys, mode.obfs, r);
     this.engine.installKeys(link, r.nonce, answer.nonce, r.consumed);
     link.greeting = { client: Buffer.from(buf.subarray(off, off + len)), answer: answer.bytes, answerSeq: link.tcp.sndNxt };
+    return r.consumed;
+  }
+
+  /** Our answer goes out once the greeting is in our ack, like a real server's ServerHello. */
+  afterGreeting(link: SessionLink, now: number): void {
+    const g = link.greeting;
+    if (!g || link.session) return;
     const tx = this.engine.tx;
-    tx.raw(link.tcp, answer.bytes, now);
-    if (mode.obfs === 'tls') {
+    g.answerSeq = link.tcp.sndNxt;
+    tx.raw(link.tcp, g.answer, now);
+    if (this.cfg.mode.obfs === 'tls') {
       // The rest of a TLS server's first flight: records of random length, the first filling the segment.
       let left = FLIGHT_MIN + (this.io.crypto.randomU32() % FLIGHT_SPREAD);
-      let first = Math.max(0, Math.min(left, link.maxDatagram - answer.bytes.length));
+      let first = Math.max(0, Math.min(left, link.maxDatagram - g.answer.length));
       const pad = this.io.crypto.randomBytes(link.maxDatagram);
       tx.frame(link, FrameType.Padding, 0, pad, 0, first, now, true);
       left -= first;
@@ -139,7 +147,6 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         left -= first;
       }
     }
-    return r.consumed;
   }
 
   onFrame(link: SessionLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {

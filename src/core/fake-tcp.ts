@@ -1,7 +1,7 @@
 // The TCP half of a tunnel connection, after the kernel's handshake: what seq, ack and window each
 // injected segment carries, when a pure ACK is due, and what an incoming RST or FIN means.
 // Pure: it takes segments and times, and answers with values; the caller does the I/O.
-import { ACK, FIN, PSH, RST, Segment } from './packet';
+import { ACK, FIN, PSH, RST, Segment, SYN } from './packet';
 import type { OutSegment } from './out-segment';
 import { OPT_TIMESTAMPS } from './out-segment';
 import { seqAdd, seqDiff } from './seq';
@@ -17,10 +17,7 @@ export const enum TcpState {
   Closed = 'CLOSED',
 }
 
-export interface Endpoint {
-  ip: number;
-  port: number;
-}
+export type Endpoint = { ip: number; port: number };
 
 export interface FakeTcpInit {
   local: Endpoint;
@@ -46,10 +43,7 @@ export interface FakeTcpInit {
 export const ACK_EVERY_SEGMENTS = 32;
 export const ACK_EVERY_BYTES = 64 * 1024;
 export const ACK_DELAY_MS = 20;
-/**
- * How far ahead of rcvNxt a segment's seq may be and still count. The peer never has more than its
- * unacked bytes in flight; a wider distance is a forged or stale segment.
- */
+/** How far from rcvNxt a data segment's seq may be and still count; farther is forged or stale. */
 export const RECV_WINDOW = 16 * 1024 * 1024;
 /** The largest window field. Scaled by the handshake's window scale it is what conntrack needs (FAKE-TCP-FACTS.md). */
 export const WINDOW_FIELD = 0xffff;
@@ -94,8 +88,9 @@ export class FakeTcp {
   private readonly tsOk: boolean;
   private readonly tsBase: number;
   private readonly tsStart: number;
-  /** The peer's latest TSval from a segment we took in: our TSecr. */
+  /** The peer's latest TSval from a segment we took in: our TSecr; tsKnown once one was seen. */
   tsRecent: number;
+  tsKnown: boolean;
   private window: number;
   private readonly wscale: number;
   private readonly ttl: number;
@@ -114,6 +109,7 @@ export class FakeTcp {
     this.tsBase = (init.tsVal ?? 0) >>> 0;
     this.tsStart = init.now;
     this.tsRecent = (init.tsRecent ?? 0) >>> 0;
+    this.tsKnown = init.tsRecent !== undefined;
     this.wscale = init.rcvWscale ?? 0;
     this.window = Math.max(1, Math.min(WINDOW_FIELD, (init.rcvWnd ?? WINDOW_FIELD << this.wscale) >>> this.wscale));
     this.ttl = init.ttl ?? 64;
@@ -137,18 +133,19 @@ export class FakeTcp {
     return true;
   }
 
-  get open(): boolean {
-    return this.state === TcpState.Established;
-  }
+  get open(): boolean { return this.state === TcpState.Established; }
 
-  /**
-   * Classifies an incoming segment of this 4-tuple. Data is not acknowledged here: only frames that
-   * pass the MAC may move rcvNxt (acceptData), so a forged segment can never push our ack out of the
-   * window that conntrack tracks.
-   */
+  /** Classifies a segment of this 4-tuple. Only frames that open may move rcvNxt (acceptData): a forged
+   * segment can never push our ack out of the window that conntrack tracks. */
   onSegment(seg: Segment, now: number): SegmentVerdict {
     if (this.state === TcpState.Closed) return 'ignore';
     const d = seqDiff(seg.seq, this.rcvNxt);
+    if (seg.flags & SYN) {
+      // The kernel handshake's SYN(-ACK), seen by the capture after the kernel reported the connection:
+      // its TSval is what the kernel's last ACK echoed, so our first segment echoes it too.
+      if (d === -1 && !this.tsKnown) this.noteTs(seg);
+      return 'ignore';
+    }
     if (seg.flags & RST) {
       // RFC 5961 §3: only the exact seq resets (a router's reset copies our ack into its seq); one in
       // the window draws a challenge ACK, which a real peer or middlebox answers with an exact RST.
@@ -188,7 +185,9 @@ export class FakeTcp {
   }
 
   private noteTs(seg: Segment): void {
-    if (seg.hasTs) this.tsRecent = seg.tsVal;
+    if (!seg.hasTs) return;
+    this.tsRecent = seg.tsVal;
+    this.tsKnown = true;
   }
 
   /** Records a segment whose frames verified: advances the ack and the ACK cadence counters. */
@@ -288,7 +287,7 @@ export class FakeTcp {
     );
   }
 
-  /** Marks the connection closed without sending anything (dead path, local decision). */
+  /** Closed without a word on the wire (dead path, local decision). */
   abort(reason: string): void {
     if (this.state !== TcpState.Closed) {
       this.state = TcpState.Closed;

@@ -56,10 +56,12 @@ export class ClientGreeter<L extends GreetingLink> {
   private start(link: L, now: number): void {
     const h = link.hello;
     if (h.sentAt >= 0) return;
-    if (link.tcp.tsRecent === 0) {
+    if (!link.tcp.tsKnown) {
       const ts = this.engine.handshakeTs(link);
-      if (ts !== undefined) link.tcp.tsRecent = ts;
-      else if (now - h.since < TS_WAIT_MS) {
+      if (ts !== undefined) {
+        link.tcp.tsRecent = ts;
+        link.tcp.tsKnown = true;
+      } else if (now - h.since < TS_WAIT_MS) {
         this.waiting.add(link);
         return;
       }

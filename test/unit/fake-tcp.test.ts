@@ -159,3 +159,13 @@ test('stream offsets count every byte sent and received, across the wrap; a rese
   assert.equal(c.rcvOffsetOf(0x20), 0x30);
   assert.equal(c.rcvOffsetOf(0xfffffff0), 0);
 });
+
+test("the handshake's SYN-ACK, captured late, gives the first TSecr; a SYN at another seq does not", () => {
+  const c = conn(1, 1000);
+  assert.equal(c.onSegment(seg({ seq: 5, flags: 0x12, hasTs: true, tsVal: 42 }), 0), 'ignore');
+  assert.equal(c.tsKnown, false);
+  assert.equal(c.onSegment(seg({ seq: 999, flags: 0x12, hasTs: true, tsVal: 4242 }), 0), 'ignore');
+  assert.deepEqual([c.tsKnown, c.tsRecent], [true, 4242]);
+  c.onSegment(seg({ seq: 999, flags: 0x12, hasTs: true, tsVal: 7 }), 0);
+  assert.equal(c.tsRecent, 4242, 'only the first');
+});

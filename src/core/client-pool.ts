@@ -150,7 +150,9 @@ export class ClientPool<L extends Link = Link> {
 
   /** The TCP layer saw a reset or the peer's FIN, or the server said Close. */
   onLost(s: Slot<L>, now: number, reason: string): void {
-    if (s.state === SlotState.Hello || s.state === SlotState.Live) this.down(s, now, reason);
+    // A server with another key or mode takes our greeting for a probe and closes or hands us to its decoy.
+    if (s.state === SlotState.Hello) this.down(s, now, `${reason} during the handshake (a different --key, --obfs or --crypt on the server?)`);
+    else if (s.state === SlotState.Live) this.down(s, now, reason);
   }
 
   tick(now: number): void {

@@ -7,6 +7,7 @@
 // Frames never straddle segments; a segment merged by GRO splits back into frames by the TLS record
 // lengths (tls) or by the unmasked header lengths one after another (none).
 import { FRAME_HEADER, TAG_AEAD, TAG_PLAIN } from './crypto';
+import { ContentType, MAX_CIPHERTEXT, MIN_APP_DATA, RECORD_HEADER } from './tls-record';
 
 export const enum FrameType {
   /** arg = flow id; payload = one UDP datagram. */
@@ -43,12 +44,12 @@ export interface WireMode {
   aead: boolean;
 }
 
-export const RECORD_HEADER = 5;
-export const TLS_APP_DATA = 0x17;
+export { RECORD_HEADER };
+const TLS_APP_DATA = ContentType.AppData;
 /** The smallest application-data record a TLS 1.3 stack sends: content type + 16-byte AEAD tag. */
-export const MIN_RECORD = 17;
+export const MIN_RECORD = MIN_APP_DATA;
 /** TLS 1.3's limit on a record's length (RFC 8446 §5.2). */
-export const MAX_RECORD = 16384 + 256;
+export const MAX_RECORD = MAX_CIPHERTEXT;
 
 export function tagLen(mode: WireMode): number {
   return mode.aead ? TAG_AEAD : TAG_PLAIN;
@@ -83,7 +84,7 @@ export function writeRecordHeader(buf: Buffer, off: number, innerLen: number): v
   buf.writeUInt16BE(innerLen, off + 3);
 }
 
-/** The inner length of an application-data record at buf[off], or -1 if it is not one. */
+/** The inner length of an application-data record at buf[off], or -1 if it is not one (tls-record.ts's check, without an object per frame). */
 export function readRecordHeader(buf: Buffer, off: number): number {
   if (buf[off] !== TLS_APP_DATA || buf[off + 1] !== 3 || buf[off + 2] !== 3) return -1;
   const len = buf.readUInt16BE(off + 3);

@@ -4,6 +4,7 @@
 import { FrameType, JOIN_LEN, PROTOCOL_VERSION, WireMode, writeJoin } from '../core/frame';
 import { checkServerGreeting, clientGreeting } from '../core/greeting';
 import type { Link } from '../core/link';
+import { CCS_RECORD } from '../core/tls-record';
 import type { Engine } from './engine';
 import type { TunnelIo } from './io';
 
@@ -31,7 +32,7 @@ const GREETING_RTO_MS = 300;
  */
 const TS_WAIT_MS = 20;
 /** TLS 1.3 middlebox compatibility: the client's ChangeCipherSpec before its first encrypted record. */
-const CHANGE_CIPHER_SPEC = Buffer.from([0x14, 3, 3, 0, 1, 1]);
+const CHANGE_CIPHER_SPEC = Buffer.from(CCS_RECORD);
 
 export interface GreeterConfig {
   mode: WireMode;

@@ -84,3 +84,27 @@ test('-f config merges under the flags and is validated', () => {
 test('unknown flags are refused by commander', () => {
   assert.throws(() => parse('client', ['-t', '1.2.3.4', '--bogus=1']), /unknown option/);
 });
+
+test('disguise flags: --obfs tls by default, --crypt none, --sni a host name, --decoy host:port; bad values name the flag', () => {
+  const c = parse('client', ['--taddr=10.0.0.1']) as ClientOptions;
+  assert.deepEqual([c.obfs, c.crypt, c.sni], ['tls', 'none', 'www.microsoft.com']);
+  const c2 = parse('client', ['--taddr=10.0.0.1', '--obfs=none', '--crypt=aead', '--sni=cdn.example.org']) as ClientOptions;
+  assert.deepEqual([c2.obfs, c2.crypt, c2.sni], ['none', 'aead', 'cdn.example.org']);
+  const s = parse('server', ['--taddr=127.0.0.1:9999', '--decoy=127.0.0.1:8080']) as ServerOptions;
+  assert.deepEqual(s.decoy, { host: '127.0.0.1', port: 8080 });
+  assert.equal((parse('server', ['--taddr=127.0.0.1:9999']) as ServerOptions).decoy, null);
+  const bad: Array<[Kind, string[], RegExp]> = [
+    ['client', ['--taddr=10.0.0.1', '--obfs=ssl'], /^--obfs: "ssl" must be tls or none/],
+    ['server', ['--taddr=127.0.0.1:9999', '--crypt=aes'], /^--crypt: "aes" must be none or aead/],
+    ['client', ['--taddr=10.0.0.1', '--sni=10.0.0.1'], /^--sni: "10.0.0.1" is not a host name/],
+    ['client', ['--taddr=10.0.0.1', '--sni=bad_name.com'], /^--sni:/],
+    ['server', ['--taddr=127.0.0.1:9999', '--decoy=nowhere'], /^--decoy:/],
+  ];
+  for (const [kind, args, re] of bad) assert.throws(() => parse(kind, args), (e: Error) => e instanceof ConfigError && re.test(e.message), args.join(' '));
+  const cfg = path.join(dir, 'disguise.json');
+  fs.writeFileSync(cfg, JSON.stringify({ taddr: '127.0.0.1:9999', obfs: 'none', decoy: '127.0.0.1:80' }));
+  const f = parse('server', ['-f', cfg]) as ServerOptions;
+  assert.deepEqual([f.obfs, f.decoy?.port], ['none', 80]);
+  fs.writeFileSync(cfg, JSON.stringify({ taddr: '127.0.0.1:9999', sni: 'x.example' }));
+  assert.throws(() => parse('server', ['-f', cfg]), /unknown key "sni"/);
+});

@@ -21,14 +21,14 @@ export class Instances {
   constructor(private readonly pair: DirectPair, private readonly r: Results, private readonly key: string) {}
 
   /** Starts server then client (each must log "ready" within 15 s); undefined (and `reason`) on failure. */
-  async start(name: string, ports: string, taddr: string, ludp: number): Promise<Instance | undefined> {
+  async start(name: string, ports: string, taddr: string, ludp: number, extra: string[] = []): Promise<Instance | undefined> {
     const n = ++this.count;
     this.reason = '';
     if (!process.env.RSOCK_SERVER_BIN && !fs.existsSync(path.join(REPO, 'dist', 'src', 'cli', 'main.js'))) {
       this.reason = 'rsock not built (npm run build)';
       return undefined;
     }
-    const so: RsockOptions = { ports, key: this.key, taddr };
+    const so: RsockOptions = { ports, key: this.key, taddr, extra };
     const sArgs = serverArgs(this.pair, so);
     const server = this.pair.spawn('server', sArgs, { name: `rsock-server-${n}` });
     this.r.commands.push(short(sArgs, 'rsock-server'));
@@ -39,7 +39,7 @@ export class Instances {
       await this.stop({ name, n, server, client: server }, true);
       return undefined;
     }
-    const cArgs = clientArgs(this.pair, { ports, key: this.key, ludp: `127.0.0.1:${ludp}` });
+    const cArgs = clientArgs(this.pair, { ports, key: this.key, ludp: `127.0.0.1:${ludp}`, extra });
     const client = this.pair.spawn('client', cArgs, { name: `rsock-client-${n}` });
     this.r.commands.push(short(cArgs, 'rsock-client'));
     const inst = { name, n, server, client };

@@ -112,6 +112,21 @@ async function session2(r: Results, prober: Prober, inst: Instances): Promise<vo
   for (const i of [p1, p100]) if (i) await inst.stop(i);
 }
 
+/** The other wire modes' header bytes (the default's is measured in session 1): one short instance each. */
+export const MODES: Array<[string, string[]]> = [['none', ['--obfs=none']], ['tls_aead', ['--crypt=aead']], ['none_aead', ['--obfs=none', '--crypt=aead']]];
+async function session3(r: Results, inst: Instances, measure: Measure): Promise<void> {
+  for (const [mode, args] of MODES) {
+    const key = `header_bytes_${mode}`;
+    if (!have('tcpdump')) { r.missing(key, 'tcpdump not installed'); continue; }
+    r.say(`tunnel: header bytes with ${args.join(' ')}`);
+    const h = await inst.start(`H-${mode}`, '10001-10010', `127.0.0.1:${CONF.targetPort}`, CONF.ludp, args);
+    if (!h) { r.missing(key, inst.reason); continue; }
+    await sleep(1000);
+    await measure.headerBytes(key);
+    await inst.stop(h);
+  }
+}
+
 async function run(o: Options, r: Results, pair: DirectPair): Promise<number> {
   for (const t of ['ip', 'gcc', 'ss']) if (!have(t)) { console.error(`bench: missing ${t} (run scripts/setup.sh)`); return 1; }
   await udpload.buildUdpload();
@@ -128,6 +143,7 @@ async function run(o: Options, r: Results, pair: DirectPair): Promise<number> {
   await session1(pair, r, o, prober, inst, measure);
   if (!o.smoke) {
     await session2(r, prober, inst);
+    await session3(r, inst, measure);
     await kcptunGoodput(pair, r, inst, measure, have);
   }
   r.say('done');

@@ -22,7 +22,7 @@ export class Measure {
   }
 
   /** tcpdump -v on the server's veth during a short probe: the smallest TCP payload carrying one 1200 B datagram. */
-  async headerBytes(): Promise<void> {
+  async headerBytes(key = 'header_bytes'): Promise<void> {
     const { pair, r } = this;
     const filter = `tcp and src host ${PAIR_ADDR.client} and dst portrange 10001-10010 and greater 1200`;
     const td = pair.spawn('server', ['timeout', '8', 'tcpdump', '-i', pair.dev.server, '-nn', '-v', '-l', '-c', '20', filter], { name: 'tcpdump' });
@@ -47,11 +47,11 @@ export class Measure {
       }
     }
     if (best) {
-      r.res('header_bytes', best - 1200);
-      r.note('header.tcp_options_bytes', opt);
-      r.say(`  rsock header: ${best - 1200} B per datagram (+ ${opt} B of TCP options)`);
+      r.res(key, best - 1200);
+      r.note(`${key}.tcp_options_bytes`, opt);
+      r.say(`  rsock header (${key}): ${best - 1200} B per datagram (+ ${opt} B of TCP options)`);
     } else {
-      r.missing('header_bytes', 'no tunnel segment of 1200+ B captured');
+      r.missing(key, 'no tunnel segment of 1200+ B captured');
     }
   }
 

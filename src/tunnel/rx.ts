@@ -8,8 +8,11 @@ import type { KeyTable } from '../core/key-table';
 import type { Link } from '../core/link';
 import { emptySegment, FIN, parseSegment, RST, Segment } from '../core/packet';
 import { CAPTURE, CAPTURE_STRIDE } from '../io/records';
+import { CCS_RECORD } from '../core/tls-record';
 import { ConnTable } from './conn-table';
 import { FrameList } from './frame-list';
+
+const CCS = Buffer.from(CCS_RECORD);
 
 export interface RxHandler<L extends Link> {
   onFrame(link: L, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void;
@@ -127,6 +130,11 @@ export class RxPath<L extends Link> {
     }
     // TLS records say their own lengths: every frame of the segment is known at once.
     for (let p = off; p < end; ) {
+      // The client's ChangeCipherSpec before its first record (TLS 1.3 middlebox compatibility).
+      if (end - p >= CCS.length && data[p] === CCS[0] && data.compare(CCS, 0, CCS.length, p, p + CCS.length) === 0) {
+        p += CCS.length;
+        continue;
+      }
       const inner = end - p >= RECORD_HEADER ? readRecordHeader(data, p) : -1;
       if (inner >= 0 && p + RECORD_HEADER + inner > end && cut) {
         this.stats.truncated++;

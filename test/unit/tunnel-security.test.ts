@@ -231,6 +231,7 @@ test('obfs=tls: a connection opens with a ClientHello naming the SNI, a ServerHe
   const t = new SimTunnel(crypto, { ports: [10001], mode: { obfs: 'tls', aead: false } });
   t.net.wire = [];
   t.up();
+  assert.ok(t.net.time.now < 100, `up after ${t.net.time.now} ms: the first Join was taken, not a resend`);
   traffic(t, t.app(), 0, 5);
   const payload = (w: { pkt: Buffer; seg: Segment | null }) => w.pkt.subarray(w.pkt.length - w.seg!.wireLen);
   const [ch, ccsJoin, ...rest] = dataFrom(t, 'client').map(payload);
@@ -246,6 +247,7 @@ test('obfs=tls: a connection opens with a ClientHello naming the SNI, a ServerHe
   const flightBytes = sh.length + flight.slice(0, 2).reduce((n, p) => n + p.length, 0);
   assert.ok(flightBytes >= 1800, `the server's first flight is ${flightBytes} bytes, like certificates`);
   for (const p of [ccsJoin.subarray(6), ...rest, ...flight]) assert.equal(p[0], 0x17, 'application data');
+  assert.equal(t.server.stats().rxMalformed + t.client.stats().rxMalformed, 0, 'the ChangeCipherSpec before Join is not taken for a bad record');
   await t.stop();
 });
 

@@ -124,13 +124,13 @@ export class ServerSessions {
    * A Join, under the connection's own keys: only a client that knows the key and our fresh nonce can
    * send one, so a replayed greeting never gets this far. `join` is null when its payload was too short.
    */
-  join(link: SessionLink, sessionId: number, hello: Join | null, now: number): void {
+  join(link: SessionLink, sessionId: number, join: Join | null, now: number): void {
     if (!this.links.has(link)) return;
-    if (!hello || hello.version !== PROTOCOL_VERSION) {
-      this.driver.onEvent({ type: 'badVersion', version: hello?.version ?? -1 });
+    if (!join || join.version !== PROTOCOL_VERSION) {
+      this.driver.onEvent({ type: 'badVersion', version: join?.version ?? -1 });
       return;
     }
-    // A link belongs to one session for life; a Hello naming another is ignored.
+    // A link belongs to one session for life; a Join naming another is ignored.
     if (link.session && link.session.id !== sessionId) return;
     if (!link.session) {
       let s = this.sessions.get(sessionId);
@@ -141,15 +141,15 @@ export class ServerSessions {
       }
       // The client redials a slot only after it gave up the old connection (reset, silence), which
       // this side may not have noticed: retire the old one now instead of sending replies into it.
-      const old = s.links.find((l) => l.slot === hello.slot);
+      const old = s.links.find((l) => l.slot === join.slot);
       // Nothing is sent on it: the client has already closed that socket.
       if (old) this.end(old, 'none', `replaced by a new connection on port ${link.tcp.local.port}`, now);
       s.links.push(link);
       s.lastSeen = now;
       link.session = s;
       link.greeting = null;
-      link.slot = hello.slot;
-      link.deadAfterMs = deadAfter(Math.min(Math.max(hello.keepaliveMs, KEEPALIVE_RANGE[0]), KEEPALIVE_RANGE[1]));
+      link.slot = join.slot;
+      link.deadAfterMs = deadAfter(Math.min(Math.max(join.keepaliveMs, KEEPALIVE_RANGE[0]), KEEPALIVE_RANGE[1]));
       this.driver.onEvent({ type: 'linkUp', session: s, link });
     }
     // Answered every time: the client resends Join until one Joined gets through.

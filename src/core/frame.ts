@@ -25,6 +25,8 @@ export const enum FrameType {
   Bye = 7,
   /** Carries nothing; makes a flight as long as the handshake it imitates. */
   Padding = 8,
+  /** arg = flow id; payload = fragment header (src/core/fragment.ts) + a piece of a datagram too big for one segment. */
+  Fragment = 9,
 }
 
 export const enum CloseReason {

@@ -124,17 +124,11 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
         this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
         continue;
       }
-      if (len > link.maxDatagram) {
+      // Datagrams larger than a segment go as fragments: nothing an app sends over UDP is too big.
+      if (!this.engine.sendDatagram(link, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) {
         this.counters.droppedTooBig++;
-        this.log.rateLimited(
-          'warn',
-          'toobig',
-          5000,
-          `dropped a ${len}-byte datagram: at most ${link.maxDatagram} fit in one segment; lower the app's MTU (e.g. kcptun --mtu 1350, WireGuard MTU 1380)`,
-        );
-        continue;
+        this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte datagram: more than 255 fragments of ${link.maxDatagram} bytes`);
       }
-      this.engine.tx.frame(link, FrameType.Data, flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
     }
   }
 

@@ -2,6 +2,7 @@
 // of live links, and the link control both sides speak — Ping answered by Pong, the peer's Close and
 // FIN answered by our FIN, resets, ACK cadence, Close + FIN when we end a link.
 import { CloseReason, FrameType, WireMode } from '../core/frame';
+import { FRAG_HEADER, MAX_DATAGRAM, MAX_FRAGMENTS, Reassembly, writeFragHeader } from '../core/fragment';
 import { KeyTable } from '../core/key-table';
 import { connectionKeys, DirectionKeys, HandshakeKeys, handshakeKeys } from '../core/keys';
 import { Handshake, HandshakeExtras, Link } from '../core/link';
@@ -55,6 +56,8 @@ export class Engine<L extends Link> implements RxHandler<L> {
   private readonly peer: string;
   private challenges = 0;
   private challengeSecond = 0;
+  readonly reassembly = new Reassembly();
+  private nextDatagramId = 0;
 
   constructor(
     private readonly io: TunnelIo,
@@ -175,9 +178,38 @@ export class Engine<L extends Link> implements RxHandler<L> {
         return;
       case FrameType.Padding:
         return;
+      case FrameType.Fragment: {
+        const whole = this.reassembly.add(arg, buf, off, len, now);
+        if (whole) this.handler.onFrame(link, FrameType.Data, arg, whole, 0, whole.length, now);
+        return;
+      }
       default:
         this.handler.onFrame(link, type, arg, buf, off, len, now);
     }
+  }
+
+  /**
+   * Sends one datagram of a flow: one Data frame, or Fragment frames in consecutive segments of this
+   * connection when it does not fit one. False when it is longer than any UDP datagram can be.
+   */
+  sendDatagram(link: L, flowId: number, src: Buffer, off: number, len: number, now: number): boolean {
+    const tx = this.txBatch!;
+    if (len <= link.maxDatagram) {
+      tx.frame(link, FrameType.Data, flowId, src, off, len, now);
+      return true;
+    }
+    const chunk = link.maxDatagram - FRAG_HEADER;
+    const count = chunk > 0 ? Math.ceil(len / chunk) : Infinity;
+    if (len > MAX_DATAGRAM || count > MAX_FRAGMENTS) return false;
+    const id = this.nextDatagramId;
+    this.nextDatagramId = (id + 1) & 0xffff;
+    for (let i = 0, at = off; i < count; i++, at += chunk) {
+      const n = Math.min(chunk, off + len - at);
+      const p = tx.reserveFrame(link, FrameType.Fragment, flowId, FRAG_HEADER + n, now);
+      writeFragHeader(tx.buffer, p, id, i, count);
+      src.copy(tx.buffer, p + FRAG_HEADER, at, at + n);
+    }
+    return true;
   }
 
   onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number {
@@ -215,6 +247,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
     for (const link of this.links.values()) {
       if (link.tcp.ackDue(now)) this.txBatch!.pureAck(link.tcp, now);
     }
+    this.reassembly.sweep(now);
     this.handler.onTick(now);
   }
 
@@ -227,6 +260,9 @@ export class Engine<L extends Link> implements RxHandler<L> {
       rxFrames: r?.frames ?? 0,
       rxForged: r?.forged ?? 0,
       rxReplayed: r?.replayed ?? 0,
+      rxFragments: this.reassembly.stats.fragments,
+      reassembled: this.reassembly.stats.completed,
+      reassemblyLost: this.reassembly.stats.expired + this.reassembly.stats.evicted,
       rxMalformed: r?.malformed ?? 0,
       rxTruncated: r?.truncated ?? 0,
       rxUnknown: r?.unknown ?? 0,

@@ -181,12 +181,10 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         continue;
       }
       this.counters.fromTarget++;
-      if (len > r.link.maxDatagram) {
+      if (!this.engine.sendDatagram(r.link, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) {
         this.counters.droppedTooBig++;
-        this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte reply from the target: at most ${r.link.maxDatagram} fit in one segment`);
-        continue;
+        this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte reply from the target: more than 255 fragments of ${r.link.maxDatagram} bytes`);
       }
-      this.engine.tx.frame(r.link, FrameType.Data, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
     }
   }
 

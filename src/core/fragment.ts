@@ -25,8 +25,8 @@ export interface ReassemblyOptions {
 export const DEFAULT_REASSEMBLY: ReassemblyOptions = { maxBytes: 4 << 20, maxPerFlow: 8, timeoutMs: 1000 };
 
 interface Pending {
-  key: number;
-  flow: number;
+  key: string;
+  flow: string;
   count: number;
   got: number;
   bytes: number;
@@ -35,8 +35,8 @@ interface Pending {
 }
 
 export class Reassembly {
-  private readonly pending = new Map<number, Pending>();
-  private readonly perFlow = new Map<number, number>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly perFlow = new Map<string, number>();
   private bytes = 0;
   readonly stats = { fragments: 0, completed: 0, expired: 0, evicted: 0, malformed: 0 };
 
@@ -46,8 +46,12 @@ export class Reassembly {
     return this.bytes;
   }
 
-  /** One Fragment frame's payload for `flow`; the whole datagram when this was its last missing part. */
-  add(flow: number, buf: Buffer, off: number, len: number, now: number): Buffer | null {
+  /**
+   * One Fragment frame's payload for `flowId` on connection `conn` (a datagram's fragments all travel
+   * on one connection, and flow ids are only unique per client); the whole datagram when this was its
+   * last missing part.
+   */
+  add(conn: number, flowId: number, buf: Buffer, off: number, len: number, now: number): Buffer | null {
     this.stats.fragments++;
     if (len < FRAG_HEADER) return this.bad();
     const id = buf.readUInt16BE(off);
@@ -55,7 +59,8 @@ export class Reassembly {
     const count = buf[off + 3];
     const chunk = len - FRAG_HEADER;
     if (count < 2 || index >= count || chunk === 0) return this.bad();
-    const key = flow * 65536 + id;
+    const flow = `${conn}/${flowId}`;
+    const key = `${flow}/${id}`;
     let p = this.pending.get(key);
     if (p && p.count !== count) {
       this.drop(p);
@@ -68,7 +73,7 @@ export class Reassembly {
       this.perFlow.set(flow, (this.perFlow.get(flow) ?? 0) + 1);
     }
     if (p.parts[index]) return null;
-    while (this.bytes + chunk > this.opts.maxBytes && this.pending.size > 1) this.evictOldest(-1, p);
+    while (this.bytes + chunk > this.opts.maxBytes && this.pending.size > 1) this.evictOldest(null, p);
     if (this.bytes + chunk > this.opts.maxBytes) {
       this.drop(p);
       this.stats.evicted++;
@@ -93,20 +98,14 @@ export class Reassembly {
     }
   }
 
-  /** A flow went away: its incomplete datagrams too. */
-  forgetFlow(flow: number): void {
-    if (!this.perFlow.has(flow)) return;
-    for (const p of [...this.pending.values()]) if (p.flow === flow) this.drop(p);
-  }
-
   private bad(): null {
     this.stats.malformed++;
     return null;
   }
 
-  private evictOldest(flow: number, keep?: Pending): void {
+  private evictOldest(flow: string | null, keep?: Pending): void {
     for (const p of this.pending.values()) {
-      if ((flow < 0 || p.flow === flow) && p !== keep) {
+      if ((flow === null || p.flow === flow) && p !== keep) {
         this.drop(p);
         this.stats.evicted++;
         return;

@@ -58,6 +58,9 @@ export class Engine<L extends Link> implements RxHandler<L> {
   private challengeSecond = 0;
   readonly reassembly = new Reassembly();
   private nextDatagramId = 0;
+  /** A serial per link, so that reassembly never mixes fragments of two connections (fds are reused). */
+  private readonly serials = new WeakMap<L, number>();
+  private nextSerial = 1;
 
   constructor(
     private readonly io: TunnelIo,
@@ -118,6 +121,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   add(link: L): void {
     const t = link.tcp;
     this.links.set(t.remote.ip, t.remote.port, t.local.port, link);
+    this.serials.set(link, this.nextSerial++);
   }
 
   /** The connection's own keys, from both ends' nonces: its frames can be sealed and opened from now on. */
@@ -179,7 +183,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
       case FrameType.Padding:
         return;
       case FrameType.Fragment: {
-        const whole = this.reassembly.add(arg, buf, off, len, now);
+        const whole = this.reassembly.add(this.serials.get(link) ?? 0, arg, buf, off, len, now);
         if (whole) this.handler.onFrame(link, FrameType.Data, arg, whole, 0, whole.length, now);
         return;
       }

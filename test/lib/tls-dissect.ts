@@ -91,8 +91,11 @@ export async function ndpiFlows(file: string, ports: number[]): Promise<NdpiFlow
   const r = await exec(['ndpiReader', '-i', file, '-v', '2'], { timeoutMs: 60_000 });
   const res: NdpiFlow[] = [];
   for (const line of r.stdout.split('\n')) {
-    const m = /^\s*\d+\s+TCP\s+(\S+):(\d+)\s+<->\s+(\S+):(\d+)\s+\[proto:\s*([^\]]+)\]/.exec(line);
-    if (!m) continue;
+    const m = /^\s*\d+\s+TCP\s+(\S+):(\d+)\s+<?->\s+(\S+):(\d+)\s+\[proto:\s*([^\]]+)\]/.exec(line);
+    if (!m) {
+      if (/\bTCP\b.*:\d+\s+<?->/.test(line)) process.stdout.write(`# ndpiReader line not understood: ${line.trim().slice(0, 200)}\n`);
+      continue;
+    }
     // nDPI prints either end first; the server is the end on one of `ports`.
     const firstIsServer = ports.includes(Number(m[2]));
     if (!firstIsServer && !ports.includes(Number(m[4]))) continue;

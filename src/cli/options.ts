@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { parsePorts, PortListError } from '../core/ports';
 import { parseHostPort } from '../core/ipv4';
+import { sniError } from '../core/tls-record';
 
 export type Kind = 'client' | 'server';
 
@@ -210,7 +211,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
       throw new ConfigError(`--ludp: ${(e as Error).message}`);
     }
     const sni = str('sni') ?? DEFAULT_SNI;
-    if (!isHostName(sni)) throw new ConfigError(`--sni: "${sni}" is not a host name (letters, digits and hyphens in dot-separated labels, at most 253 characters)`);
+    const bad = sniError(sni);
+    if (bad) throw new ConfigError(`--sni: "${sni}" is not a host name: ${bad}`);
     return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni };
   }
   let target: { host: string; port: number };
@@ -229,12 +231,6 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     }
   }
   return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy };
-}
-
-/** A DNS host name as TLS's server_name takes it (RFC 6066: no IP addresses, no trailing dot). */
-export function isHostName(s: string): boolean {
-  if (s.length === 0 || s.length > 253 || isIPv4(s)) return false;
-  return s.split('.').every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
 }
 
 export function isIPv4(s: string): boolean {

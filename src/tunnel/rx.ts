@@ -55,7 +55,7 @@ export class RxPath<L extends Link> {
   private readonly list = new FrameList();
   private readonly tag: number;
   private readonly tls: boolean;
-  private readonly tsSeen = new Map<string, number>();
+  private tsSeen = new ConnTable<number>();
 
   constructor(
     private readonly links: ConnTable<L>,
@@ -70,7 +70,7 @@ export class RxPath<L extends Link> {
 
   /** The latest TSval seen from this peer before its connection was known (the kernel handshake's). */
   handshakeTs(remoteIp: number, remotePort: number, localPort: number): number | undefined {
-    return this.tsSeen.get(`${remoteIp}:${remotePort}:${localPort}`);
+    return this.tsSeen.get(remoteIp, remotePort, localPort);
   }
 
   handle(data: Buffer, meta: Uint32Array, count: number, now: number): void {
@@ -104,8 +104,9 @@ export class RxPath<L extends Link> {
   }
 
   private noteTs(seg: Segment): void {
-    if (this.tsSeen.size >= TS_SEEN_MAX) this.tsSeen.clear();
-    this.tsSeen.set(`${seg.srcIp}:${seg.srcPort}:${seg.dstPort}`, seg.tsVal);
+    // Indexed like the connections, without a string per packet: strays can come in floods.
+    if (this.tsSeen.size >= TS_SEEN_MAX) this.tsSeen = new ConnTable<number>();
+    this.tsSeen.set(seg.srcIp, seg.srcPort, seg.dstPort, seg.tsVal);
   }
 
   private take(link: L, seg: Segment, i: number, data: Buffer, now: number): void {

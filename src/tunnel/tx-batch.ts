@@ -3,7 +3,7 @@
 // kernel would put on it (FakeTcp.fill); each frame is sealed with its connection's key at its stream offset.
 import { CRYPTO, CRYPTO_STRIDE, FRAME_HEADER, type Crypto } from '../core/crypto';
 import { emptyOut, FakeTcp, OutSegment } from '../core/fake-tcp';
-import { FrameType, MIN_RECORD, RECORD_HEADER, tagLen, WireMode, writeHeader, writeRecordHeader } from '../core/frame';
+import { FrameType, RECORD_HEADER, recordPadding, tagLen, WireMode, writeHeader, writeRecordHeader } from '../core/frame';
 import type { KeyTable } from '../core/key-table';
 import type { Link } from '../core/link';
 import { TX, TX_STRIDE } from '../io/records';
@@ -53,23 +53,19 @@ export class TxBatch {
     this.flush();
   };
 
-  /** Bytes a frame of `len` payload bytes takes on the wire, and the payload length after tls-mode padding. */
-  private padded(type: FrameType, len: number): number {
-    // Control frames are padded (with bytes the mask covers) to the shortest record TLS 1.3 sends.
-    if (!this.tls || type === FrameType.Data) return len;
-    return Math.max(len, MIN_RECORD - FRAME_HEADER - this.tag);
-  }
-
   /**
    * Appends a data segment holding one frame and returns the offset at which the caller must write
    * `len` payload bytes (before the batch is flushed, i.e. synchronously). With `append`, the frame
    * joins the segment pushed just before, when that was for the same connection.
    */
   reserveFrame(link: Link, type: FrameType, arg: number, len: number, now: number, append = false): number {
-    const plen = this.padded(type, len);
-    // A datagram of 0 or 1 bytes keeps its length; its record gets bytes after the tag instead (the
-    // reused buffer's previous wire bytes), which the receiver skips.
-    const tail = this.tls ? Math.max(0, MIN_RECORD - FRAME_HEADER - plen - this.tag) : 0;
+    // Records are never shorter than TLS 1.3's shortest: control frames get payload padding (which the
+    // mask covers); a 0- or 1-byte datagram keeps its length, and its record gets bytes after the tag
+    // instead (the reused buffer's previous wire bytes), which the receiver skips.
+    const pad = recordPadding(this.mode, len);
+    const data = type === FrameType.Data || type === FrameType.Fragment;
+    const plen = data ? len : len + pad;
+    const tail = data ? pad : 0;
     const total = (this.tls ? RECORD_HEADER : 0) + FRAME_HEADER + plen + this.tag + tail;
     this.room(total);
     const tcp = link.tcp;

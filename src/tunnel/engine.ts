@@ -2,12 +2,12 @@
 // of live links, and the link control both sides speak — Ping answered by Pong, the peer's Close and
 // FIN answered by our FIN, resets, ACK cadence, Close + FIN when we end a link.
 import { CloseReason, FrameType, WireMode } from '../core/frame';
-import { FRAG_HEADER, MAX_DATAGRAM, MAX_FRAGMENTS, Reassembly, writeFragHeader } from '../core/fragment';
 import { KeyTable } from '../core/key-table';
 import { connectionKeys, DirectionKeys, HandshakeKeys, handshakeKeys } from '../core/keys';
 import { Handshake, HandshakeExtras, Link } from '../core/link';
 import { Logger } from '../util/log';
 import { ConnTable } from './conn-table';
+import { Datagrams } from './datagrams';
 import { CaptureSpec, Capture, Injector, SocketWatcher, TunnelIo, UdpMux, WatcherEvent } from './io';
 import { RxHandler, RxPath } from './rx';
 import { TxBatch } from './tx-batch';
@@ -56,11 +56,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   private readonly peer: string;
   private challenges = 0;
   private challengeSecond = 0;
-  readonly reassembly = new Reassembly();
-  private nextDatagramId = 0;
-  /** A serial per link, so that reassembly never mixes fragments of two connections (fds are reused). */
-  private readonly serials = new WeakMap<L, number>();
-  private nextSerial = 1;
+  private readonly datagrams = new Datagrams<L>();
 
   constructor(
     private readonly io: TunnelIo,
@@ -121,7 +117,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   add(link: L): void {
     const t = link.tcp;
     this.links.set(t.remote.ip, t.remote.port, t.local.port, link);
-    this.serials.set(link, this.nextSerial++);
+    this.datagrams.add(link);
   }
 
   /** The connection's own keys, from both ends' nonces: its frames can be sealed and opened from now on. */
@@ -183,7 +179,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
       case FrameType.Padding:
         return;
       case FrameType.Fragment: {
-        const whole = this.reassembly.add(this.serials.get(link) ?? 0, arg, buf, off, len, now);
+        const whole = this.datagrams.fragment(link, arg, buf, off, len, now);
         if (whole) this.handler.onFrame(link, FrameType.Data, arg, whole, 0, whole.length, now);
         return;
       }
@@ -197,23 +193,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
    * connection when it does not fit one. False when it is longer than any UDP datagram can be.
    */
   sendDatagram(link: L, flowId: number, src: Buffer, off: number, len: number, now: number): boolean {
-    const tx = this.txBatch!;
-    if (len <= link.maxDatagram) {
-      tx.frame(link, FrameType.Data, flowId, src, off, len, now);
-      return true;
-    }
-    const chunk = link.maxDatagram - FRAG_HEADER;
-    const count = chunk > 0 ? Math.ceil(len / chunk) : Infinity;
-    if (len > MAX_DATAGRAM || count > MAX_FRAGMENTS) return false;
-    const id = this.nextDatagramId;
-    this.nextDatagramId = (id + 1) & 0xffff;
-    for (let i = 0, at = off; i < count; i++, at += chunk) {
-      const n = Math.min(chunk, off + len - at);
-      const p = tx.reserveFrame(link, FrameType.Fragment, flowId, FRAG_HEADER + n, now);
-      writeFragHeader(tx.buffer, p, id, i, count);
-      src.copy(tx.buffer, p + FRAG_HEADER, at, at + n);
-    }
-    return true;
+    return this.datagrams.send(this.txBatch!, link, flowId, src, off, len, now);
   }
 
   onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number {
@@ -251,7 +231,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
     for (const link of this.links.values()) {
       if (link.tcp.ackDue(now)) this.txBatch!.pureAck(link.tcp, now);
     }
-    this.reassembly.sweep(now);
+    this.datagrams.reassembly.sweep(now);
     this.handler.onTick(now);
   }
 
@@ -264,9 +244,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
       rxFrames: r?.frames ?? 0,
       rxForged: r?.forged ?? 0,
       rxReplayed: r?.replayed ?? 0,
-      rxFragments: this.reassembly.stats.fragments,
-      reassembled: this.reassembly.stats.completed,
-      reassemblyLost: this.reassembly.stats.expired + this.reassembly.stats.evicted,
+      ...this.datagrams.counters(),
       rxMalformed: r?.malformed ?? 0,
       rxTruncated: r?.truncated ?? 0,
       rxUnknown: r?.unknown ?? 0,

@@ -12,6 +12,7 @@ export function derive(r: Results): Record<string, number> {
   const ratio = (a: string, b: string) => (r.has(a) && r.has(b) && m[b] > 0 ? m[a] / m[b] : undefined);
   const set = (k: string, v: number | undefined) => { if (v !== undefined) d[k] = v; };
   set('rate_ratio', ratio('tunnel_rate', 'direct_rate'));
+  set('rate_4k_ratio', ratio('tunnel_rate_4k', 'direct_rate_4k'));
   set('kcp_up_ratio', ratio('kcp_tunnel_up_mbps', 'kcp_direct_up_mbps'));
   set('kcp_down_ratio', ratio('kcp_tunnel_down_mbps', 'kcp_direct_down_mbps'));
   if (r.has('rtt_tunnel_p50_ms') && r.has('rtt_direct_p50_ms')) d.rtt_added_p50_ms = m.rtt_tunnel_p50_ms - m.rtt_direct_p50_ms;
@@ -45,6 +46,8 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
   };
   row('Datagrams/s, 1200 B, < 1 % loss (baseline: direct UDP)', val('direct_rate', int), val('tunnel_rate', int),
     dv(d.rate_ratio, (x) => `${fix(x * 100, 0)} %`), '≥ 60 %', verdict(d.rate_ratio, (x) => x >= 0.6), ['direct_rate', 'tunnel_rate']);
+  row('Datagrams/s, 4,000 B (fragmented), < 1 % loss (baseline: direct UDP)', val('direct_rate_4k', int), val('tunnel_rate_4k', int),
+    dv(d.rate_4k_ratio, (x) => `${fix(x * 100, 0)} %`), '—', '—', ['direct_rate_4k', 'tunnel_rate_4k']);
   row('kcptun goodput client→server, Mbit/s (baseline: kcptun on UDP)', val('kcp_direct_up_mbps', f0), val('kcp_tunnel_up_mbps', f0),
     dv(d.kcp_up_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_up_ratio, (x) => x >= 0.9), ['kcp_direct_up_mbps', 'kcp_tunnel_up_mbps']);
   row('kcptun goodput server→client (-R), Mbit/s', val('kcp_direct_down_mbps', f0), val('kcp_tunnel_down_mbps', f0),

@@ -10,6 +10,9 @@ export type Route = 'direct' | 'tunnel' | `tunnel:${number}`;
 
 export interface Probe { ok: boolean; rate: number; sentRate: number; flows: number }
 
+/** One figure of a rate search: datagrams of `size` bytes (default 1200) over `flows` flows on `route`. */
+export interface Track { key: string; route: Route; flows: number; size?: number }
+
 export class Prober {
   private run = Math.floor(Math.random() * 32768) * 1000;
 
@@ -27,15 +30,15 @@ export class Prober {
    * One probe: `rate` datagrams/s (0: flood) for `secs` over `flows` flows, then the target's count.
    * ok: at least 99 % of the offered datagrams (rate x duration) arrived, duplicates not counted.
    */
-  async probe(route: Route, rate: number, secs: number, flows: number): Promise<Probe> {
+  async probe(route: Route, rate: number, secs: number, flows: number, size = 1200): Promise<Probe> {
     const run = ++this.run;
-    const s = await udpload.send(this.pair, this.dst(route), rate, secs, flows, CONF.sportBase, run);
+    const s = await udpload.send(this.pair, this.dst(route), rate, secs, flows, CONF.sportBase, run, size);
     await sleep(400); // let queues drain
     const q = await udpload.query(this.pair, this.target(), run);
     const elText = /elapsed=([0-9.]*)/.exec(s.out)?.[1] ?? String(secs);
     const el = elText.startsWith('0') || !(s.elapsed > 0) ? secs : s.elapsed;
     const p: Probe = { ok: s.target > 0 && q.uniq >= 0.99 * s.target, rate: q.uniq / el, sentRate: s.sent / el, flows: q.flows };
-    this.r.probes.push([this.r.elapsed(), route, `rate=${rate}`, `flows=${flows}`, `sent=${s.sent}`, `target=${s.target}`,
+    this.r.probes.push([this.r.elapsed(), route, `rate=${rate}`, `flows=${flows}`, `size=${size}`, `sent=${s.sent}`, `target=${s.target}`,
       `uniq=${q.uniq}`, `elapsed=${elText}`, `ok=${p.ok ? 1 : 0}`, q.line.replace(/\n/g, ' ')].join('\t'));
     return p;
   }
@@ -47,13 +50,13 @@ export class Prober {
    * give. Per track: a flood (sender at full speed) bounds the search, then up to `steps` paced
    * probes bisect.
    */
-  async search(smoke: boolean, tracks: Array<{ key: string; route: Route; flows: number }>): Promise<void> {
+  async search(smoke: boolean, tracks: Track[]): Promise<void> {
     const secs = smoke ? 1 : 2;
     const steps = smoke ? 1 : 7;
     const r = this.r;
     const st = tracks.map(() => ({ lo: 0, hi: 0, rr: 0, best: 0, done: 0, flood: 0, seen: 0 }));
     for (const [i, t] of tracks.entries()) {
-      const p = await this.probe(t.route, 0, secs, t.flows);
+      const p = await this.probe(t.route, 0, secs, t.flows, t.size);
       const s = st[i];
       s.flood = p.rate;
       s.seen = p.flows;
@@ -80,7 +83,7 @@ export class Prober {
         const s = st[i];
         if (s.done !== 0) continue;
         any = true;
-        const p = await this.probe(t.route, s.rr, secs, t.flows);
+        const p = await this.probe(t.route, s.rr, secs, t.flows, t.size);
         if (p.ok) {
           s.lo = s.rr;
           s.seen = p.flows;

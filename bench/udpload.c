@@ -1,7 +1,7 @@
 /*
  * udpload: paced UDP load generator, counting sink, echo and ping-pong for the rsock benchmark.
  *
- *   udpload send  --dst IP:PORT --rate R --duration S [--size 1200] [--flows N] [--sport-base P]
+ *   udpload send  --dst IP:PORT --rate R --duration S [--size 1200, at most 8192] [--flows N] [--sport-base P]
  *                 [--run ID]
  *       Sends DATA datagrams at R per second (0 = as fast as possible) for S seconds, spread
  *       round-robin over N sockets (one app flow each, bound to consecutive source ports from P,
@@ -56,6 +56,8 @@ struct hdr {
 };
 
 #define BATCH 64
+/* Large enough for the fragmented 4,000-byte probe (one datagram per buffer). */
+#define MAX_SIZE 8192
 
 static volatile sig_atomic_t stop_flag = 0;
 static void on_stop(int sig) { (void)sig; stop_flag = 1; }
@@ -137,7 +139,7 @@ static void parse_opts(int argc, char **argv, struct opts *o) {
   }
   if (o->size == 0) o->size = !strcmp(argv[1], "ping") ? 64 : 1200;
   if (o->size < (int)sizeof(struct hdr)) o->size = (int)sizeof(struct hdr);
-  if (o->size > 2048) o->size = 2048;
+  if (o->size > MAX_SIZE) o->size = MAX_SIZE;
   if (o->flows < 1) o->flows = 1;
 }
 
@@ -183,7 +185,7 @@ static int cmd_send(struct opts *o) {
   int nflows = open_flows(&dst, o->flows, o->sport_base, fds);
   if (nflows < 1) { fprintf(stderr, "udpload send: no socket\n"); return 2; }
 
-  static char bufs[BATCH][2048];
+  static char bufs[BATCH][MAX_SIZE];
   int size = o->size;
   struct iovec iov[BATCH];
   struct mmsghdr msgs[BATCH];
@@ -348,7 +350,7 @@ static int cmd_serve(struct opts *o) {
   printf("ready\n");
   fflush(stdout);
 
-  static char bufs[BATCH][2048];
+  static char bufs[BATCH][MAX_SIZE];
   struct iovec iov[BATCH];
   struct sockaddr_in from[BATCH];
   struct mmsghdr msgs[BATCH];

@@ -34,10 +34,11 @@ export async function startServe(pair: DirectPair, bind: string, maxSeconds: num
 
 export interface SendResult { sent: number; target: number; elapsed: number; errors: number; out: string }
 
-/** udpload send from the client ns: `rate` datagrams/s (0: flood) for `secs`, over `flows` sockets. */
-export async function send(pair: DirectPair, dst: string, rate: number, secs: number, flows: number, sportBase: number, run: number): Promise<SendResult> {
+/** udpload send from the client ns: `rate` datagrams/s (0: flood) of `size` bytes for `secs`, over `flows` sockets. */
+export async function send(pair: DirectPair, dst: string, rate: number, secs: number, flows: number, sportBase: number, run: number,
+  size = 1200): Promise<SendResult> {
   const r = await pair.exec('client', [UDPLOAD, 'send', '--dst', dst, '--rate', String(rate), '--duration', String(secs),
-    '--flows', String(flows), '--sport-base', String(sportBase), '--run', String(run)], { allowFail: true, timeoutMs: (secs * 1.1 + 8) * 1000 })
+    '--flows', String(flows), '--sport-base', String(sportBase), '--run', String(run), '--size', String(size)], { allowFail: true, timeoutMs: (secs * 1.1 + 8) * 1000 })
     .catch((e: Error) => ({ stdout: '', stderr: e.message }));
   const out = `${r.stdout}${r.stderr}`;
   const v = kv(out);

@@ -37,7 +37,9 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
     process.exit(await spawnDaemon(name, logFile!, pidFile!));
   }
 
-  const log = new Logger(opts.verbose ? 'debug' : 'info', isDaemonChild() ? undefined : logFile ?? undefined);
+  // The daemon's stderr goes to the log file too (for crashes), but lines are written through the
+  // logger's own descriptor, which SIGHUP can reopen after logrotate.
+  const log = new Logger(opts.verbose ? 'debug' : 'info', logFile ?? undefined, opts.logFormat);
   const fail = (msg: string): never => {
     log.error(msg);
     if (isDaemonChild()) tellParent({ error: msg });
@@ -86,7 +88,12 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
     log.closeFile();
     process.exit(code);
   };
-  for (const sig of ['SIGUSR1', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => void stop(sig));
+  for (const sig of ['SIGUSR1', 'SIGTERM', 'SIGINT'] as const) process.on(sig, () => void stop(sig));
+  process.on('SIGHUP', () => {
+    const err = log.reopen();
+    if (err) log.warn(`SIGHUP: ${err}; still writing to the old file`);
+    else if (logFile) log.info(`SIGHUP: reopened ${logFile}`);
+  });
   process.on('SIGUSR2', () => log.info(`counters: ${formatStats(tunnel.stats())}`));
 }
 

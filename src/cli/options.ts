@@ -6,6 +6,8 @@ import { Command, Option } from 'commander';
 import { parsePorts, PortListError } from '../core/ports';
 import { parseHostPort } from '../core/ipv4';
 import { sniError } from '../core/tls-record';
+import { PROTOCOL_VERSION } from '../core/frame';
+import { LogFormat } from '../util/log';
 
 export type Kind = 'client' | 'server';
 
@@ -21,6 +23,7 @@ export interface CommonConfig {
   daemon: boolean;
   pidfile: string | null;
   log: string | null;
+  logFormat: LogFormat;
   verbose: boolean;
   obfs: 'tls' | 'none';
   crypt: 'none' | 'aead';
@@ -46,7 +49,7 @@ export interface ServerOptions extends CommonConfig {
 export const DEFAULT_SNI = 'www.microsoft.com';
 
 /** The keys -f accepts, which are the long flag names. */
-const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'verbose', 'obfs', 'crypt'];
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt'];
 const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni'];
 const SERVER_KEYS = [...COMMON_KEYS, 'decoy'];
 
@@ -60,6 +63,7 @@ export function buildCommand(kind: Kind): Command {
         : 'Accepts fake TCP connections from rsock-clients on --ports and forwards each app flow to the UDP service at --taddr.',
     )
     .helpOption('-h, --help', 'show this help')
+    .version(versionLine(kind), '-V, --version', 'print the version and the wire protocol version')
     .addOption(
       new Option(
         '-t, --taddr <addr>',
@@ -101,11 +105,12 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
+    .addOption(new Option('--log-format <format>', '"text" (lines for people) or "json" (one object per line)').default('text'))
     .addOption(new Option('-v, --verbose', 'log every connection and flow event'))
     .addOption(new Option('-f, --config <file>', 'JSON file with any of the long option names as keys; flags override it'))
     .addHelpText(
       'after',
-      `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGUSR2 logs the counters.\n` +
+      `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGHUP reopens the --log file (for logrotate); SIGUSR2 logs the counters.\n` +
         (isClient
           ? '\nExample:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n'
           : '\nExample:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n'),
@@ -142,10 +147,13 @@ function readConfigFile(file: string, kind: Kind): Raw {
 export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | ServerOptions {
   const cli = cmd.opts() as Raw;
   const file = typeof cli.config === 'string' ? readConfigFile(cli.config, kind) : {};
+  // The config file's keys are the long flag names ("log-format"); commander's are camel-cased ("logFormat").
   const pick = (name: string): unknown => {
     const src = cmd.getOptionValueSource(name);
     if (src === 'cli' || src === 'env') return cli[name];
+    const key = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     if (name in file) return file[name];
+    if (key in file) return file[key];
     return cli[name];
   };
   const str = (name: string): string | null => {
@@ -184,6 +192,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   if (obfs !== 'tls' && obfs !== 'none') throw new ConfigError(`--obfs: "${obfs}" must be tls or none`);
   const crypt = str('crypt') ?? 'none';
   if (crypt !== 'none' && crypt !== 'aead') throw new ConfigError(`--crypt: "${crypt}" must be none or aead`);
+  const logFormat = str('logFormat') ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json') throw new ConfigError(`--log-format: "${logFormat}" must be text or json`);
   const common: CommonConfig = {
     dev: str('dev'),
     ports,
@@ -194,6 +204,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     daemon: daemonRaw === '1',
     pidfile: str('pidfile'),
     log: str('log'),
+    logFormat,
     verbose: verboseV === true || verboseV === 'true' || verboseV === 1 || verboseV === '1',
     obfs,
     crypt,
@@ -231,6 +242,16 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     }
   }
   return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy };
+}
+
+/** What --version prints: the package's version and the wire protocol's (both ends must speak the same). */
+export function versionLine(kind: Kind): string {
+  // Read at run time: package.json sits two levels above dist/src/cli in the checkout and in the npm package.
+  let version = 'unknown';
+  try {
+    version = (JSON.parse(fs.readFileSync(require.resolve('../../../package.json'), 'utf8')) as { version: string }).version;
+  } catch { /* a copy without package.json */ }
+  return `rsock-${kind} ${version} (wire protocol ${PROTOCOL_VERSION})`;
 }
 
 export function isIPv4(s: string): boolean {

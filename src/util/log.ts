@@ -1,7 +1,9 @@
-// Plain, timestamped log lines for people: "2026-11-23T10:00:00.000Z INFO  conn up ...".
+// Plain, timestamped log lines for people: "2026-11-23T10:00:00.000Z INFO  conn up ...", or with
+// --log-format=json one object per line for log shippers: {"time":"...","level":"info","msg":"conn up ..."}.
 import * as fs from 'fs';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'text' | 'json';
 const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
 export class Logger {
@@ -10,13 +12,33 @@ export class Logger {
   /** When set, lines go here instead of the file or stderr (tests read what a person would read). */
   sink: ((line: string) => void) | null = null;
 
-  constructor(private level: Level = 'info', file?: string) {
-    if (file) this.fd = fs.openSync(file, 'a');
+  private file: string | null = null;
+
+  constructor(private level: Level = 'info', file?: string, private readonly format: LogFormat = 'text') {
+    if (file) this.setFile(file);
   }
 
   setFile(file: string): void {
     this.closeFile();
     this.fd = fs.openSync(file, 'a');
+    this.file = file;
+  }
+
+  /**
+   * Opens the log file again by its name (after logrotate moved it away), keeping the old one when the
+   * new one cannot be opened. Returns the error, or null. Without a file (stderr) there is nothing to do.
+   */
+  reopen(): string | null {
+    if (this.file === null) return null;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'a');
+    } catch (e) {
+      return `cannot reopen ${this.file}: ${(e as Error).message}`;
+    }
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = fd;
+    return null;
   }
 
   setLevel(level: Level): void {
@@ -29,7 +51,8 @@ export class Logger {
 
   private write(level: Level, msg: string): void {
     if (!this.enabled(level)) return;
-    const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}\n`;
+    const time = new Date().toISOString();
+    const line = this.format === 'json' ? `${JSON.stringify({ time, level, msg })}\n` : `${time} ${level.toUpperCase().padEnd(5)} ${msg}\n`;
     if (this.sink) this.sink(line);
     else if (this.fd !== null) fs.writeSync(this.fd, line);
     else process.stderr.write(line);
@@ -62,5 +85,6 @@ export class Logger {
       fs.closeSync(this.fd);
       this.fd = null;
     }
+    this.file = null;
   }
 }

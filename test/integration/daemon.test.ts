@@ -1,6 +1,7 @@
 // Daemon mode: --daemon=1 --pidfile=F --log=F returns 0 once ready, the pidfile holds the PID of a
 // live process in the right namespace, the tunnel works, and SIGUSR1 (also SIGTERM, SIGINT) stops
-// it with the pidfile removed and no process left behind.
+// it with the pidfile removed and no process left behind. SIGHUP reopens the log file, as logrotate
+// needs, and --log-format=json writes one JSON object per line.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
@@ -40,12 +41,12 @@ async function runToExit(cmd: string[], outFile: string, timeoutMs: number): Pro
   }
 }
 
-async function startDaemon(role: 'client' | 'server', tag: string): Promise<Daemon> {
+async function startDaemon(role: 'client' | 'server', tag: string, extra: string[] = []): Promise<Daemon> {
   const pidfile = path.join(topo.logDir, `${role}-${tag}.pid`);
   const log = path.join(topo.logDir, `${role}-${tag}-daemon.log`);
   const base = role === 'server' ? serverArgs(topo, { keepalive: 2 }) : clientArgs(topo, { keepalive: 2 });
   const t0 = Date.now();
-  const r = await runToExit(['ip', 'netns', 'exec', topo.ns[role], ...base, '--daemon=1', `--pidfile=${pidfile}`, `--log=${log}`],
+  const r = await runToExit(['ip', 'netns', 'exec', topo.ns[role], ...base, '--daemon=1', `--pidfile=${pidfile}`, `--log=${log}`, ...extra],
     path.join(topo.logDir, `${role}-${tag}-launcher.out`), READY_TIMEOUT_MS + 5000);
   // Adopt the PID before any assertion, so destroy() stops it whatever happens.
   const pid = fs.existsSync(pidfile) ? Number(fs.readFileSync(pidfile, 'utf8').trim()) : 0;
@@ -95,3 +96,27 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     assert.deepEqual(await leftovers('server'), [], 'processes left in the server namespace');
   }));
 }
+
+test('SIGHUP reopens the log file after it was moved away (logrotate); --log-format=json', { timeout: 30_000 }, topo.guard(async () => {
+  const srv = await startDaemon('server', 'hup', ['--log-format=json']);
+  const rotated = `${srv.log}.1`;
+  fs.renameSync(srv.log, rotated);
+  assert.ok(signalPid(srv.pid, 'SIGHUP'), 'could not send SIGHUP');
+  assert.ok(await pollUntil(() => fs.existsSync(srv.log), 3000, 50), 'no new log file 3 s after SIGHUP');
+  assert.ok(isAlive(srv.pid), 'SIGHUP stopped the daemon');
+  assert.ok(signalPid(srv.pid, 'SIGUSR2'), 'could not send SIGUSR2');
+  const counted = await pollUntil(() => /counters:/.test(fs.readFileSync(srv.log, 'utf8')), 3000, 50);
+  await stopDaemon(srv, 'SIGTERM');
+  const fresh = fs.readFileSync(srv.log, 'utf8');
+  const old = fs.readFileSync(rotated, 'utf8');
+  assert.ok(counted, `the counters line did not reach the new file:\n${fresh}`);
+  assert.doesNotMatch(old, /counters:/, 'a line written after SIGHUP went to the rotated file');
+  assert.match(old, LOG.ready, 'the rotated file lost the lines written before it was moved');
+  for (const text of [old, fresh]) {
+    for (const line of text.split('\n').filter((l) => l.startsWith('{'))) {
+      const o = JSON.parse(line) as { time: string; level: string; msg: string };
+      assert.ok(!Number.isNaN(Date.parse(o.time)) && ['error', 'warn', 'info', 'debug'].includes(o.level) && typeof o.msg === 'string', line);
+    }
+  }
+  assert.ok(fresh.split('\n').some((l) => l.startsWith('{') && JSON.parse(l).msg.startsWith('counters:')), 'no JSON counters line');
+}));

@@ -14,13 +14,15 @@ export interface ExecOptions {
   input?: string;
   /** Do not throw on a non-zero exit. */
   allowFail?: boolean;
+  /** Working directory (default: this process's). */
+  cwd?: string;
 }
 
 /** Runs a command to completion with a hard time limit. Throws on failure unless allowFail. */
 export function exec(cmd: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
-    const child = cpSpawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = cpSpawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd });
     let stdout = '';
     let stderr = '';
     let timedOut = false;

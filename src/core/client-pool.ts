@@ -29,6 +29,14 @@ export interface PoolOptions {
   backoffMaxMs: number;
   /** A connection that stayed live this long resets its slot's backoff. */
   stableAfterMs: number;
+  /**
+   * While no connection is live, one slot waiting in backoff is dialed this often anyway, so that the
+   * client notices within about this long that the path or the server is back, however far the
+   * slots' own backoff has grown.
+   */
+  probeEveryMs: number;
+  /** How long such a probe dial may take (a fresh SYN soon beats the kernel's SYN retransmits at 1, 3, 7 s). */
+  probeDialTimeoutMs: number;
   random?: () => number;
 }
 
@@ -41,6 +49,8 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   backoffFirstMs: 200,
   backoffMaxMs: 10000,
   stableAfterMs: 10000,
+  probeEveryMs: 1000,
+  probeDialTimeoutMs: 1500,
 };
 
 export class Slot<L extends Link = Link> {
@@ -82,6 +92,8 @@ export class ClientPool<L extends Link = Link> {
   private readonly byFd = new Map<number, Slot<L>>();
   private live: Slot<L>[] = [];
   private rr = 0;
+  private nextProbeAt = 0;
+  private probeRr = 0;
 
   constructor(ports: number[], perPort: number, private readonly opts: PoolOptions, private readonly driver: PoolDriver<L>) {
     let id = 0;
@@ -108,9 +120,9 @@ export class ClientPool<L extends Link = Link> {
     return this.live[this.rr++];
   }
 
-  private dial(s: Slot<L>, now: number): void {
+  private dial(s: Slot<L>, now: number, timeoutMs = this.opts.dialTimeoutMs): void {
     this.setState(s, SlotState.Dialing, now);
-    s.dueAt = now + this.opts.dialTimeoutMs;
+    s.dueAt = now + timeoutMs;
     try {
       s.fd = this.driver.dial(s);
       this.byFd.set(s.fd, s);
@@ -140,6 +152,7 @@ export class ClientPool<L extends Link = Link> {
 
   onJoined(s: Slot<L>, now: number): void {
     if (s.state !== SlotState.Hello) return;
+    if (this.live.length === 0) this.redialSoon(now);
     this.setState(s, SlotState.Live, now);
     s.liveSince = now;
     s.lastPingAt = now;
@@ -156,13 +169,14 @@ export class ClientPool<L extends Link = Link> {
   }
 
   tick(now: number): void {
+    if (this.live.length === 0 && now >= this.nextProbeAt) this.probe(now);
     for (const s of this.slots) {
       switch (s.state) {
         case SlotState.Backoff:
           if (now >= s.dueAt) this.dial(s, now);
           break;
         case SlotState.Dialing:
-          if (now >= s.dueAt) this.down(s, now, `no answer from port ${s.port} within ${this.opts.dialTimeoutMs} ms`);
+          if (now >= s.dueAt) this.down(s, now, `no answer from port ${s.port} within ${now - s.stateSince} ms`);
           break;
         case SlotState.Hello:
           if (now >= s.dueAt) this.down(s, now, 'the server did not answer the greeting (a different --key, --obfs or --crypt, or not an rsock server)');
@@ -206,6 +220,29 @@ export class ClientPool<L extends Link = Link> {
     this.setState(s, SlotState.Backoff, now);
     s.dueAt = now + delay;
     this.driver.onDown(s, reason, delay, wasUp);
+  }
+
+  /** Nothing is live: dial the next slot that waits in backoff (round robin, so every port gets its turn). */
+  private probe(now: number): void {
+    this.nextProbeAt = now + this.opts.probeEveryMs;
+    const n = this.slots.length;
+    for (let i = 0; i < n; i++) {
+      const s = this.slots[(this.probeRr + i) % n];
+      if (s.state !== SlotState.Backoff || s.dueAt <= now) continue;
+      this.probeRr = (this.probeRr + i + 1) % n;
+      this.dial(s, now, this.opts.probeDialTimeoutMs);
+      return;
+    }
+  }
+
+  /** The first connection after an outage: the path is back, so the others need not wait out their backoff. */
+  private redialSoon(now: number): void {
+    const spread = this.opts.probeEveryMs / 2;
+    for (const s of this.slots) {
+      if (s.state !== SlotState.Backoff) continue;
+      s.backoff.reset();
+      s.dueAt = Math.min(s.dueAt, now + Math.round(spread * (this.opts.random ?? Math.random)()));
+    }
   }
 
   /** Tells the server and closes every connection. */

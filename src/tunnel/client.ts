@@ -41,6 +41,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   private ludpId = -1;
   readonly sessionId: number;
   private everUp = false;
+  private missingPrivilege: string | null = null;
   private readyWaiters: (() => void)[] = [];
   readonly counters = { udpIn: 0, udpOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, flowsExpired: 0 };
 
@@ -85,6 +86,11 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       throw new Error(`--ludp: ${(e as Error).message}`);
     }
     this.pool.start(this.io.clock());
+    // A missing capability is not a network failure: retrying cannot help, so say so and give up.
+    if (this.missingPrivilege) {
+      await this.stop();
+      throw new Error(this.missingPrivilege);
+    }
     this.log.info(
       `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
         `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}`,
@@ -200,7 +206,12 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   // ---- Pool driver ----
 
   dial(slot: Slot<ClientLink>): number {
-    return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
+    try {
+      return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
+    } catch (e) {
+      if (/not permitted/.test((e as Error).message)) this.missingPrivilege ??= (e as Error).message;
+      throw e;
+    }
   }
 
   closeSocket(fd: number, link: ClientLink | null): void {

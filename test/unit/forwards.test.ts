@@ -162,3 +162,53 @@ test('tunnel: two forwards answered on their own local endpoints beside --ludp; 
   assert.equal(lines.filter((l) => /refused: it is for 127\.0\.0\.1:6000, which is not in --allow/.test(l)).length, 2, 'one line per flow');
   await t.stop();
 });
+
+test('tunnel: a server that does not answer the table (one older than forwards) gets no forward datagrams; --ludp still works', async () => {
+  const t = new SimTunnel(crypto, { ports: [10001] });
+  const target = t.serverHost.udpSocket(5353);
+  target.echo = true;
+  const lines: string[] = [];
+  t.log.setLevel('info');
+  t.log.sink = (l) => lines.push(l);
+  const server = t.startServer({ allow: [{ host: '127.0.0.1', ip: '127.0.0.1', port: 5353 }] });
+  // As an older server does: a plain Joined, whatever the Join carried.
+  const plain = server.sendJoined.bind(server);
+  server.sendJoined = (link, id) => plain(link, id, null);
+  t.startClient({ forwards: [{ localHost: '127.0.0.1', localPort: 30001, target: { host: '127.0.0.1', port: 5353 } }] });
+  assert.ok(t.net.time.runUntil(() => t.client.liveConnections === 1, 2000) >= 0);
+  const app = t.app();
+  const fwdApp = t.app();
+  for (let i = 0; i < 5; i++) {
+    app.send(ipToInt('127.0.0.1'), 30000, Buffer.from(`ludp #${i}`));
+    fwdApp.send(ipToInt('127.0.0.1'), 30001, Buffer.from(`fwd #${i}`));
+    t.run(5);
+  }
+  t.run(100);
+  assert.equal(app.received.length, 5);
+  assert.equal(fwdApp.received.length + target.received.length, 0, 'nothing went over the forward');
+  assert.equal(t.echo.received.length, 5, '--taddr got only the --ludp datagrams');
+  assert.equal(lines.filter((l) => /did not answer the forward table/.test(l)).length, 1);
+  await t.stop();
+});
+
+test('tunnel: a client without --forward sends the same 7-byte Join as before forwards, and gets a Joined without answers', async () => {
+  const t = new SimTunnel(crypto, { ports: [10001] });
+  const server = t.startServer({ allow: [{ host: '127.0.0.1', ip: '127.0.0.1', port: 5353 }] });
+  const joins: number[] = [];
+  const answers: unknown[] = [];
+  const onFrame = server.onFrame.bind(server);
+  server.onFrame = (link, type, arg, buf, off, len, now) => {
+    if (type === 2) joins.push(len);
+    onFrame(link, type, arg, buf, off, len, now);
+  };
+  const sendJoined = server.sendJoined.bind(server);
+  server.sendJoined = (link, id, a) => {
+    answers.push(a);
+    sendJoined(link, id, a);
+  };
+  t.startClient();
+  assert.ok(t.net.time.runUntil(() => t.client.liveConnections === 1, 2000) >= 0);
+  assert.ok(joins.length >= 1 && joins.every((n) => n === JOIN_LEN), `Join lengths ${joins}`);
+  assert.ok(answers.every((a) => a === null));
+  await t.stop();
+});

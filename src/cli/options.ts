@@ -117,7 +117,7 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
     .addOption(new Option('-v, --verbose', 'log every connection and flow event'))
-    .addOption(new Option('-f, --config <file>', 'JSON file with any of the long option names as keys; flags override it'))
+    .addOption(new Option('-f, --config <file>', `JSON file with any of the long option names as keys${isClient ? ' ("forward": a list)' : ' ("allow": a list)'}; flags override it`))
     .addHelpText(
       'after',
       `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGUSR2 logs the counters.\n` +

@@ -134,6 +134,8 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
       connsPerPort: o.conns,
       ludpHost: o.ludpHost,
       ludpPort: o.ludpPort,
+      // Local endpoints resolve here; targets are named as the server knows them, and it resolves its --allow.
+      forwards: await Promise.all(o.forwards.map(async (f) => ({ ...f, localHost: await resolveIPv4(f.localHost, `--forward ${f.localHost}:${f.localPort}`) }))),
       device: dev,
       localIp: o.lcapIp,
       sni: o.sni,
@@ -156,6 +158,8 @@ async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
       ...shared(o),
       targetHost: targetIp,
       targetPort: o.targetPort,
+      targetName: isIPv4(o.targetHost) ? undefined : o.targetHost,
+      allow: await Promise.all(o.allow.map(async (a) => ({ host: a.host, ip: await resolveIPv4(a.host, '--allow'), port: a.port }))),
       device: o.dev ?? defaultDevice() ?? 'any',
       listenIp: o.lcapIp,
       decoy: decoy ? `${decoy.host}:${decoy.port}` : null,

@@ -8,6 +8,8 @@ import { parseHostPort } from '../core/ipv4';
 import { sniError } from '../core/tls-record';
 import { PROTOCOL_VERSION } from '../core/frame';
 import { LogFormat } from '../util/log';
+import type { ClientForward } from '../tunnel/client-endpoints';
+import { collect, parseAllow, parseForwards } from './forward-options';
 
 export type Kind = 'client' | 'server';
 
@@ -36,6 +38,7 @@ export interface ClientOptions extends CommonConfig {
   ludpPort: number;
   conns: number;
   sni: string;
+  forwards: ClientForward[];
 }
 
 export interface ServerOptions extends CommonConfig {
@@ -44,14 +47,16 @@ export interface ServerOptions extends CommonConfig {
   targetPort: number;
   /** Where connections that are not rsock clients (probes) are spliced; null: they are closed. */
   decoy: { host: string; port: number } | null;
+  /** Targets a client's --forward may name besides --taddr, not resolved yet. */
+  allow: { host: string; port: number }[];
 }
 
 export const DEFAULT_SNI = 'www.microsoft.com';
 
 /** The keys -f accepts, which are the long flag names. */
 const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt'];
-const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni'];
-const SERVER_KEYS = [...COMMON_KEYS, 'decoy'];
+const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni', 'forward'];
+const SERVER_KEYS = [...COMMON_KEYS, 'decoy', 'allow'];
 
 export function buildCommand(kind: Kind): Command {
   const cmd = new Command(`rsock-${kind}`);
@@ -81,13 +86,23 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('-p, --ports <list>', 'server ports, e.g. 80,443,10000-10005').default('10001-10010'));
   if (isClient) {
     cmd
-      .addOption(new Option('-l, --ludp <host:port>', 'local UDP endpoint your app sends to').default('127.0.0.1:30000'))
+      .addOption(new Option('-l, --ludp <host:port>', "local UDP endpoint your app sends to; it goes to the server's --taddr").default('127.0.0.1:30000'))
+      .addOption(
+        new Option(
+          '--forward <local=target>',
+          'LOCAL_HOST:PORT=TARGET_HOST:PORT: one more local UDP endpoint, whose datagrams go to TARGET (named as the server knows it) instead of --taddr; repeatable; the server must --allow the target',
+        ).argParser(collect),
+      )
       .addOption(new Option('--conns <n>', 'fake TCP connections per server port').default('1'))
       .addOption(new Option('--sni <name>', 'server name in the TLS-shaped greeting (--obfs=tls)').default(DEFAULT_SNI));
   } else {
-    cmd.addOption(
-      new Option('--decoy <host:port>', 'TCP service that gets connections which are not rsock clients (active probes), e.g. a web server; default: such connections are closed'),
-    );
+    cmd
+      .addOption(
+        new Option('--decoy <host:port>', 'TCP service that gets connections which are not rsock clients (active probes), e.g. a web server; default: such connections are closed'),
+      )
+      .addOption(
+        new Option('--allow <host:port>', "a UDP target a client's --forward may name besides --taddr; repeatable; forwards to anything else are refused and logged").argParser(collect),
+      );
   }
   cmd
     .addOption(
@@ -107,13 +122,18 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
     .addOption(new Option('--log-format <format>', '"text" (lines for people) or "json" (one object per line)').default('text'))
     .addOption(new Option('-v, --verbose', 'log every connection and flow event'))
-    .addOption(new Option('-f, --config <file>', 'JSON file with any of the long option names as keys; flags override it'))
+    .addOption(new Option('-f, --config <file>', `JSON file with any of the long option names as keys${isClient ? ' ("forward": a list)' : ' ("allow": a list)'}; flags override it`))
     .addHelpText(
       'after',
       `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGHUP reopens the --log file (for logrotate); SIGUSR2 logs the counters.\n` +
         (isClient
-          ? '\nExample:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n'
-          : '\nExample:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n'),
+          ? '\nExample:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n' +
+            '\nWireGuard and DNS over one tunnel (the server runs --taddr=127.0.0.1:51820 --allow=127.0.0.1:53):\n' +
+            '  sudo rsock-client --taddr=203.0.113.7 --ludp=127.0.0.1:30000 --forward=127.0.0.1:5353=127.0.0.1:53 --key=SECRET\n' +
+            '  WireGuard peer: Endpoint = 127.0.0.1:30000; DNS: dig -p 5353 @127.0.0.1 example.com\n'
+          : '\nExample:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n' +
+            '\nWireGuard and DNS over one tunnel (clients use --forward=LOCAL:PORT=127.0.0.1:53 for DNS):\n' +
+            '  sudo rsock-server --taddr=127.0.0.1:51820 --allow=127.0.0.1:53 --ports=10001-10010 --key=SECRET\n'),
     )
     .showHelpAfterError(false)
     .allowExcessArguments(false);
@@ -162,6 +182,14 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(`--${name}: expected a string, got ${JSON.stringify(v)}`);
     return String(v);
   };
+  const list = (name: string): string[] => {
+    const v = pick(name);
+    if (v === undefined || v === null) return [];
+    const items = Array.isArray(v) ? v : [v];
+    if (!items.every((x) => typeof x === 'string')) throw new ConfigError(`--${name}: expected a list of strings, got ${JSON.stringify(v)}`);
+    return items as string[];
+  };
+  const configError = (msg: string) => new ConfigError(msg);
   const num = (name: string, min: number, max: number, integer = false): number => {
     const s = str(name);
     const n = s === null ? NaN : Number(s);
@@ -224,7 +252,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     const sni = str('sni') ?? DEFAULT_SNI;
     const bad = sniError(sni);
     if (bad) throw new ConfigError(`--sni: "${sni}" is not a host name: ${bad}`);
-    return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni };
+    const forwards = parseForwards(list('forward'), ludp, configError);
+    return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni, forwards };
   }
   let target: { host: string; port: number };
   try {
@@ -241,7 +270,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
       throw new ConfigError(`--decoy: ${(e as Error).message}`);
     }
   }
-  return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy };
+  return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy, allow: parseAllow(list('allow'), configError) };
 }
 
 /** What --version prints: the package's version and the wire protocol's (both ends must speak the same). */

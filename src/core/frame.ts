@@ -8,13 +8,14 @@
 // lengths (tls) or by the unmasked header lengths one after another (none).
 import { FRAME_HEADER, TAG_AEAD, TAG_PLAIN } from './crypto';
 import { ContentType, MAX_CIPHERTEXT, MIN_APP_DATA, RECORD_HEADER } from './tls-record';
+import { decodeForwardTable, ForwardTarget } from './forwards';
 
 export const enum FrameType {
   /** arg = flow id; payload = one UDP datagram. */
   Data = 1,
   /** Client to server, first frame under the connection's keys. arg = client session id; payload = Join. */
   Join = 2,
-  /** Server to client: the connection is attached to the session. arg = client session id echoed. */
+  /** Server to client: the connection is attached to the session. arg = client session id echoed; payload = the forward answers (forwards.ts) if Join had a table. */
   Joined = 3,
   /** arg = nonce. Either side may send it; the other answers Pong with the same nonce. */
   Ping = 4,
@@ -94,14 +95,17 @@ export function readRecordHeader(buf: Buffer, off: number): number {
 }
 
 /**
- * Join payload: version(1) keepaliveMs(4) slot(2). The slot number lets the server retire the
- * connection a new one replaces, even when a reset reached only the client.
+ * Join payload: version(1) keepaliveMs(4) slot(2) [forward table (forwards.ts)]. The slot number lets
+ * the server retire the connection a new one replaces, even when a reset reached only the client. A
+ * client without --forward sends no table, so its Join is the same as before forwards existed.
  */
 export const JOIN_LEN = 7;
 export interface Join {
   version: number;
   keepaliveMs: number;
   slot: number;
+  /** Null: the client has no forwards (or sent a table that does not parse). */
+  forwards?: ForwardTarget[] | null;
 }
 export function writeJoin(buf: Buffer, off: number, j: Join): void {
   buf[off] = j.version;
@@ -110,5 +114,6 @@ export function writeJoin(buf: Buffer, off: number, j: Join): void {
 }
 export function readJoin(buf: Buffer, off: number, len: number): Join | null {
   if (len < JOIN_LEN) return null;
-  return { version: buf[off], keepaliveMs: buf.readUInt32BE(off + 1), slot: buf.readUInt16BE(off + 5) };
+  const forwards = len > JOIN_LEN ? decodeForwardTable(buf, off + JOIN_LEN, len - JOIN_LEN) : null;
+  return { version: buf[off], keepaliveMs: buf.readUInt32BE(off + 1), slot: buf.readUInt16BE(off + 5), forwards };
 }

@@ -3,6 +3,7 @@
 // the choice of the connection a reply goes back on. Pure: time comes in as `now`, and every side
 // effect goes through the SessionDriver, like the client's ClientPool.
 import { FlowTable, Flow } from './flow-table';
+import { AllowedTarget, flowTarget, resolveForwards, SessionForwards } from './forwards';
 import { CloseReason, Join, PROTOCOL_VERSION } from './frame';
 import { Link } from './link';
 
@@ -19,7 +20,7 @@ export interface SessionLink extends Link {
 
 export interface ServerFlow extends Flow {
   session: Session;
-  /** The flow's own UDP socket towards the target. */
+  /** The flow's own UDP socket towards the target; negative for a refused flow, which has none. */
   sock: number;
   /**
    * The connection the client last used for this flow. Replies go back on it: the client only sends
@@ -34,6 +35,8 @@ export interface Session {
   rr: number;
   flows: Map<number, ServerFlow>;
   lastSeen: number;
+  /** From the client's first Join with a forward table; null: every flow goes to --taddr. */
+  forwards: SessionForwards | null;
 }
 
 export interface SessionOptions {
@@ -45,9 +48,11 @@ export interface SessionOptions {
   helloDeadlineMs: number;
   /** Flows visited per tick by the expiry sweep. */
   sweepBudget: number;
+  /** Targets a client's forward may name besides --taddr (which is in the list too). */
+  allowed: readonly AllowedTarget[];
 }
 
-export const DEFAULT_SESSION_OPTIONS: Omit<SessionOptions, 'durationMs' | 'keepaliveMs'> = {
+export const DEFAULT_SESSION_OPTIONS: Omit<SessionOptions, 'durationMs' | 'keepaliveMs' | 'allowed'> = {
   helloDeadlineMs: 10000,
   sweepBudget: 500,
 };
@@ -56,7 +61,8 @@ export const DEFAULT_SESSION_OPTIONS: Omit<SessionOptions, 'durationMs' | 'keepa
 export type Goodbye = CloseReason | 'fin' | 'none';
 
 export interface SessionDriver {
-  sendJoined(link: SessionLink, sessionId: number): void;
+  /** `answers`: allowed or refused per forward, when the client sent a table. */
+  sendJoined(link: SessionLink, sessionId: number, answers: boolean[] | null): void;
   /** Gives the connection back to the kernel (a probe, not a client): it stops being ours at once. */
   handBack(link: SessionLink): void;
   /**
@@ -64,8 +70,8 @@ export interface SessionDriver {
    * that reason and a FIN, a FIN alone, or nothing), then forgets the link and closes its socket silently.
    */
   endLink(link: SessionLink, goodbye: Goodbye, reason: string): void;
-  /** Opens the flow's UDP socket towards the target; returns its id (throws if it can't). */
-  openFlow(session: Session, flowId: number): number;
+  /** Opens the flow's UDP socket towards `target` (undefined: --taddr); returns its id (throws if it can't). */
+  openFlow(session: Session, flowId: number, target: AllowedTarget | undefined): number;
   closeFlow(sock: number): void;
   /** For logs: what happened to whom. */
   onEvent(ev: SessionEvent): void;
@@ -77,6 +83,7 @@ export type SessionEvent =
   | { type: 'left'; session: Session; reason: string }
   | { type: 'flowOpened' | 'flowExpired'; flow: ServerFlow }
   | { type: 'flowFailed'; session: Session; flowId: number; error: string }
+  | { type: 'flowRefused'; flow: ServerFlow; why: string }
   | { type: 'badVersion'; version: number };
 
 /** A Join's keepalive is clamped to this range before it sets the dead-link timer. */
@@ -89,6 +96,8 @@ export class ServerSessions {
   /** Every flow, by the id of its UDP socket: replies from the target are looked up by it. */
   private readonly flows: FlowTable<number, ServerFlow>;
   private lastSessionSweep = 0;
+  /** Refused flows are keyed in `flows` by negative numbers, which no socket id is. */
+  private refusedKey = 0;
 
   constructor(private readonly opts: SessionOptions, private readonly driver: SessionDriver) {
     this.flows = new FlowTable(opts.durationMs);
@@ -135,7 +144,7 @@ export class ServerSessions {
     if (!link.session) {
       let s = this.sessions.get(sessionId);
       if (!s) {
-        s = { id: sessionId, links: [], rr: 0, flows: new Map(), lastSeen: now };
+        s = { id: sessionId, links: [], rr: 0, flows: new Map(), lastSeen: now, forwards: null };
         this.sessions.set(sessionId, s);
         this.driver.onEvent({ type: 'joined', session: s, link });
       }
@@ -152,8 +161,10 @@ export class ServerSessions {
       link.deadAfterMs = deadAfter(Math.min(Math.max(join.keepaliveMs, KEEPALIVE_RANGE[0]), KEEPALIVE_RANGE[1]));
       this.driver.onEvent({ type: 'linkUp', session: s, link });
     }
+    // A client's table is fixed for its life: the first one stands, so flows never change target.
+    const fw = (link.session.forwards ??= join.forwards ? resolveForwards(join.forwards, this.opts.allowed) : null);
     // Answered every time: the client resends Join until one Joined gets through.
-    this.driver.sendJoined(link, sessionId);
+    this.driver.sendJoined(link, sessionId, join.forwards && fw ? fw.targets.map((t) => t !== null) : null);
   }
 
   /** A Data frame: the flow its datagram goes to, opened on first sight; null for links without a session. */
@@ -163,21 +174,27 @@ export class ServerSessions {
     s.lastSeen = now;
     let flow = s.flows.get(flowId);
     if (!flow) {
+      const target = flowTarget(s.forwards, flowId);
       let sock: number;
-      try {
-        sock = this.driver.openFlow(s, flowId);
-      } catch (e) {
-        this.driver.onEvent({ type: 'flowFailed', session: s, flowId, error: (e as Error).message });
-        return null;
+      if (typeof target === 'string') {
+        sock = --this.refusedKey;
+      } else {
+        try {
+          sock = this.driver.openFlow(s, flowId, target);
+        } catch (e) {
+          this.driver.onEvent({ type: 'flowFailed', session: s, flowId, error: (e as Error).message });
+          return null;
+        }
       }
       flow = { id: flowId, lastActive: now, session: s, sock, link: null };
       s.flows.set(flowId, flow);
       this.flows.set(sock, flow);
-      this.driver.onEvent({ type: 'flowOpened', flow });
+      // Logged once: the refused flow stays, silent, until it idles out like any other.
+      this.driver.onEvent(typeof target === 'string' ? { type: 'flowRefused', flow, why: target } : { type: 'flowOpened', flow });
     }
     flow.lastActive = now;
     flow.link = link;
-    return flow;
+    return flow.sock < 0 ? null : flow;
   }
 
   /** A datagram from the target on socket `sock`: its flow and the link to send it on, or null. */
@@ -218,7 +235,7 @@ export class ServerSessions {
     }
     this.flows.sweep(now, this.opts.sweepBudget, (_sock, flow) => {
       flow.session.flows.delete(flow.id);
-      this.driver.closeFlow(flow.sock);
+      if (flow.sock >= 0) this.driver.closeFlow(flow.sock);
       this.driver.onEvent({ type: 'flowExpired', flow });
     });
     // Sessions with no connection and no flow left are forgotten; their client will join again.
@@ -233,7 +250,7 @@ export class ServerSessions {
   /** Tells every client (Close + FIN on every open connection) and closes every socket. */
   stop(now: number): void {
     for (const link of [...this.links]) this.end(link, CloseReason.Shutdown, 'server shutting down', now);
-    for (const flow of this.flows.values()) this.driver.closeFlow(flow.sock);
+    for (const flow of this.flows.values()) if (flow.sock >= 0) this.driver.closeFlow(flow.sock);
     this.flows.clear();
     this.sessions.clear();
   }
@@ -254,7 +271,7 @@ export class ServerSessions {
     for (const link of [...s.links]) this.end(link, 'fin', reason, now);
     for (const flow of s.flows.values()) {
       this.flows.delete(flow.sock);
-      this.driver.closeFlow(flow.sock);
+      if (flow.sock >= 0) this.driver.closeFlow(flow.sock);
     }
     s.flows.clear();
     this.sessions.delete(s.id);

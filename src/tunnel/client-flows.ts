@@ -1,16 +1,22 @@
-// The client's app flows: one per source address on --ludp, with an id the frames carry. Flows live
-// here, not in connections, so they survive every reconnect.
+// The client's app flows: one per source address on each local endpoint (--ludp, --forward), with an
+// id the frames carry, whose top bits say the endpoint (core/forwards.ts). Flows live here, not in
+// connections, so they survive every reconnect.
 import { Flow, FlowTable } from '../core/flow-table';
+import { FLOW_COUNTER_MASK, flowIdOf } from '../core/forwards';
 import { intToIp } from '../core/ipv4';
 
 export interface ClientFlow extends Flow {
+  /** Forward index: 0 for --ludp, else the --forward's place in the table (1-based). */
+  fwd: number;
   ip: number;
   port: number;
+  /** A flow of a refused forward is dropped here, and said so once. */
+  refusedLogged?: boolean;
 }
 
-/** A flow's key: its source address and port in one number (48 bits, exact in a double). */
-function flowKey(ip: number, port: number): number {
-  return ip * 65536 + port;
+/** A flow's key: its endpoint, source address and port in one number (at most 53 bits, exact in a double). */
+function flowKey(fwd: number, ip: number, port: number): number {
+  return (fwd * 0x100000000 + ip) * 65536 + port;
 }
 
 export function flowSource(flow: ClientFlow): string {
@@ -22,7 +28,7 @@ const SWEEP_BUDGET = 500;
 export class ClientFlows {
   private readonly bySource: FlowTable<number, ClientFlow>;
   private readonly byId = new Map<number, ClientFlow>();
-  private nextId = 1;
+  private counter = 1;
 
   constructor(durationMs: number, private readonly onOpen: (flow: ClientFlow) => void) {
     this.bySource = new FlowTable(durationMs);
@@ -32,13 +38,19 @@ export class ClientFlows {
     return this.bySource.size;
   }
 
-  /** The flow of a datagram from ip:port, opened on first sight; marked active. */
-  from(ip: number, port: number, now: number): ClientFlow {
-    const key = flowKey(ip, port);
+  /** The flow of a datagram from ip:port to endpoint `fwd`, opened on first sight; marked active. */
+  from(fwd: number, ip: number, port: number, now: number): ClientFlow {
+    const key = flowKey(fwd, ip, port);
     let flow = this.bySource.get(key);
     if (!flow) {
-      flow = { id: this.nextId, lastActive: now, ip, port };
-      this.nextId = (this.nextId + 1) >>> 0 || 1;
+      let id = flowIdOf(fwd, this.counter);
+      // The counter wraps after 16M flows: skip ids still in use rather than mix two flows.
+      for (let i = 0; this.byId.has(id) && i < 1000; i++) {
+        this.counter = (this.counter + 1) & FLOW_COUNTER_MASK || 1;
+        id = flowIdOf(fwd, this.counter);
+      }
+      flow = { id, fwd, lastActive: now, ip, port };
+      this.counter = (this.counter + 1) & FLOW_COUNTER_MASK || 1;
       this.bySource.set(key, flow);
       this.byId.set(flow.id, flow);
       this.onOpen(flow);

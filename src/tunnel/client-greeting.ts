@@ -39,6 +39,8 @@ export interface GreeterConfig {
   sni: string;
   keepaliveMs: number;
   sessionId: number;
+  /** Appended to Join: the client's --forward table (core/forwards.ts), or null for none. */
+  forwardTable: Buffer | null;
 }
 
 export class ClientGreeter<L extends GreetingLink> {
@@ -105,7 +107,9 @@ export class ClientGreeter<L extends GreetingLink> {
     const tx = this.engine.tx;
     const tls = this.cfg.mode.obfs === 'tls';
     if (first && tls) tx.raw(link.tcp, CHANGE_CIPHER_SPEC, now);
-    const off = tx.reserveFrame(link, FrameType.Join, this.cfg.sessionId, JOIN_LEN, now, first && tls);
+    const table = this.cfg.forwardTable;
+    const off = tx.reserveFrame(link, FrameType.Join, this.cfg.sessionId, JOIN_LEN + (table?.length ?? 0), now, first && tls);
     writeJoin(tx.buffer, off, { version: PROTOCOL_VERSION, keepaliveMs: this.cfg.keepaliveMs, slot: link.slotId });
+    table?.copy(tx.buffer, off + JOIN_LEN);
   }
 }

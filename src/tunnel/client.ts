@@ -7,6 +7,7 @@ import { intToIp, ipToInt } from '../core/ipv4';
 import { linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
+import { ClientEndpoints, ClientForward } from './client-endpoints';
 import { ClientFlows, flowSource } from './client-flows';
 import { ClientGreeter, GreetingLink } from './client-greeting';
 import { Engine, EngineHandler } from './engine';
@@ -18,6 +19,8 @@ export interface ClientConfig {
   connsPerPort: number;
   ludpHost: string;
   ludpPort: number;
+  /** --forward: more local endpoints, each to its own target behind the server. */
+  forwards?: ClientForward[];
   device: string;
   /** Source address for the dials; "" lets the kernel choose. */
   localIp: string;
@@ -38,12 +41,12 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   private readonly pool: ClientPool<ClientLink>;
   private readonly flows: ClientFlows;
   private readonly greeter: ClientGreeter<ClientLink>;
-  private ludpId = -1;
+  private readonly endpoints: ClientEndpoints;
   readonly sessionId: number;
   private everUp = false;
   private missingPrivilege: string | null = null;
   private readyWaiters: (() => void)[] = [];
-  readonly counters = { udpIn: 0, udpOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, flowsExpired: 0 };
+  readonly counters = { udpIn: 0, udpOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, droppedRefused: 0, flowsExpired: 0 };
 
   constructor(
     private readonly cfg: ClientConfig,
@@ -52,6 +55,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   ) {
     ipToInt(cfg.serverIp); // throws early for anything but an IPv4 address
     this.sessionId = io.crypto.randomU32() || 1;
+    this.endpoints = new ClientEndpoints(cfg.forwards ?? [], log);
     this.flows = new ClientFlows(cfg.durationMs, (f) => {
       if (this.log.enabled('debug')) this.log.debug(`flow ${f.id} from ${flowSource(f)} opened`);
     });
@@ -73,17 +77,17 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       { ...DEFAULT_POOL_OPTIONS, keepaliveMs, deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500) },
       this,
     );
-    this.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId });
+    this.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table });
   }
 
   /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
   async start(): Promise<void> {
     this.engine.start();
     try {
-      this.ludpId = this.engine.udp.bind(this.cfg.ludpHost, this.cfg.ludpPort);
+      this.endpoints.bind(this.engine.udp, this.cfg.ludpHost, this.cfg.ludpPort);
     } catch (e) {
       this.engine.stop();
-      throw new Error(`--ludp: ${(e as Error).message}`);
+      throw e;
     }
     this.pool.start(this.io.clock());
     // A missing capability is not a network failure: retrying cannot help, so say so and give up.
@@ -93,7 +97,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     }
     this.log.info(
       `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
-        `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}`,
+        `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}` +
+        (this.endpoints.count ? ` and ${this.endpoints.count} forward(s): ${this.cfg.forwards!.map((_f, i) => this.endpoints.name(i + 1)).join(', ')}` : ''),
     );
   }
 
@@ -123,7 +128,15 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     for (let i = 0; i < count; i++) {
       const m = i * UDP_RX_STRIDE;
       const len = meta[m + UDP_RX.LENGTH];
-      const flow = this.flows.from(meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
+      const flow = this.flows.from(this.endpoints.index(meta[m + UDP_RX.SOCKET]), meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
+      if (!this.endpoints.allowed(flow.fwd)) {
+        this.counters.droppedRefused++;
+        if (!flow.refusedLogged) {
+          flow.refusedLogged = true;
+          this.log.warn(`flow ${flow.id} from ${flowSource(flow)} to ${this.endpoints.name(flow.fwd)}: dropped, the server has not allowed this forward`);
+        }
+        continue;
+      }
       const link = this.pool.pick()?.link;
       if (!link) {
         this.counters.droppedNoConn++;
@@ -184,9 +197,11 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       }
       flow.lastActive = now;
       this.counters.udpOut++;
-      this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
+      this.engine.udpTx.add(this.endpoints.socks[flow.fwd], buf, off, len, flow.ip, flow.port);
     } else if (type === FrameType.Joined) {
-      if (arg === this.sessionId) this.pool.onJoined(link.slot, now);
+      if (arg !== this.sessionId) return;
+      this.endpoints.onJoined(buf, off, len);
+      this.pool.onJoined(link.slot, now);
     }
   }
 

@@ -1,6 +1,7 @@
 // rsock-server: accepts fake-TCP connections on every port and forwards each app flow to the target
 // over its own UDP socket. Who the clients are, which connection a reply goes on and when a connection
 // is dead is the pure ServerSessions; this file wires it to the engine and logs what happens.
+import { AllowedTarget, encodeForwardAnswers, targetName } from '../core/forwards';
 import { FrameType, readJoin, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
 import { intToIp } from '../core/ipv4';
@@ -25,6 +26,10 @@ export interface ServerConfig {
   /** IPv4 address of the target UDP service (resolved before start). */
   targetHost: string;
   targetPort: number;
+  /** What a client's --forward may name besides --taddr (addresses resolved before start). */
+  allow?: AllowedTarget[];
+  /** --taddr as written, when it was a host name: a client's forward may name it so. */
+  targetName?: string;
   ports: number[];
   device: string;
   /** Address to listen on; "" for all. */
@@ -48,7 +53,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   private readonly engine: Engine<SessionLink>;
   private readonly sessions: ServerSessions;
   private readonly listenFds = new Map<number, number>();
-  readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, accepted: 0, probes: 0, droppedTooBig: 0 };
+  readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, flowsRefused: 0, accepted: 0, probes: 0, droppedTooBig: 0 };
 
   constructor(
     private readonly cfg: ServerConfig,
@@ -56,7 +61,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     private readonly io: TunnelIo,
   ) {
     this.sessions = new ServerSessions(
-      { ...DEFAULT_SESSION_OPTIONS, durationMs: cfg.durationMs, keepaliveMs: cfg.keepaliveMs },
+      { ...DEFAULT_SESSION_OPTIONS, durationMs: cfg.durationMs, keepaliveMs: cfg.keepaliveMs, allowed: allowedTargets(cfg) },
       this,
     );
     this.engine = new Engine<SessionLink>(
@@ -81,7 +86,8 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
       throw e;
     }
     this.log.info(
-      `rsock-server ready: ports ${this.cfg.ports.join(',')} on ${this.cfg.device} -> udp ${this.cfg.targetHost}:${this.cfg.targetPort}`,
+      `rsock-server ready: ports ${this.cfg.ports.join(',')} on ${this.cfg.device} -> udp ${this.cfg.targetHost}:${this.cfg.targetPort}` +
+        (this.cfg.allow?.length ? `; forwards allowed to ${this.cfg.allow.map(targetName).join(', ')}` : ''),
     );
   }
 
@@ -198,8 +204,9 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
 
   // ---- Session driver ----
 
-  sendJoined(link: SessionLink, sessionId: number): void {
-    this.engine.tx.frame(link, FrameType.Joined, sessionId, null, 0, 0, this.io.clock());
+  sendJoined(link: SessionLink, sessionId: number, answers: boolean[] | null): void {
+    const payload = answers ? encodeForwardAnswers(answers) : null;
+    this.engine.tx.frame(link, FrameType.Joined, sessionId, payload, 0, payload?.length ?? 0, this.io.clock());
   }
 
   handBack(link: SessionLink): void {
@@ -216,8 +223,8 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     this.engine.remove(link);
   }
 
-  openFlow(_session: Session, _flowId: number): number {
-    return this.engine.udp.connect(this.cfg.targetHost, this.cfg.targetPort);
+  openFlow(_session: Session, _flowId: number, target: AllowedTarget | undefined): number {
+    return target ? this.engine.udp.connect(target.ip, target.port) : this.engine.udp.connect(this.cfg.targetHost, this.cfg.targetPort);
   }
 
   closeFlow(sock: number): void {
@@ -242,7 +249,12 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         this.counters.flowsOpened++;
         if (this.log.enabled('debug')) this.log.debug(`client ${hex(ev.flow.session.id)}: flow ${ev.flow.id} opened (udp port ${this.engine.udp.localPort(ev.flow.sock)})`);
         return;
+      case 'flowRefused':
+        this.counters.flowsRefused++;
+        this.log.warn(`client ${hex(ev.flow.session.id)}: flow ${ev.flow.id} refused: it is for ${ev.why}; nothing of it is delivered`);
+        return;
       case 'flowExpired':
+        if (ev.flow.sock < 0) return;
         this.counters.flowsExpired++;
         this.log.info(`flow ${flowName(ev.flow)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
         return;
@@ -266,6 +278,12 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     this.listenFds.clear();
     this.engine.stop();
   }
+}
+
+/** --taddr (by address, and by name if it was given as one) and the --allow list. */
+function allowedTargets(cfg: ServerConfig): AllowedTarget[] {
+  const taddr = { host: cfg.targetName ?? cfg.targetHost, ip: cfg.targetHost, port: cfg.targetPort };
+  return [taddr, ...(cfg.allow ?? [])];
 }
 
 function anyAddress(ip: string): boolean {

@@ -34,7 +34,7 @@ class Recorder implements SessionDriver {
   }
 }
 
-const opts = { ...DEFAULT_SESSION_OPTIONS, durationMs: 30000, keepaliveMs: 2000 };
+const opts = { ...DEFAULT_SESSION_OPTIONS, durationMs: 30000, keepaliveMs: 2000, allowed: [] };
 let fdSeq = 10;
 const base = (now: number): Link => ({
   fd: fdSeq++,

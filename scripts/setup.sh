@@ -16,10 +16,11 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 
 # 1. Debian packages: build (libpcap, libsodium, cmake, g++) and tests (the rest; tshark,
 #    libndpi-bin, tcpreplay, curl and openssl for the disguise, replay and probe tests; dnsmasq-base
-#    and bind9-dnsutils (dig) for the DNS test; systemd for systemd-analyze, util-linux for setpriv).
+#    and bind9-dnsutils (dig) for the DNS test; systemd for systemd-analyze, util-linux for setpriv,
+#    prometheus for promtool, which checks the metrics).
 packages=(libpcap-dev libsodium-dev cmake g++ make iptables nftables ethtool tcpdump
   iproute2 kcptun iperf3 conntrack hping3 sockperf socat procps tshark libndpi-bin tcpreplay curl openssl
-  wireguard-go wireguard-tools iputils-ping dnsmasq-base bind9-dnsutils systemd util-linux)
+  wireguard-go wireguard-tools iputils-ping dnsmasq-base bind9-dnsutils systemd util-linux prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

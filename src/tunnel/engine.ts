@@ -9,6 +9,7 @@ import { Logger } from '../util/log';
 import { ConnTable } from './conn-table';
 import { Datagrams } from './datagrams';
 import { CaptureSpec, Capture, Injector, SocketWatcher, TunnelIo, UdpMux, WatcherEvent } from './io';
+import type { CaptureStats, InjectorStats, UdpMuxStats } from '../io/native';
 import { RxHandler, RxPath } from './rx';
 import { TxBatch } from './tx-batch';
 import { UdpTxBatch } from './udp-tx';
@@ -50,6 +51,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   private mux: UdpMux | null = null;
   private udpBatch: UdpTxBatch | null = null;
   private cancelTick: (() => void) | null = null;
+  private final: { capture?: CaptureStats; injector?: InjectorStats; mux?: UdpMuxStats } | null = null;
   readonly keys: HandshakeKeys;
   private readonly keyTable = new KeyTable();
   /** How log lines name the other side. */
@@ -236,8 +238,8 @@ export class Engine<L extends Link> implements RxHandler<L> {
   }
 
   counters(): Record<string, number> {
-    const c = this.capture?.stats();
-    const i = this.injector?.stats();
+    const c = this.capture?.stats() ?? this.final?.capture;
+    const i = this.injector?.stats() ?? this.final?.injector;
     const r = this.rxPath?.stats;
     return {
       rxPackets: r?.packets ?? 0,
@@ -251,7 +253,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
       captureDropped: c?.dropped ?? 0,
       txSegments: i?.sent ?? 0,
       txErrors: i?.errors ?? 0,
-      udpSendErrors: this.mux?.stats().sendErrors ?? 0,
+      udpSendErrors: (this.mux?.stats() ?? this.final?.mux)?.sendErrors ?? 0,
       connections: this.links.size,
     };
   }
@@ -265,6 +267,10 @@ export class Engine<L extends Link> implements RxHandler<L> {
       this.udpBatch?.flush();
     } catch (e) {
       this.log.warn(`final send failed: ${(e as Error).message}`);
+    }
+    // The counters stay readable after the handles are gone (the line logged at shutdown).
+    if (this.capture || this.injector || this.mux) {
+      this.final = { capture: this.capture?.stats(), injector: this.injector?.stats(), mux: this.mux?.stats() };
     }
     this.capture?.close();
     this.sockets?.stop();

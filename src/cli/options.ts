@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { parsePorts, PortListError } from '../core/ports';
 import { parseHostPort } from '../core/ipv4';
 import { sniError } from '../core/tls-record';
+import type { TransportType } from '../core/udp-link';
 
 export type Kind = 'client' | 'server';
 
@@ -24,6 +25,7 @@ export interface CommonConfig {
   verbose: boolean;
   obfs: 'tls' | 'none';
   crypt: 'none' | 'aead';
+  type: TransportType;
 }
 
 export interface ClientOptions extends CommonConfig {
@@ -46,7 +48,7 @@ export interface ServerOptions extends CommonConfig {
 export const DEFAULT_SNI = 'www.microsoft.com';
 
 /** The keys -f accepts, which are the long flag names. */
-const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'verbose', 'obfs', 'crypt'];
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'verbose', 'obfs', 'crypt', 'type'];
 const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni'];
 const SERVER_KEYS = [...COMMON_KEYS, 'decoy'];
 
@@ -98,6 +100,14 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('--hash <secret>', 'same as --key (the original rsock name)'))
     .addOption(new Option('--obfs <mode>', 'how connections look: "tls" (a TLS 1.3 handshake, then application-data records) or "none" (compact); both ends must agree').default('tls'))
     .addOption(new Option('--crypt <mode>', '"aead" also encrypts every datagram (ChaCha20-Poly1305), for apps that do not encrypt their own; both ends must agree').default('none'))
+    .addOption(
+      new Option(
+        '--type <tcp|udp|all>',
+        isClient
+          ? '"tcp": fake TCP connections; "udp": the same frames in UDP datagrams to the ports; "all": UDP while it answers, fake TCP when it does not (probing UDP again every few seconds)'
+          : 'what clients may use: "tcp" (fake TCP), "udp" (UDP datagrams on the ports) or "all" (both)',
+      ).default('tcp'),
+    )
     .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
@@ -184,6 +194,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   if (obfs !== 'tls' && obfs !== 'none') throw new ConfigError(`--obfs: "${obfs}" must be tls or none`);
   const crypt = str('crypt') ?? 'none';
   if (crypt !== 'none' && crypt !== 'aead') throw new ConfigError(`--crypt: "${crypt}" must be none or aead`);
+  const type = str('type') ?? 'tcp';
+  if (type !== 'tcp' && type !== 'udp' && type !== 'all') throw new ConfigError(`--type: "${type}" must be tcp, udp or all`);
   const common: CommonConfig = {
     dev: str('dev'),
     ports,
@@ -197,6 +209,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     verbose: verboseV === true || verboseV === 'true' || verboseV === 1 || verboseV === '1',
     obfs,
     crypt,
+    type,
   };
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');

@@ -11,6 +11,8 @@ import { ClientFlows, flowSource } from './client-flows';
 import { ClientGreeter, GreetingLink } from './client-greeting';
 import { Engine, EngineHandler } from './engine';
 import { TunnelIo, WatcherEvent } from './io';
+import { ClientUdp } from './client-udp';
+import type { TransportType } from '../core/udp-link';
 
 export interface ClientConfig {
   serverIp: string;
@@ -27,6 +29,8 @@ export interface ClientConfig {
   sni: string;
   durationMs: number;
   keepaliveMs: number;
+  /** Fake TCP, UDP paths, or UDP while it answers and fake TCP otherwise (--type). */
+  transport: TransportType;
 }
 
 interface ClientLink extends GreetingLink {
@@ -38,6 +42,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   private readonly pool: ClientPool<ClientLink>;
   private readonly flows: ClientFlows;
   private readonly greeter: ClientGreeter<ClientLink>;
+  private readonly udp: ClientUdp | null = null;
   private ludpId = -1;
   readonly sessionId: number;
   private everUp = false;
@@ -73,6 +78,13 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       this,
     );
     this.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId });
+    if (cfg.transport !== 'tcp') {
+      const udpCfg = { serverIp: ipToInt(cfg.serverIp) >>> 0, ports: cfg.ports, mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, fallback: cfg.transport === 'all' };
+      this.udp = new ClientUdp(io, udpCfg, this.engine.keys, log, {
+        onData: (flowId, buf, off, len) => this.deliver(flowId, buf, off, len, this.io.clock()),
+        onUp: () => this.pathUp(),
+      });
+    }
   }
 
   /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
@@ -80,13 +92,14 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     this.engine.start();
     try {
       this.ludpId = this.engine.udp.bind(this.cfg.ludpHost, this.cfg.ludpPort);
+      this.udp?.start(this.io.clock());
     } catch (e) {
       this.engine.stop();
-      throw new Error(`--ludp: ${(e as Error).message}`);
+      throw new Error(`${this.ludpId < 0 ? '--ludp' : 'udp transport'}: ${(e as Error).message}`);
     }
-    this.pool.start(this.io.clock());
+    if (this.cfg.transport !== 'udp') this.pool.start(this.io.clock());
     this.log.info(
-      `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
+      `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} (--type=${this.cfg.transport}) via ${this.cfg.device}; ` +
         `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}`,
     );
   }
@@ -107,6 +120,10 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     return this.pool.liveCount;
   }
 
+  get liveUdpPaths(): number {
+    return this.udp?.liveCount ?? 0;
+  }
+
   get flowCount(): number {
     return this.flows.size;
   }
@@ -118,7 +135,12 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       const m = i * UDP_RX_STRIDE;
       const len = meta[m + UDP_RX.LENGTH];
       const flow = this.flows.from(meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
-      const link = this.pool.pick()?.link;
+      const path = this.udp?.pick();
+      if (path) {
+        if (!this.udp!.sendDatagram(path, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) this.counters.droppedTooBig++;
+        continue;
+      }
+      const link = this.cfg.transport === 'udp' ? undefined : this.pool.pick()?.link;
       if (!link) {
         this.counters.droppedNoConn++;
         this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
@@ -132,6 +154,17 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     }
   }
 
+  /** A datagram from the server (either transport) for the app behind flow `flowId`. */
+  private deliver(flowId: number, buf: Buffer, off: number, len: number, now: number): void {
+    const flow = this.flows.byFlowId(flowId);
+    if (!flow) {
+      this.counters.droppedNoFlow++;
+      return;
+    }
+    flow.lastActive = now;
+    this.counters.udpOut++;
+    this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
+  }
 
   // ---- Engine callbacks ----
 
@@ -170,16 +203,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   }
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
-    if (type === FrameType.Data) {
-      const flow = this.flows.byFlowId(arg);
-      if (!flow) {
-        this.counters.droppedNoFlow++;
-        return;
-      }
-      flow.lastActive = now;
-      this.counters.udpOut++;
-      this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
-    } else if (type === FrameType.Joined) {
+    if (type === FrameType.Data) this.deliver(arg, buf, off, len, now);
+    else if (type === FrameType.Joined) {
       if (arg === this.sessionId) this.pool.onJoined(link.slot, now);
     }
   }
@@ -191,6 +216,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   onTick(now: number): void {
     this.greeter.tick(now, (link) => link.slot.link === link);
     this.pool.tick(now);
+    this.udp?.tick(now);
     this.flows.sweep(now, (flow) => {
       this.counters.flowsExpired++;
       this.log.info(`flow ${flow.id} from ${flowSource(flow)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
@@ -232,6 +258,10 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     this.log.info(
       `connection ${slot.id} to port ${slot.port} up${reconnect ? ' again' : ''} (from ${where}); ${this.pool.liveCount}/${this.pool.slots.length} live`,
     );
+    this.pathUp();
+  }
+
+  private pathUp(): void {
     if (!this.everUp) {
       this.everUp = true;
       this.log.info(`rsock-client ready: udp ${this.cfg.ludpHost}:${this.cfg.ludpPort} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
@@ -250,7 +280,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.counters(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
+    return { ...this.engine.counters(), ...this.udp?.stats(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
   }
 
   /** Tells the server (Bye, then Close and FIN on every live connection), closes everything. */
@@ -260,6 +290,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       if (s.link?.tcp.open && s.link.wire.txSlot >= 0) this.engine.tx.frame(s.link, FrameType.Bye, this.sessionId, null, 0, 0, now);
     }
     this.pool.stop(now);
+    this.udp?.stop(now);
     this.engine.stop();
   }
 }

@@ -145,7 +145,7 @@ export class SimNetwork {
   readonly hosts = new Map<number, SimHost>();
   readonly rules: Rule[] = [];
   /** Rules for UDP between hosts (loopback never sees them): 'drop' loses the datagram. */
-  readonly udpRules: ((srcIp: number, srcPort: number, dstIp: number, dstPort: number) => Verdict)[] = [];
+  readonly udpRules: ((srcIp: number, srcPort: number, dstIp: number, dstPort: number, data: Buffer) => Verdict)[] = [];
   latencyMs = 1;
   /** Merge contiguous segments of one connection arriving together, as GRO does. */
   gro = false;
@@ -218,7 +218,7 @@ export class SimNetwork {
     this.stats.udp++;
     if (!loop) {
       this.stats.udpBetweenHosts++;
-      if (this.udpRules.some((r) => r(from.ip, srcPort, dstIp >>> 0, dstPort) === 'drop')) {
+      if (this.udpRules.some((r) => r(from.ip, srcPort, dstIp >>> 0, dstPort, copy) === 'drop')) {
         this.stats.udpDropped++;
         return;
       }

@@ -215,7 +215,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
 
   onTick(now: number): void {
     this.greeter.tick(now, (link) => link.slot.link === link);
-    this.pool.tick(now);
+    if (this.cfg.transport !== 'udp') this.pool.tick(now);
     this.udp?.tick(now);
     this.flows.sweep(now, (flow) => {
       this.counters.flowsExpired++;

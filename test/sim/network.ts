@@ -153,7 +153,7 @@ export class SimNetwork {
   snaplen = 65535;
   /** The MSS the simulated kernels negotiate (1500-byte MTU with TCP timestamps). */
   mss = 1448;
-  readonly stats = { packets: 0, dropped: 0, kernelRsts: 0, merged: 0, udp: 0, udpLost: 0, udpBetweenHosts: 0, udpDropped: 0, servedByKernel: 0 };
+  readonly stats = { packets: 0, dropped: 0, kernelRsts: 0, merged: 0, udp: 0, udpLost: 0, udpBetweenHosts: 0, udpDropped: 0, dials: 0, servedByKernel: 0 };
   /** Every packet put on the link, when set: for tests that judge the wire. */
   wire: { at: number; from: string; seg: Segment | null; pkt: Buffer }[] | null = null;
   private seed = 0x2545f491;

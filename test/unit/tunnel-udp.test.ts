@@ -55,6 +55,7 @@ test('--type=udp: everything goes in UDP datagrams, not one TCP packet on the wi
   const app = t.app();
   assert.equal(pingPong(t, app, 0, 300), 300);
   assert.equal(t.net.stats.packets, 0, 'TCP packets were sent');
+  assert.equal(t.net.stats.dials, 0, 'the client dialed fake TCP');
   assert.ok(t.net.stats.udpBetweenHosts >= 600, `only ${t.net.stats.udpBetweenHosts} UDP datagrams between the hosts`);
   const s = t.server.stats();
   assert.ok(stat(s, 'udpPathFrames') >= 300);

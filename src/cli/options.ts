@@ -95,7 +95,7 @@ export function buildCommand(kind: Kind): Command {
       ),
     )
     .addOption(new Option('--duration <seconds>', 'an app flow with no traffic either way for this long is closed').default('30'))
-    .addOption(new Option('--keepalive <seconds>', 'keepalive interval per connection; 3 missed replies mark it dead').default('2'))
+    .addOption(new Option('--keepalive <seconds>', 'keepalive interval per connection; 3 missed replies mark it dead (2 on a udp path)').default('2'))
     .addOption(new Option('--key <secret>', 'shared secret that authenticates every packet (default: a public built-in key)'))
     .addOption(new Option('--hash <secret>', 'same as --key (the original rsock name)'))
     .addOption(new Option('--obfs <mode>', 'how connections look: "tls" (a TLS 1.3 handshake, then application-data records) or "none" (compact); both ends must agree').default('tls'))

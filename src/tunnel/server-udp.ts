@@ -3,11 +3,10 @@
 // greeting; anything else gets no answer at all, so a prober learns nothing. After the greeting the
 // path joins a session like a fake TCP connection does (ServerSessions), and replies go on it while
 // it is the path the client last used for their flow.
-import { FrameType, WireMode } from '../core/frame';
+import { CloseReason, FrameType, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
 import { ipToInt, intToIp } from '../core/ipv4';
 import type { HandshakeKeys } from '../core/keys';
-import { CloseReason } from '../core/frame';
 import type { Goodbye, ServerSessions, SessionState } from '../core/server-sessions';
 import { newUdpLink, UdpLink } from '../core/udp-link';
 import { udpMaxDatagram } from '../core/udp-wire';

@@ -180,13 +180,10 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
   }
 
   onDown(slot: Slot<ClientUdpLink>, reason: string, retryInMs: number, wasUp: boolean): void {
-    // While UDP is blocked every probe fails: the first failures are worth a line, the rest now and then.
-    this.log.rateLimited(
-      'warn',
-      `udpdown${slot.id}`,
-      wasUp || slot.backoff.failures <= 2 ? 0 : 60000,
-      `udp path to port ${slot.port} down: ${reason}; asking again in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`,
-    );
+    const line = `udp path to port ${slot.port} down: ${reason}; asking again in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`;
+    // A path lost is always worth a line; while UDP is blocked every port's probes fail: one line now and then.
+    if (wasUp) this.log.warn(line);
+    else this.log.rateLimited('warn', 'udpprobe', 30000, `${line} (failed udp probes are logged once per 30 s)`);
   }
 
   tick(now: number): void {

@@ -70,8 +70,18 @@ test('UDP open on the ports: --type=udp carries everything over UDP, the router 
   assert.ok(first.ok, 'no echo within 10 s of "ready"');
   const r = await udpEcho(topo, { count: 500, min: 16, max: 1200, rate: 250 });
   const big = await udpEcho(topo, { count: 50, min: 3000, max: 8000, rate: 50 });
+  // A prober on the client's side sends random datagrams straight to every port: no answer at all.
+  const probes = [];
+  for (let port = PORT_MIN; port <= PORT_MAX; port++) {
+    probes.push(await udpEcho(topo, { to: `${topo.serverAddr}:${port}`, count: 20, min: 1, max: 1400, rate: 200, waitMs: 1000, random: true }));
+  }
+  const probeAnswers = probes.reduce((n, p) => n + p.received, 0);
+  const after = await udpEcho(topo, { count: 100, rate: 200 });
   const r1 = await topo.readNftCounters();
   const u1 = await udpCounts(rules);
+  console.log(`transport udp: ${probeAnswers} answers to ${probes.length * 20} random probes; then ${after.received}/${after.sent} echoed`);
+  assert.equal(probeAnswers, 0, 'the server answered random datagrams');
+  assert.ok(after.ratio >= 0.99, 'the tunnel suffered from the probes');
   console.log(`transport udp: ${r.received}/${r.sent} echoed (rtt p50=${r.rttMs.p50} ms p99=${r.rttMs.p99} ms), ${big.received}/${big.sent} of 3-8 KB; ` +
     `router: udp ${u1.c2s - u0.c2s} c2s / ${u1.s2c - u0.s2c} s2c, tcp ${tcpPackets(r0, r1)}`);
   await stopTunnel();
@@ -82,6 +92,23 @@ test('UDP open on the ports: --type=udp carries everything over UDP, the router 
   assert.equal(tcpPackets(r0, r1), 0, 'the router forwarded TCP');
   assert.ok(u1.c2s - u0.c2s >= r.received + 3 * big.received, 'fewer UDP datagrams than app datagrams client -> server');
   assert.ok(u1.s2c - u0.s2c >= r.received + 3 * big.received, 'fewer UDP datagrams than app datagrams server -> client');
+}));
+
+test('--type=udp --obfs=none --crypt=aead: 10,000 datagrams at 2,000/s, still no TCP', { timeout: 90_000 }, topo.guard(async () => {
+  const rules = await udpRules('accept');
+  const r0 = await topo.readNftCounters();
+  const mode = { obfs: 'none' as const, crypt: 'aead' as const, keepalive: 1, extra: ['--type=udp'] };
+  const t = await startTunnel(topo, { server: mode, client: mode });
+  procs = [t.server, t.client];
+  assert.ok((await untilEcho(topo, 10_000)).ok);
+  const r = await udpEcho(topo, { count: 10_000, min: 200, max: 1200, rate: 2000, waitMs: 5000 });
+  const r1 = await topo.readNftCounters();
+  console.log(`transport udp aead bulk: ${r.received}/${r.sent} echoed in ${r.elapsedMs} ms (rtt p50=${r.rttMs.p50} ms p99=${r.rttMs.p99} ms); tcp ${tcpPackets(r0, r1)}`);
+  await stopTunnel();
+  for (const h of [rules.c2s, rules.s2c]) await topo.deleteRule(NFT.fwd, h);
+  assert.equal(r.bad, 0);
+  assert.ok(r.ratio >= 0.95, `only ${r.received}/${r.sent} echoed`);
+  assert.equal(tcpPackets(r0, r1), 0);
 }));
 
 test('--type=all uses UDP; UDP blocked mid-run moves the flow to fake TCP, unblocked moves it back', { timeout: 120_000 }, topo.guard(async () => {

@@ -183,7 +183,7 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
     const line = `udp path to port ${slot.port} down: ${reason}; asking again in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`;
     // A path lost is always worth a line; while UDP is blocked every port's probes fail: one line now and then.
     if (wasUp) this.log.warn(line);
-    else this.log.rateLimited('warn', 'udpprobe', 30000, `${line} (failed udp probes are logged once per 30 s)`);
+    else this.log.rateLimited('warn', 'udpprobe', 30000, `${line} (is UDP blocked on the way, or does the server run without --type=udp or all? Failed udp probes are logged once per 30 s)`);
   }
 
   tick(now: number): void {

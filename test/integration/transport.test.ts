@@ -61,6 +61,22 @@ test('--type=all through the router that drops UDP: echo works over fake TCP', {
   await stopTunnel();
 }));
 
+test('--type=all against a server without UDP (its kernel answers port unreachable): echo over fake TCP, the log says why', { timeout: 60_000 }, topo.guard(async () => {
+  const rules = await udpRules('accept');
+  const t = await startTunnel(topo, { server: { keepalive: 1 }, client: { keepalive: 1, extra: ['--type=all'] } });
+  procs = [t.server, t.client];
+  assert.ok((await untilEcho(topo, 10_000)).ok);
+  const r = await udpEcho(topo, { count: 200, rate: 200 });
+  await t.client.waitFor(/udp path to port \d+ down: .*--type=udp or all/, 10_000);
+  const u = await udpCounts(rules);
+  console.log(`transport all vs a tcp server: ${r.received}/${r.sent} echoed; ${u.c2s} udp probes forwarded, ${u.s2c} answers from the ports`);
+  await stopTunnel();
+  for (const h of [rules.c2s, rules.s2c]) await topo.deleteRule(NFT.fwd, h);
+  assert.ok(r.ratio >= 0.99, `only ${r.received}/${r.sent} echoed`);
+  assert.equal(u.s2c, 0, 'something answered on the UDP ports');
+  assert.ok(u.c2s > 0, 'the client never tried UDP');
+}));
+
 test('UDP open on the ports: --type=udp carries everything over UDP, the router forwards no TCP', { timeout: 60_000 }, topo.guard(async () => {
   const rules = await udpRules('accept');
   const r0 = await topo.readNftCounters();

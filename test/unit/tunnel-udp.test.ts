@@ -7,6 +7,7 @@ import { ipToInt } from '../../src/core/ipv4';
 import { sodiumCrypto } from '../sim/crypto';
 import { UdpApp } from '../sim/network';
 import { SERVER_IP, SimTunnel, SimTunnelOptions } from '../sim/tunnel';
+import { udpOverhead } from '../../src/core/udp-wire';
 
 let crypto: Crypto;
 before(async () => {
@@ -148,4 +149,36 @@ test('--type=all: UDP blocked mid-run moves the flows to fake TCP, unblocked mov
   assert.ok(stat(t.server.stats(), 'udpPathFrames') - udpBefore >= 100, 'the datagrams did not move back to UDP');
   assert.equal(t.server.stats().flows, 2);
   await t.stop();
+});
+
+test('on the wire a UDP path shows no constant byte in its header, masked payload start, tag or counter', async () => {
+  for (const mode of [{ obfs: 'none', aead: false }, { obfs: 'tls', aead: false }, { obfs: 'none', aead: true }] as const) {
+    const t = new SimTunnel(crypto, { ports: [10001], transport: 'udp', mode });
+    const wire: Buffer[] = [];
+    t.net.udpRules.push((_s, _sp, _d, _dp, data) => (wire.push(Buffer.from(data)), 'pass'));
+    t.startServer();
+    t.startClient();
+    assert.ok(t.net.time.runUntil(() => t.client.liveUdpPaths === 1, 2000) >= 0);
+    const app = t.app();
+    // The same datagram again and again: whatever repeats on the wire would be ours.
+    for (let i = 0; i < 200; i++) {
+      t.send(app, Buffer.alloc(100, 0x41));
+      t.run(1);
+    }
+    t.run(50);
+    const data = wire.filter((d) => d.length === 100 + udpOverhead(mode));
+    assert.ok(data.length >= 400, `${data.length} data datagrams`);
+    const from = mode.obfs === 'tls' ? 5 : 0;
+    const constant: number[] = [];
+    // Under --crypt=none the app's bytes past the first 57 travel as they are (its own ciphertext, normally),
+    // and so does a repeated datagram's tag (SipHash of the plaintext, as on fake TCP); the header, those
+    // 57 bytes and the counter must look random, and under aead the tag too.
+    const len = data[0].length;
+    const tail = mode.aead ? 8 + 16 : 8;
+    const judged = [...Array(64).keys()].map((i) => from + i).concat([...Array(tail).keys()].map((i) => len - tail + i));
+    for (const i of judged) if (new Set(data.map((d) => d[i])).size < 64) constant.push(i);
+    assert.deepEqual(constant, [], `${mode.obfs}: offsets with few distinct values`);
+    if (mode.obfs === 'tls') assert.ok(data.every((d) => d[0] === 0x17 && d.readUInt16BE(3) === d.length - 5));
+    await t.stop();
+  }
 });

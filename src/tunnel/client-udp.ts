@@ -81,7 +81,7 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
     const link = this.pool.pick()?.link ?? undefined;
     const now = link ? 'udp' : 'tcp';
     if (this.cfg.fallback && this.carrying !== now) {
-      if (this.carrying) this.log.info(link ? 'udp answers again: the flows move back to udp' : 'no udp path answers: the flows move to fake tcp');
+      if (this.carrying) this.log.info(link ? 'udp answers: the flows move to udp' : 'no udp path answers: the flows move to fake tcp');
       this.carrying = now;
     }
     return link;

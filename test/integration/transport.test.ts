@@ -161,7 +161,7 @@ test('--type=all uses UDP; UDP blocked mid-run moves the flow to fake TCP, unblo
   const mark2 = client.mark();
   for (const h of [block.c2s, block.s2c]) await topo.deleteRule(NFT.fwd, h);
   const openedAt = Date.now();
-  await client.waitFor(/flows move back to udp/, 15_000, mark2);
+  await client.waitFor(/flows move to udp/, 15_000, mark2);
   const backMs = Date.now() - openedAt;
   const res = await echoFlowResult(flow);
   const afterSockets = await serverFlowSockets(topo, server.pid);

@@ -121,6 +121,7 @@ function shared(o: ClientOptions | ServerOptions) {
     mode: { obfs: o.obfs, aead: o.crypt === 'aead' },
     durationMs: o.durationSec * 1000,
     keepaliveMs: o.keepaliveSec * 1000,
+    transport: o.type,
   };
 }
 

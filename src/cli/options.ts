@@ -6,10 +6,13 @@ import { Command, Option } from 'commander';
 import { parsePorts, PortListError } from '../core/ports';
 import { parseHostPort } from '../core/ipv4';
 import { sniError } from '../core/tls-record';
-import { PROTOCOL_VERSION } from '../core/frame';
 import { LogFormat } from '../util/log';
 import type { ClientForward } from '../tunnel/client-endpoints';
 import { collect, parseAllow, parseForwards } from './forward-options';
+import { versionLine } from './version';
+
+export { versionLine };
+import type { TransportType } from '../core/udp-link';
 
 export type Kind = 'client' | 'server';
 
@@ -29,6 +32,7 @@ export interface CommonConfig {
   verbose: boolean;
   obfs: 'tls' | 'none';
   crypt: 'none' | 'aead';
+  type: TransportType;
 }
 
 export interface ClientOptions extends CommonConfig {
@@ -54,7 +58,7 @@ export interface ServerOptions extends CommonConfig {
 export const DEFAULT_SNI = 'www.microsoft.com';
 
 /** The keys -f accepts, which are the long flag names. */
-const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt'];
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt', 'type'];
 const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni', 'forward'];
 const SERVER_KEYS = [...COMMON_KEYS, 'decoy', 'allow'];
 
@@ -112,11 +116,19 @@ export function buildCommand(kind: Kind): Command {
       ),
     )
     .addOption(new Option('--duration <seconds>', 'an app flow with no traffic either way for this long is closed').default('30'))
-    .addOption(new Option('--keepalive <seconds>', 'keepalive interval per connection; 3 missed replies mark it dead').default('2'))
+    .addOption(new Option('--keepalive <seconds>', 'keepalive interval per connection; 3 missed replies mark it dead (2 on a udp path)').default('2'))
     .addOption(new Option('--key <secret>', 'shared secret that authenticates every packet (default: a public built-in key)'))
     .addOption(new Option('--hash <secret>', 'same as --key (the original rsock name)'))
     .addOption(new Option('--obfs <mode>', 'how connections look: "tls" (a TLS 1.3 handshake, then application-data records) or "none" (compact); both ends must agree').default('tls'))
     .addOption(new Option('--crypt <mode>', '"aead" also encrypts every datagram (ChaCha20-Poly1305), for apps that do not encrypt their own; both ends must agree').default('none'))
+    .addOption(
+      new Option(
+        '--type <tcp|udp|all>',
+        isClient
+          ? '"tcp": fake TCP connections; "udp": the same frames in UDP datagrams to the ports; "all": UDP while it answers, fake TCP when it does not (probing UDP again every few seconds)'
+          : 'what clients may use: "tcp" (fake TCP), "udp" (UDP datagrams on the ports) or "all" (both)',
+      ).default('tcp'),
+    )
     .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
@@ -222,6 +234,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   if (crypt !== 'none' && crypt !== 'aead') throw new ConfigError(`--crypt: "${crypt}" must be none or aead`);
   const logFormat = str('logFormat') ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new ConfigError(`--log-format: "${logFormat}" must be text or json`);
+  const type = str('type') ?? 'tcp';
+  if (type !== 'tcp' && type !== 'udp' && type !== 'all') throw new ConfigError(`--type: "${type}" must be tcp, udp or all`);
   const common: CommonConfig = {
     dev: str('dev'),
     ports,
@@ -236,6 +250,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     verbose: verboseV === true || verboseV === 'true' || verboseV === 1 || verboseV === '1',
     obfs,
     crypt,
+    type,
   };
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');
@@ -271,16 +286,6 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     }
   }
   return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy, allow: parseAllow(list('allow'), configError) };
-}
-
-/** What --version prints: the package's version and the wire protocol's (both ends must speak the same). */
-export function versionLine(kind: Kind): string {
-  // Read at run time: package.json sits two levels above dist/src/cli in the checkout and in the npm package.
-  let version = 'unknown';
-  try {
-    version = (JSON.parse(fs.readFileSync(require.resolve('../../../package.json'), 'utf8')) as { version: string }).version;
-  } catch { /* a copy without package.json */ }
-  return `rsock-${kind} ${version} (wire protocol ${PROTOCOL_VERSION})`;
 }
 
 export function isIPv4(s: string): boolean {

@@ -2,7 +2,7 @@
 // live, and redials with backoff after a reset, a FIN, silence or a failed dial, for as long as the
 // process runs. Pure: time comes in as `now`, and every side effect goes through the PoolDriver.
 import { Backoff } from './backoff';
-import { Link } from './link';
+import { Carrier } from './link';
 
 export const enum SlotState {
   /** Waiting for its next dial time. */
@@ -53,7 +53,7 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   probeDialTimeoutMs: 1500,
 };
 
-export class Slot<L extends Link = Link> {
+export class Slot<L extends Carrier = Carrier> {
   state: SlotState = SlotState.Backoff;
   fd = -1;
   /** The connection, from the end of the kernel handshake until the slot goes down. */
@@ -73,7 +73,7 @@ export class Slot<L extends Link = Link> {
   }
 }
 
-export interface PoolDriver<L extends Link = Link> {
+export interface PoolDriver<L extends Carrier = Carrier> {
   /** Starts a kernel dial to the slot's port; returns the socket handle, or throws if it can't even start. */
   dial(slot: Slot<L>): number;
   /** Closes a socket without the kernel sending anything; `link` is the connection it carried, if it got that far. */
@@ -87,7 +87,7 @@ export interface PoolDriver<L extends Link = Link> {
   onDown(slot: Slot<L>, reason: string, retryInMs: number, wasUp: boolean): void;
 }
 
-export class ClientPool<L extends Link = Link> {
+export class ClientPool<L extends Carrier = Carrier> {
   readonly slots: Slot<L>[] = [];
   private readonly byFd = new Map<number, Slot<L>>();
   private live: Slot<L>[] = [];
@@ -186,7 +186,7 @@ export class ClientPool<L extends Link = Link> {
           }
           break;
         case SlotState.Live: {
-          const conn = s.link!.tcp;
+          const conn = s.link!.path;
           if (now - conn.lastRecvAt >= this.opts.deadAfterMs) {
             this.driver.sendClose(s);
             this.down(s, now, `no reply for ${Math.round((now - conn.lastRecvAt) / 1000)} s`);
@@ -214,7 +214,7 @@ export class ClientPool<L extends Link = Link> {
       this.driver.closeSocket(s.fd, s.link);
       s.fd = -1;
     }
-    s.link?.tcp.abort(reason);
+    s.link?.path.abort(reason);
     s.link = null;
     const delay = s.backoff.next();
     this.setState(s, SlotState.Backoff, now);
@@ -254,7 +254,7 @@ export class ClientPool<L extends Link = Link> {
         this.driver.closeSocket(s.fd, s.link);
         s.fd = -1;
       }
-      s.link?.tcp.abort('shutdown');
+      s.link?.path.abort('shutdown');
       s.link = null;
       this.setState(s, SlotState.Stopped, now);
     }

@@ -33,6 +33,8 @@ export interface DirectionKeys {
   mask: Buffer;
   mac: Buffer;
   aead: Buffer;
+  /** Masks the datagram counter of a UDP path (src/core/udp-wire.ts); unused on fake TCP. */
+  counter: Buffer;
 }
 
 export interface ConnectionKeys {
@@ -44,7 +46,12 @@ export function connectionKeys(crypto: Crypto, master: Buffer, clientNonce: Buff
   const root = crypto.hash(master, Buffer.concat([label('connection'), clientNonce, serverNonce]), 32);
   const dir = (d: string): DirectionKeys => {
     const stream = crypto.hash(root, label(`${d} stream`), 64);
-    return { mask: stream.subarray(0, 32), aead: stream.subarray(32, 64), mac: crypto.hash(root, label(`${d} mac`), 16) };
+    return {
+      mask: stream.subarray(0, 32),
+      aead: stream.subarray(32, 64),
+      mac: crypto.hash(root, label(`${d} mac`), 16),
+      counter: crypto.hash(root, label(`${d} udp counter`), 32),
+    };
   };
   return { clientToServer: dir('client->server'), serverToClient: dir('server->client') };
 }

@@ -1,7 +1,7 @@
 // A tunnel connection as both sides see it: the kernel socket that owns the 4-tuple, the fake TCP
 // that took over from the kernel after the handshake, and the connection's keys once its own
 // handshake (docs/PROTOCOL.md §3) derived them.
-import { FakeTcp } from './fake-tcp';
+import { Endpoint, FakeTcp } from './fake-tcp';
 import { frameOverhead, WireMode } from './frame';
 import { ReplayWindow } from './replay';
 
@@ -35,13 +35,31 @@ export interface LinkWire {
   readonly replay: ReplayWindow;
 }
 
-export interface Link {
-  /** The kernel socket; closing it silently is the last step of a link's life. */
+/** What the life cycles (ClientPool, ServerSessions) read of a link's transport, fake TCP or UDP. */
+export interface PathState {
+  readonly open: boolean;
+  /** When the last valid frame (or handshake message) of the peer arrived. */
+  readonly lastRecvAt: number;
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  abort(reason: string): void;
+}
+
+/** A path frames travel on: a fake TCP connection (Link) or a UDP path (src/tunnel/udp-link.ts). */
+export interface Carrier {
+  /** The socket: the kernel TCP socket of a Link; a UDP path's transport socket id. */
   readonly fd: number;
-  readonly tcp: FakeTcp;
-  /** Largest datagram one segment of this connection carries. */
+  readonly path: PathState;
+  /** Largest datagram one segment (one UDP datagram) of this path carries in one Data frame. */
   readonly maxDatagram: number;
   readonly wire: LinkWire;
+}
+
+export interface Link extends Carrier {
+  /** Closing the kernel socket silently is the last step of a link's life. */
+  readonly tcp: FakeTcp;
+  /** The same object as tcp. */
+  readonly path: FakeTcp;
 }
 
 /** What the capture saw of the handshake, and a random start for the IP id counter. */
@@ -68,6 +86,7 @@ export function linkFromHandshake(hs: Handshake, mode: WireMode, extras: Handsha
   return {
     fd: hs.fd,
     tcp,
+    path: tcp,
     maxDatagram: Math.max(hs.mss - frameOverhead(mode), 0),
     wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() },
   };

@@ -5,9 +5,10 @@
 import { FlowTable, Flow } from './flow-table';
 import { AllowedTarget, flowTarget, resolveForwards, SessionForwards } from './forwards';
 import { CloseReason, Join, PROTOCOL_VERSION } from './frame';
-import { Link } from './link';
+import { Carrier, Link } from './link';
 
-export interface SessionLink extends Link {
+/** What the sessions keep per link, whatever carries it. */
+export interface SessionState {
   /** Null until a valid Join: such a link carries nothing. */
   session: Session | null;
   /** The client's slot number, from its Join. */
@@ -18,6 +19,11 @@ export interface SessionLink extends Link {
   deadAfterMs: number;
 }
 
+/** A link of a session: a fake TCP connection or a UDP path (the client runs either or both, --type). */
+export type SessionCarrier = Carrier & SessionState;
+
+export interface SessionLink extends Link, SessionState {}
+
 export interface ServerFlow extends Flow {
   session: Session;
   /** The flow's own UDP socket towards the target; negative for a refused flow, which has none. */
@@ -26,12 +32,12 @@ export interface ServerFlow extends Flow {
    * The connection the client last used for this flow. Replies go back on it: the client only sends
    * on connections it believes live, while this side may still hold ones a middlebox has reset.
    */
-  link: SessionLink | null;
+  link: SessionCarrier | null;
 }
 
 export interface Session {
   id: number;
-  links: SessionLink[];
+  links: SessionCarrier[];
   rr: number;
   flows: Map<number, ServerFlow>;
   lastSeen: number;
@@ -62,14 +68,14 @@ export type Goodbye = CloseReason | 'fin' | 'none';
 
 export interface SessionDriver {
   /** `answers`: allowed or refused per forward, when the client sent a table. */
-  sendJoined(link: SessionLink, sessionId: number, answers: boolean[] | null): void;
+  sendJoined(link: SessionCarrier, sessionId: number, answers: boolean[] | null): void;
   /** Gives the connection back to the kernel (a probe, not a client): it stops being ours at once. */
-  handBack(link: SessionLink): void;
+  handBack(link: SessionCarrier): void;
   /**
    * Ends a link for good: first says `goodbye` if the connection is still open (a Close frame with
    * that reason and a FIN, a FIN alone, or nothing), then forgets the link and closes its socket silently.
    */
-  endLink(link: SessionLink, goodbye: Goodbye, reason: string): void;
+  endLink(link: SessionCarrier, goodbye: Goodbye, reason: string): void;
   /** Opens the flow's UDP socket towards `target` (undefined: --taddr); returns its id (throws if it can't). */
   openFlow(session: Session, flowId: number, target: AllowedTarget | undefined): number;
   closeFlow(sock: number): void;
@@ -78,8 +84,8 @@ export interface SessionDriver {
 }
 
 export type SessionEvent =
-  | { type: 'joined' | 'linkUp'; session: Session; link: SessionLink }
-  | { type: 'linkDown'; session: Session; link: SessionLink; reason: string }
+  | { type: 'joined' | 'linkUp'; session: Session; link: SessionCarrier }
+  | { type: 'linkDown'; session: Session; link: SessionCarrier; reason: string }
   | { type: 'left'; session: Session; reason: string }
   | { type: 'flowOpened' | 'flowExpired'; flow: ServerFlow }
   | { type: 'flowFailed'; session: Session; flowId: number; error: string }
@@ -91,7 +97,7 @@ const KEEPALIVE_RANGE = [200, 60000] as const;
 const SESSION_SWEEP_MS = 1000;
 
 export class ServerSessions {
-  private readonly links = new Set<SessionLink>();
+  private readonly links = new Set<SessionCarrier>();
   private readonly sessions = new Map<number, Session>();
   /** Every flow, by the id of its UDP socket: replies from the target are looked up by it. */
   private readonly flows: FlowTable<number, ServerFlow>;
@@ -117,14 +123,14 @@ export class ServerSessions {
   }
 
   /** A kernel handshake finished on a listening port: the link waits for the client's greeting and Join. */
-  accept(base: Link, now: number): SessionLink {
-    const link: SessionLink = { ...base, session: null, slot: -1, greeting: null, acceptedAt: now, deadAfterMs: deadAfter(this.opts.keepaliveMs) };
+  accept<B extends Carrier>(base: B, now: number): B & SessionState {
+    const link: B & SessionState = { ...base, session: null, slot: -1, greeting: null, acceptedAt: now, deadAfterMs: deadAfter(this.opts.keepaliveMs) };
     this.links.add(link);
     return link;
   }
 
   /** The first payload was not a greeting: the connection is the kernel's again, and nothing of it stays here. */
-  probe(link: SessionLink): void {
+  probe(link: SessionCarrier): void {
     if (link.session || !this.links.delete(link)) return;
     this.driver.handBack(link);
   }
@@ -133,7 +139,7 @@ export class ServerSessions {
    * A Join, under the connection's own keys: only a client that knows the key and our fresh nonce can
    * send one, so a replayed greeting never gets this far. `join` is null when its payload was too short.
    */
-  join(link: SessionLink, sessionId: number, join: Join | null, now: number): void {
+  join(link: SessionCarrier, sessionId: number, join: Join | null, now: number): void {
     if (!this.links.has(link)) return;
     if (!join || join.version !== PROTOCOL_VERSION) {
       this.driver.onEvent({ type: 'badVersion', version: join?.version ?? -1 });
@@ -152,7 +158,7 @@ export class ServerSessions {
       // this side may not have noticed: retire the old one now instead of sending replies into it.
       const old = s.links.find((l) => l.slot === join.slot);
       // Nothing is sent on it: the client has already closed that socket.
-      if (old) this.end(old, 'none', `replaced by a new connection on port ${link.tcp.local.port}`, now);
+      if (old) this.end(old, 'none', `replaced by a new connection on port ${link.path.local.port}`, now);
       s.links.push(link);
       s.lastSeen = now;
       link.session = s;
@@ -168,7 +174,7 @@ export class ServerSessions {
   }
 
   /** A Data frame: the flow its datagram goes to, opened on first sight; null for links without a session. */
-  data(link: SessionLink, flowId: number, now: number): ServerFlow | null {
+  data(link: SessionCarrier, flowId: number, now: number): ServerFlow | null {
     const s = link.session;
     if (!s) return null;
     s.lastSeen = now;
@@ -198,12 +204,12 @@ export class ServerSessions {
   }
 
   /** A datagram from the target on socket `sock`: its flow and the link to send it on, or null. */
-  reply(sock: number, now: number): { flow: ServerFlow; link: SessionLink | null } | null {
+  reply(sock: number, now: number): { flow: ServerFlow; link: SessionCarrier | null } | null {
     const flow = this.flows.get(sock);
     if (!flow) return null;
     flow.lastActive = now;
     let link = flow.link;
-    if (!link || !link.tcp.open || link.session !== flow.session) {
+    if (!link || !link.path.open || link.session !== flow.session) {
       const s = flow.session;
       const n = s.links.length;
       if (n === 0) return { flow, link: null };
@@ -214,13 +220,13 @@ export class ServerSessions {
   }
 
   /** The client shut down (Bye): its links, flows and session go. */
-  bye(link: SessionLink, sessionId: number, now: number): void {
+  bye(link: SessionCarrier, sessionId: number, now: number): void {
     const s = link.session;
     if (s && s.id === sessionId) this.dropSession(s, 'the client shut down', now);
   }
 
   /** The connection is gone (reset, FIN, Close from the client): the link control already answered. */
-  lost(link: SessionLink, reason: string, now: number): void {
+  lost(link: SessionCarrier, reason: string, now: number): void {
     this.end(link, 'none', reason, now);
   }
 
@@ -229,8 +235,8 @@ export class ServerSessions {
       if (!link.session) {
         // Closed like a server closes an idle connection; nothing was attached to it.
         if (now - link.acceptedAt >= this.opts.helloDeadlineMs) this.end(link, 'fin', 'no valid greeting and Join', now);
-      } else if (now - link.tcp.lastRecvAt >= link.deadAfterMs) {
-        this.end(link, CloseReason.Dead, `no traffic for ${Math.round((now - link.tcp.lastRecvAt) / 1000)} s`, now);
+      } else if (now - link.path.lastRecvAt >= link.deadAfterMs) {
+        this.end(link, CloseReason.Dead, `no traffic for ${Math.round((now - link.path.lastRecvAt) / 1000)} s`, now);
       }
     }
     this.flows.sweep(now, this.opts.sweepBudget, (_sock, flow) => {
@@ -255,10 +261,10 @@ export class ServerSessions {
     this.sessions.clear();
   }
 
-  private end(link: SessionLink, goodbye: Goodbye, reason: string, now: number): void {
+  private end(link: SessionCarrier, goodbye: Goodbye, reason: string, now: number): void {
     if (!this.links.delete(link)) return;
     this.driver.endLink(link, goodbye, reason);
-    link.tcp.abort(reason);
+    link.path.abort(reason);
     const s = link.session;
     if (s) {
       s.links = s.links.filter((l) => l !== link);

@@ -1,17 +1,20 @@
 // rsock-client: takes datagrams from a local UDP endpoint, one app flow per source address, and
 // spreads them over fake-TCP connections to every server port; replies go back to each flow's source.
 // The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
-import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
-import { CloseReason, FrameType, WireMode } from '../core/frame';
+import { ClientPool, DEFAULT_POOL_OPTIONS } from '../core/client-pool';
+import { FrameType, WireMode } from '../core/frame';
 import { intToIp, ipToInt } from '../core/ipv4';
 import { linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
 import { ClientEndpoints, ClientForward } from './client-endpoints';
 import { ClientFlows, flowSource } from './client-flows';
-import { ClientGreeter, GreetingLink } from './client-greeting';
+import { ClientDialer, ClientLink } from './client-dialer';
+import { ClientGreeter } from './client-greeting';
 import { Engine, EngineHandler } from './engine';
 import { TunnelIo, WatcherEvent } from './io';
+import { ClientUdp } from './client-udp';
+import type { TransportType } from '../core/udp-link';
 
 export interface ClientConfig {
   serverIp: string;
@@ -30,21 +33,20 @@ export interface ClientConfig {
   sni: string;
   durationMs: number;
   keepaliveMs: number;
+  /** Fake TCP, UDP paths, or UDP while it answers and fake TCP otherwise (--type). */
+  transport: TransportType;
 }
 
-interface ClientLink extends GreetingLink {
-  slot: Slot<ClientLink>;
-}
-
-export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<ClientLink> {
+export class RsockClient implements EngineHandler<ClientLink> {
   private readonly engine: Engine<ClientLink>;
   private readonly pool: ClientPool<ClientLink>;
   private readonly flows: ClientFlows;
   private readonly greeter: ClientGreeter<ClientLink>;
   private readonly endpoints: ClientEndpoints;
+  private readonly udp: ClientUdp | null = null;
   readonly sessionId: number;
   private everUp = false;
-  private missingPrivilege: string | null = null;
+  private readonly dialer: ClientDialer;
   private readyWaiters: (() => void)[] = [];
   readonly counters = { udpIn: 0, udpOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, droppedRefused: 0, flowsExpired: 0 };
 
@@ -71,13 +73,22 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       log,
     );
     const keepaliveMs = cfg.keepaliveMs;
-    this.pool = new ClientPool<ClientLink>(
+    this.dialer = new ClientDialer(this.engine, io, cfg, log, () => this.pathUp());
+    this.pool = this.dialer.pool = new ClientPool<ClientLink>(
       cfg.ports,
       cfg.connsPerPort,
       { ...DEFAULT_POOL_OPTIONS, keepaliveMs, deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500) },
-      this,
+      this.dialer,
     );
-    this.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table });
+    this.greeter = this.dialer.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table });
+    if (cfg.transport !== 'tcp') {
+      const udpCfg = { serverIp: ipToInt(cfg.serverIp) >>> 0, ports: cfg.ports, mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table, fallback: cfg.transport === 'all' };
+      this.udp = new ClientUdp(io, udpCfg, this.engine.keys, log, {
+        onData: (flowId, buf, off, len) => this.deliver(flowId, buf, off, len, this.io.clock()),
+        onUp: () => this.pathUp(),
+        onJoined: (buf, off, len) => this.endpoints.onJoined(buf, off, len),
+      });
+    }
   }
 
   /** Binds the local UDP endpoint and starts dialing. Resolves once the UDP endpoint is bound. */
@@ -89,14 +100,20 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       this.engine.stop();
       throw e;
     }
-    this.pool.start(this.io.clock());
+    try {
+      this.udp?.start(this.io.clock());
+    } catch (e) {
+      this.engine.stop();
+      throw new Error(`udp transport: ${(e as Error).message}`);
+    }
+    if (this.cfg.transport !== 'udp') this.pool.start(this.io.clock());
     // A missing capability is not a network failure: retrying cannot help, so say so and give up.
-    if (this.missingPrivilege) {
+    if (this.dialer.missingPrivilege) {
       await this.stop();
-      throw new Error(this.missingPrivilege);
+      throw new Error(this.dialer.missingPrivilege);
     }
     this.log.info(
-      `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
+      `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} (--type=${this.cfg.transport}) via ${this.cfg.device}; ` +
         `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}` +
         (this.endpoints.count ? ` and ${this.endpoints.count} forward(s): ${this.cfg.forwards!.map((_f, i) => this.endpoints.name(i + 1)).join(', ')}` : ''),
     );
@@ -118,6 +135,10 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     return this.pool.liveCount;
   }
 
+  get liveUdpPaths(): number {
+    return this.udp?.liveCount ?? 0;
+  }
+
   get flowCount(): number {
     return this.flows.size;
   }
@@ -137,7 +158,12 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
         }
         continue;
       }
-      const link = this.pool.pick()?.link;
+      const path = this.udp?.pick();
+      if (path) {
+        if (!this.udp!.sendDatagram(path, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) this.counters.droppedTooBig++;
+        continue;
+      }
+      const link = this.cfg.transport === 'udp' ? undefined : this.pool.pick()?.link;
       if (!link) {
         this.counters.droppedNoConn++;
         this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
@@ -151,6 +177,17 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     }
   }
 
+  /** A datagram from the server (either transport) for the app behind flow `flowId`. */
+  private deliver(flowId: number, buf: Buffer, off: number, len: number, now: number): void {
+    const flow = this.flows.byFlowId(flowId);
+    if (!flow) {
+      this.counters.droppedNoFlow++;
+      return;
+    }
+    flow.lastActive = now;
+    this.counters.udpOut++;
+    this.engine.udpTx.add(this.endpoints.socks[flow.fwd], buf, off, len, flow.ip, flow.port);
+  }
 
   // ---- Engine callbacks ----
 
@@ -189,16 +226,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
   }
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
-    if (type === FrameType.Data) {
-      const flow = this.flows.byFlowId(arg);
-      if (!flow) {
-        this.counters.droppedNoFlow++;
-        return;
-      }
-      flow.lastActive = now;
-      this.counters.udpOut++;
-      this.engine.udpTx.add(this.endpoints.socks[flow.fwd], buf, off, len, flow.ip, flow.port);
-    } else if (type === FrameType.Joined) {
+    if (type === FrameType.Data) this.deliver(arg, buf, off, len, now);
+    else if (type === FrameType.Joined) {
       if (arg !== this.sessionId) return;
       this.endpoints.onJoined(buf, off, len);
       this.pool.onJoined(link.slot, now);
@@ -211,53 +240,15 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
 
   onTick(now: number): void {
     this.greeter.tick(now, (link) => link.slot.link === link);
-    this.pool.tick(now);
+    if (this.cfg.transport !== 'udp') this.pool.tick(now);
+    this.udp?.tick(now);
     this.flows.sweep(now, (flow) => {
       this.counters.flowsExpired++;
       this.log.info(`flow ${flow.id} from ${flowSource(flow)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
     });
   }
 
-  // ---- Pool driver ----
-
-  dial(slot: Slot<ClientLink>): number {
-    try {
-      return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
-    } catch (e) {
-      if (/not permitted/.test((e as Error).message)) this.missingPrivilege ??= (e as Error).message;
-      throw e;
-    }
-  }
-
-  closeSocket(fd: number, link: ClientLink | null): void {
-    if (link) this.engine.remove(link);
-    else this.engine.watcher.close(fd);
-  }
-
-  /** Called every 100 ms until Joined. */
-  sendHello(slot: Slot<ClientLink>): void {
-    this.greeter.step(slot.link!, this.io.clock());
-  }
-
-  sendPing(slot: Slot<ClientLink>, nonce: number): void {
-    const now = this.io.clock();
-    const tcp = slot.link!.tcp;
-    this.engine.tx.frame(slot.link!, FrameType.Ping, nonce, null, 0, 0, now);
-    // When the server has been quiet, add a pure ACK: if the server lost the connection (restart),
-    // its kernel answers a payload-less segment with an RST at once, while data is dropped silently.
-    if (now - tcp.lastRecvAt >= this.cfg.keepaliveMs) this.engine.tx.pureAck(tcp, now);
-  }
-
-  sendClose(slot: Slot<ClientLink>): void {
-    if (slot.link) this.engine.sayClose(slot.link, CloseReason.Shutdown, this.io.clock());
-  }
-
-  onUp(slot: Slot<ClientLink>, reconnect: boolean): void {
-    const t = slot.link?.tcp;
-    const where = t ? `${intToIp(t.local.ip)}:${t.local.port}` : '?';
-    this.log.info(
-      `connection ${slot.id} to port ${slot.port} up${reconnect ? ' again' : ''} (from ${where}); ${this.pool.liveCount}/${this.pool.slots.length} live`,
-    );
+  private pathUp(): void {
     if (!this.everUp) {
       this.everUp = true;
       this.log.info(`rsock-client ready: udp ${this.cfg.ludpHost}:${this.cfg.ludpPort} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
@@ -265,18 +256,8 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     }
   }
 
-  onDown(slot: Slot<ClientLink>, reason: string, retryInMs: number, wasUp: boolean): void {
-    // Losing a live connection is always worth a line; repeated failed redials only now and then.
-    this.log.rateLimited(
-      'warn',
-      `down${slot.id}`,
-      wasUp || slot.backoff.failures <= 3 ? 0 : 30000,
-      `connection ${slot.id} to port ${slot.port} down: ${reason}; retrying in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`,
-    );
-  }
-
   stats(): Record<string, number> {
-    return { ...this.engine.counters(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
+    return { ...this.engine.counters(), ...this.udp?.stats(), ...this.counters, flows: this.flows.size, live: this.pool.liveCount };
   }
 
   /** Tells the server (Bye, then Close and FIN on every live connection), closes everything. */
@@ -286,6 +267,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       if (s.link?.tcp.open && s.link.wire.txSlot >= 0) this.engine.tx.frame(s.link, FrameType.Bye, this.sessionId, null, 0, 0, now);
     }
     this.pool.stop(now);
+    this.udp?.stop(now);
     this.engine.stop();
   }
 }

@@ -3,10 +3,17 @@
 // together on the other side by the bounded Reassembly.
 import { FrameType } from '../core/frame';
 import { FRAG_HEADER, MAX_DATAGRAM, MAX_FRAGMENTS, Reassembly, writeFragHeader } from '../core/fragment';
-import { Link } from '../core/link';
-import { TxBatch } from './tx-batch';
+import { Carrier } from '../core/link';
 
-export class Datagrams<L extends Link> {
+/** Where frames are queued: a fake TCP connection's TxBatch or a UDP path's batch. */
+export interface FrameSink<L> {
+  readonly buffer: Buffer;
+  frame(link: L, type: FrameType, arg: number, src: Buffer | null, srcOff: number, len: number, now: number): unknown;
+  /** The offset in `buffer` where the frame's payload goes, or < 0 when the link cannot send. */
+  reserveFrame(link: L, type: FrameType, arg: number, len: number, now: number): number;
+}
+
+export class Datagrams<L extends Carrier> {
   readonly reassembly = new Reassembly();
   private nextId = 0;
   /** A serial per link, so that reassembly never mixes fragments of two connections (fds are reused). */
@@ -24,7 +31,7 @@ export class Datagrams<L extends Link> {
   }
 
   /** False when the datagram is longer than any UDP datagram can be. */
-  send(tx: TxBatch, link: L, flowId: number, src: Buffer, off: number, len: number, now: number): boolean {
+  send(tx: FrameSink<L>, link: L, flowId: number, src: Buffer, off: number, len: number, now: number): boolean {
     if (len <= link.maxDatagram) {
       tx.frame(link, FrameType.Data, flowId, src, off, len, now);
       return true;
@@ -37,6 +44,7 @@ export class Datagrams<L extends Link> {
     for (let i = 0, at = off; i < count; i++, at += chunk) {
       const n = Math.min(chunk, off + len - at);
       const p = tx.reserveFrame(link, FrameType.Fragment, flowId, FRAG_HEADER + n, now);
+      if (p < 0) return true;
       writeFragHeader(tx.buffer, p, id, i, count);
       src.copy(tx.buffer, p + FRAG_HEADER, at, at + n);
     }

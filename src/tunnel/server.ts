@@ -4,23 +4,24 @@
 import { AllowedTarget, encodeForwardAnswers, targetName } from '../core/forwards';
 import { FrameType, readJoin, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
-import { intToIp } from '../core/ipv4';
 import { linkFromHandshake } from '../core/link';
 import {
   DEFAULT_SESSION_OPTIONS,
-  flowName,
   Goodbye,
-  hex,
   ServerSessions,
   Session,
   SessionDriver,
+  SessionCarrier,
   SessionEvent,
   SessionLink,
 } from '../core/server-sessions';
+import { isUdpLink, TransportType } from '../core/udp-link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
+import { ipPort, logSessionEvent } from './server-events';
 import { TunnelIo, WatcherEvent } from './io';
+import { ServerUdp } from './server-udp';
 
 export interface ServerConfig {
   /** IPv4 address of the target UDP service (resolved before start). */
@@ -41,6 +42,8 @@ export interface ServerConfig {
   durationMs: number;
   /** Our own default for connections whose client did not say. */
   keepaliveMs: number;
+  /** What clients may use: fake TCP, UDP paths, or both (--type). */
+  transport: TransportType;
 }
 
 /** The answer's flight imitates a TLS 1.3 server's (ServerHello, then encrypted extensions and certificates). */
@@ -53,6 +56,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   private readonly engine: Engine<SessionLink>;
   private readonly sessions: ServerSessions;
   private readonly listenFds = new Map<number, number>();
+  private readonly udp: ServerUdp | null = null;
   readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, flowsRefused: 0, accepted: 0, probes: 0, droppedTooBig: 0 };
 
   constructor(
@@ -75,18 +79,27 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
       this,
       log,
     );
+    if (cfg.transport !== 'tcp') {
+      const onFrame = this.onFrame.bind(this);
+      this.udp = new ServerUdp(io, { ports: cfg.ports, listenIp: cfg.listenIp, mode: cfg.mode }, this.engine.keys, this.sessions, log, onFrame);
+    }
   }
 
   start(): void {
     this.engine.start();
     try {
-      for (const port of this.cfg.ports) this.listenFds.set(this.engine.watcher.listen(this.cfg.listenIp, port, LISTEN_BACKLOG), port);
+      if (this.cfg.transport !== 'udp') {
+        for (const port of this.cfg.ports) this.listenFds.set(this.engine.watcher.listen(this.cfg.listenIp, port, LISTEN_BACKLOG), port);
+      }
+      this.udp?.start();
     } catch (e) {
+      this.listenFds.clear();
       this.engine.stop();
       throw e;
     }
+    const over = { tcp: 'fake tcp', udp: 'udp', all: 'fake tcp and udp' }[this.cfg.transport];
     this.log.info(
-      `rsock-server ready: ports ${this.cfg.ports.join(',')} on ${this.cfg.device} -> udp ${this.cfg.targetHost}:${this.cfg.targetPort}` +
+      `rsock-server ready: ports ${this.cfg.ports.join(',')} (${over}) on ${this.cfg.device} -> udp ${this.cfg.targetHost}:${this.cfg.targetPort}` +
         (this.cfg.allow?.length ? `; forwards allowed to ${this.cfg.allow.map(targetName).join(', ')}` : ''),
     );
   }
@@ -155,7 +168,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     }
   }
 
-  onFrame(link: SessionLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
+  onFrame(link: SessionCarrier, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
     switch (type) {
       case FrameType.Data: {
         const flow = this.sessions.data(link, arg, now);
@@ -187,7 +200,10 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         continue;
       }
       this.counters.fromTarget++;
-      if (!this.engine.sendDatagram(r.link, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) {
+      const sent = isUdpLink(r.link)
+        ? this.udp!.sendDatagram(r.link, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now)
+        : this.engine.sendDatagram(r.link as SessionLink, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
+      if (!sent) {
         this.counters.droppedTooBig++;
         this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte reply from the target: more than 255 fragments of ${r.link.maxDatagram} bytes`);
       }
@@ -200,20 +216,24 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
 
   onTick(now: number): void {
     this.sessions.tick(now);
+    this.udp?.tick(now);
   }
 
   // ---- Session driver ----
 
-  sendJoined(link: SessionLink, sessionId: number, answers: boolean[] | null): void {
+  sendJoined(link: SessionCarrier, sessionId: number, answers: boolean[] | null): void {
     const payload = answers ? encodeForwardAnswers(answers) : null;
-    this.engine.tx.frame(link, FrameType.Joined, sessionId, payload, 0, payload?.length ?? 0, this.io.clock());
+    if (isUdpLink(link)) return this.udp!.sendJoined(link, sessionId, payload);
+    this.engine.tx.frame(link as SessionLink, FrameType.Joined, sessionId, payload, 0, payload?.length ?? 0, this.io.clock());
   }
 
-  handBack(link: SessionLink): void {
-    this.engine.handBack(link);
+  handBack(link: SessionCarrier): void {
+    if (!isUdpLink(link)) this.engine.handBack(link as SessionLink);
   }
 
-  endLink(link: SessionLink, goodbye: Goodbye, _reason: string): void {
+  endLink(carrier: SessionCarrier, goodbye: Goodbye, _reason: string): void {
+    if (isUdpLink(carrier)) return this.udp!.endLink(carrier, goodbye);
+    const link = carrier as SessionLink;
     const now = this.io.clock();
     if (goodbye === 'fin') {
       if (link.tcp.open) this.engine.tx.fin(link.tcp, now);
@@ -232,43 +252,11 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   }
 
   onEvent(ev: SessionEvent): void {
-    switch (ev.type) {
-      case 'joined':
-        this.log.info(`client ${hex(ev.session.id)} joined from ${ipPort(ev.link)}`);
-        return;
-      case 'linkUp':
-        this.log.info(`client ${hex(ev.session.id)}: connection from ${ipPort(ev.link)} on port ${ev.link.tcp.local.port} up; ${ev.session.links.length} live`);
-        return;
-      case 'linkDown':
-        this.log.info(`client ${hex(ev.session.id)}: connection from ${ipPort(ev.link)} closed: ${ev.reason}; ${ev.session.links.length} live`);
-        return;
-      case 'left':
-        this.log.info(`client ${hex(ev.session.id)} left: ${ev.reason}`);
-        return;
-      case 'flowOpened':
-        this.counters.flowsOpened++;
-        if (this.log.enabled('debug')) this.log.debug(`client ${hex(ev.flow.session.id)}: flow ${ev.flow.id} opened (udp port ${this.engine.udp.localPort(ev.flow.sock)})`);
-        return;
-      case 'flowRefused':
-        this.counters.flowsRefused++;
-        this.log.warn(`client ${hex(ev.flow.session.id)}: flow ${ev.flow.id} refused: it is for ${ev.why}; nothing of it is delivered`);
-        return;
-      case 'flowExpired':
-        if (ev.flow.sock < 0) return;
-        this.counters.flowsExpired++;
-        this.log.info(`flow ${flowName(ev.flow)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
-        return;
-      case 'flowFailed':
-        this.log.rateLimited('warn', 'flowfail', 5000, `client ${hex(ev.session.id)}: cannot open flow ${ev.flowId} to the target: ${ev.error}`);
-        return;
-      case 'badVersion':
-        this.log.rateLimited('warn', 'version', 10000, `a client spoke protocol version ${ev.version < 0 ? '?' : ev.version}; this server speaks 2`);
-        return;
-    }
+    logSessionEvent(ev, this.log, this.counters, this.cfg.durationMs, (sock) => this.engine.udp.localPort(sock));
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.counters(), ...this.counters, sessions: this.sessions.sessionCount, flows: this.sessions.flowCount };
+    return { ...this.engine.counters(), ...this.udp?.stats(), ...this.counters, sessions: this.sessions.sessionCount, flows: this.sessions.flowCount };
   }
 
   /** Tells every client (Close + FIN on each connection), closes all sockets silently. */
@@ -276,6 +264,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     this.sessions.stop(this.io.clock());
     for (const fd of this.listenFds.keys()) this.engine.watcher.close(fd);
     this.listenFds.clear();
+    this.udp?.stop();
     this.engine.stop();
   }
 }
@@ -288,8 +277,4 @@ function allowedTargets(cfg: ServerConfig): AllowedTarget[] {
 
 function anyAddress(ip: string): boolean {
   return ip === '' || ip === '0.0.0.0';
-}
-
-function ipPort(link: SessionLink): string {
-  return `${intToIp(link.tcp.remote.ip)}:${link.tcp.remote.port}`;
 }

@@ -144,6 +144,8 @@ export class SimNetwork {
   readonly time = new VirtualTime();
   readonly hosts = new Map<number, SimHost>();
   readonly rules: Rule[] = [];
+  /** Rules for UDP between hosts (loopback never sees them): 'drop' loses the datagram. */
+  readonly udpRules: ((srcIp: number, srcPort: number, dstIp: number, dstPort: number, data: Buffer) => Verdict)[] = [];
   latencyMs = 1;
   /** Merge contiguous segments of one connection arriving together, as GRO does. */
   gro = false;
@@ -151,7 +153,7 @@ export class SimNetwork {
   snaplen = 65535;
   /** The MSS the simulated kernels negotiate (1500-byte MTU with TCP timestamps). */
   mss = 1448;
-  readonly stats = { packets: 0, dropped: 0, kernelRsts: 0, merged: 0, udp: 0, udpLost: 0, servedByKernel: 0 };
+  readonly stats = { packets: 0, dropped: 0, kernelRsts: 0, merged: 0, udp: 0, udpLost: 0, udpBetweenHosts: 0, udpDropped: 0, dials: 0, servedByKernel: 0 };
   /** Every packet put on the link, when set: for tests that judge the wire. */
   wire: { at: number; from: string; seg: Segment | null; pkt: Buffer }[] | null = null;
   private seed = 0x2545f491;
@@ -207,13 +209,20 @@ export class SimNetwork {
     };
   }
 
-  /** Local UDP: loopback stays on the host, other addresses go to the host that has them (no loss). */
+  /** UDP: loopback stays on the host, other addresses go to the host that has them (lost only by udpRules). */
   sendUdp(from: SimHost, srcPort: number, dstIp: number, dstPort: number, data: Buffer): void {
     const loop = dstIp >>> 24 === 127 || dstIp === from.ip;
     const to = loop ? from : this.hosts.get(dstIp >>> 0);
     const srcIp = loop ? LOOPBACK : from.ip;
     const copy = Buffer.from(data);
     this.stats.udp++;
+    if (!loop) {
+      this.stats.udpBetweenHosts++;
+      if (this.udpRules.some((r) => r(from.ip, srcPort, dstIp >>> 0, dstPort, copy) === 'drop')) {
+        this.stats.udpDropped++;
+        return;
+      }
+    }
     this.time.after(0, () => {
       const ep = to?.udp.get(dstPort);
       if (!ep || (ep.peer && (ep.peer.port !== srcPort || !sameHost(ep.peer.ip, srcIp)))) {

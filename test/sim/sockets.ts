@@ -48,6 +48,7 @@ export class SimSockets implements SocketWatcher {
     const sock: KernelSocket = { fd, kind: 'connecting', localIp: srcIp ? ipToInt(srcIp) : host.ip, localPort, remoteIp, remotePort: dstPort, owner: this };
     host.addSocket(sock);
     this.mine.add(fd);
+    net.stats.dials++;
     const cIsn = net.random32();
     const syn = buildTcp({ srcIp: sock.localIp, dstIp: remoteIp, srcPort: localPort, dstPort, seq: cIsn, ack: 0, flags: SYN, window: 64240 });
     if (net.judge(syn, parse(syn)) === 'drop') return fd;

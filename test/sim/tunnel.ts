@@ -3,6 +3,7 @@
 import { ipToInt } from '../../src/core/ipv4';
 import type { Crypto } from '../../src/core/crypto';
 import type { WireMode } from '../../src/core/frame';
+import type { TransportType } from '../../src/core/udp-link';
 import { RsockClient, ClientConfig } from '../../src/tunnel/client';
 import { RsockServer, ServerConfig } from '../../src/tunnel/server';
 import { Level, Logger } from '../../src/util/log';
@@ -23,6 +24,8 @@ export interface SimTunnelOptions {
   /** Default: the programs' own defaults, --obfs=tls --crypt=none. */
   mode?: WireMode;
   decoy?: string | null;
+  /** --type of both ends; default tcp. */
+  transport?: TransportType;
 }
 
 export class SimTunnel {
@@ -44,7 +47,7 @@ export class SimTunnel {
     this.echo = this.serverHost.udpSocket(TARGET_PORT);
     this.echo.echo = true;
     const mode = o.mode ?? { obfs: 'tls', aead: false };
-    const common = { key: o.key ?? 'sim-key', mode, durationMs: o.durationMs ?? 30000, keepaliveMs: o.keepaliveMs ?? 2000, ports: o.ports ?? [10001, 10002, 10003], device: 'sim0' };
+    const common = { key: o.key ?? 'sim-key', mode, durationMs: o.durationMs ?? 30000, keepaliveMs: o.keepaliveMs ?? 2000, transport: o.transport ?? 'tcp', ports: o.ports ?? [10001, 10002, 10003], device: 'sim0' };
     this.serverCfg = { ...common, targetHost: '127.0.0.1', targetPort: TARGET_PORT, listenIp: '', decoy: o.decoy ?? null };
     this.clientCfg = { ...common, serverIp: SERVER_IP, connsPerPort: o.connsPerPort ?? 1, ludpHost: '127.0.0.1', ludpPort: LUDP_PORT, localIp: '', sni: 'sim.example' };
   }

@@ -47,12 +47,10 @@ class PathModel implements PoolDriver {
   }
 }
 
-const link = (now: number): Link => ({
-  fd: 0,
-  maxDatagram: 1400,
-  tcp: new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now }),
-  wire: { txSlot: 0, rxSlot: 1, rxFrom: 0, replay: new ReplayWindow() },
-});
+const link = (now: number): Link => {
+  const conn = new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now });
+  return { fd: 0, maxDatagram: 1400, tcp: conn, path: conn, wire: { txSlot: 0, rxSlot: 1, rxFrom: 0, replay: new ReplayWindow() } };
+};
 
 /** Runs a pool of `ports` ports through an outage of `outageMs`; returns ms from the path's return to the first live slot, and SYNs/s while down. */
 function outage(outageMs: number, ports: number, seed: number, probeEveryMs = DEFAULT_POOL_OPTIONS.probeEveryMs): { recoveryMs: number; synsPerSecond: number } {
@@ -60,7 +58,7 @@ function outage(outageMs: number, ports: number, seed: number, probeEveryMs = DE
   let r = seed;
   const random = () => ((r = (r * 1103515245 + 12345) % 2147483648) / 2147483648);
   const path = new PathModel(() => now);
-  const pool = new ClientPool(Array.from({ length: ports }, (_, i) => 10001 + i), 1, { ...DEFAULT_POOL_OPTIONS, probeEveryMs, random }, path);
+  const pool = new ClientPool<Link>(Array.from({ length: ports }, (_, i) => 10001 + i), 1, { ...DEFAULT_POOL_OPTIONS, probeEveryMs, random }, path);
   const hello = new Map<Slot<Link>, number>();
   const step = () => {
     now += TICK;

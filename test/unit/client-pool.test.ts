@@ -38,12 +38,10 @@ class Recorder implements PoolDriver {
 }
 
 const opts = { ...DEFAULT_POOL_OPTIONS, random: () => 0.5 };
-const tcp = (now: number): Link => ({
-  fd: 0,
-  maxDatagram: 1400,
-  tcp: new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now }),
-  wire: { txSlot: 0, rxSlot: 1, rxFrom: 0, replay: new ReplayWindow() },
-});
+const tcp = (now: number): Link => {
+  const conn = new FakeTcp({ local: { ip: 1, port: 1 }, remote: { ip: 2, port: 2 }, sndNxt: 1, rcvNxt: 1, now });
+  return { fd: 0, maxDatagram: 1400, tcp: conn, path: conn, wire: { txSlot: 0, rxSlot: 1, rxFrom: 0, replay: new ReplayWindow() } };
+};
 
 function bringUp(pool: ClientPool, s: Slot, now: number): void {
   pool.onConnected(s.fd, tcp(now), now);
@@ -82,7 +80,7 @@ test('keepalive pings while live; silence past deadAfterMs reconnects with backo
   const s = pool.slots[0];
   bringUp(pool, s, 0);
   for (let t = 0; t <= 5000; t += 10) {
-    s.link!.tcp.lastRecvAt = t; // the server answers
+    (s.link as Link).tcp.lastRecvAt = t; // the server answers
     pool.tick(t);
   }
   assert.equal(d.count('ping'), Math.floor(5000 / opts.keepaliveMs));

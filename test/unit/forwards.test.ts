@@ -78,11 +78,8 @@ function sessions() {
   const d = new Driver();
   const allowed = [{ host: '127.0.0.1', ip: '127.0.0.1', port: 9999 }, { host: 'dns.internal', ip: '10.0.0.53', port: 53 }];
   const s = new ServerSessions({ ...DEFAULT_SESSION_OPTIONS, durationMs: 30000, keepaliveMs: 2000, allowed }, d);
-  const link = s.accept({
-    fd: 1, maxDatagram: 1400,
-    tcp: new FakeTcp({ local: { ip: 2, port: 10001 }, remote: { ip: 1, port: 40000 }, sndNxt: 1, rcvNxt: 1, now: 0 }),
-    wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() },
-  }, 0);
+  const conn = new FakeTcp({ local: { ip: 2, port: 10001 }, remote: { ip: 1, port: 40000 }, sndNxt: 1, rcvNxt: 1, now: 0 });
+  const link = s.accept({ fd: 1, maxDatagram: 1400, tcp: conn, path: conn, wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() } }, 0);
   return { d, s, link };
 }
 

@@ -108,3 +108,14 @@ test('disguise flags: --obfs tls by default, --crypt none, --sni a host name, --
   fs.writeFileSync(cfg, JSON.stringify({ taddr: '127.0.0.1:9999', sni: 'x.example' }));
   assert.throws(() => parse('server', ['-f', cfg]), /unknown key "sni"/);
 });
+
+test('--type: tcp by default, udp or all by flag or config key "type", anything else a ConfigError naming it', () => {
+  assert.equal((parse('client', ['--taddr=10.0.0.1']) as ClientOptions).type, 'tcp');
+  assert.equal((parse('client', ['--taddr=10.0.0.1', '--type=all']) as ClientOptions).type, 'all');
+  const file = path.join(dir, 'type.json');
+  fs.writeFileSync(file, JSON.stringify({ taddr: '127.0.0.1:9999', type: 'udp' }));
+  assert.equal((parse('server', ['-f', file]) as ServerOptions).type, 'udp');
+  assert.equal((parse('server', ['-f', file, '--type', 'all']) as ServerOptions).type, 'all', 'the flag overrides the file');
+  assert.throws(() => parse('client', ['--taddr=10.0.0.1', '--type=icmp']), (e: Error) => e instanceof ConfigError && /^--type: "icmp" must be tcp, udp or all/.test(e.message));
+  assert.match(buildCommand('client').helpInformation(), /--type <tcp\|udp\|all>/);
+});

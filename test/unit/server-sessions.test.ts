@@ -36,12 +36,10 @@ class Recorder implements SessionDriver {
 
 const opts = { ...DEFAULT_SESSION_OPTIONS, durationMs: 30000, keepaliveMs: 2000, allowed: [] };
 let fdSeq = 10;
-const base = (now: number): Link => ({
-  fd: fdSeq++,
-  maxDatagram: 1433,
-  tcp: new FakeTcp({ local: { ip: 2, port: 10001 }, remote: { ip: 1, port: 40000 + fdSeq }, sndNxt: 1, rcvNxt: 1, now }),
-  wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() },
-});
+const base = (now: number): Link => {
+  const tcp = new FakeTcp({ local: { ip: 2, port: 10001 }, remote: { ip: 1, port: 40000 + fdSeq }, sndNxt: 1, rcvNxt: 1, now });
+  return { fd: fdSeq++, maxDatagram: 1433, tcp, path: tcp, wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() } };
+};
 const hello = (slot: number, keepaliveMs = 1000) => ({ version: PROTOCOL_VERSION, keepaliveMs, slot });
 
 function setup() {

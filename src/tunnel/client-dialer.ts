@@ -1,0 +1,86 @@
+// What the client's connection life cycle (the pure ClientPool) does to the world: dial through the
+// kernel, greet, ping, close, and say in the log what happened to each connection.
+import { ClientPool, PoolDriver, Slot } from '../core/client-pool';
+import { CloseReason, FrameType } from '../core/frame';
+import { intToIp } from '../core/ipv4';
+import { Logger } from '../util/log';
+import { ClientGreeter, GreetingLink } from './client-greeting';
+import { Engine } from './engine';
+import { TunnelIo } from './io';
+
+export interface ClientLink extends GreetingLink {
+  slot: Slot<ClientLink>;
+}
+
+export interface DialerConfig {
+  serverIp: string;
+  /** Source address for the dials; "" lets the kernel choose. */
+  localIp: string;
+  keepaliveMs: number;
+}
+
+export class ClientDialer implements PoolDriver<ClientLink> {
+  pool!: ClientPool<ClientLink>;
+  greeter!: ClientGreeter<ClientLink>;
+  /** The first dial that failed for want of a capability: retrying cannot help. */
+  missingPrivilege: string | null = null;
+
+  constructor(
+    private readonly engine: Engine<ClientLink>,
+    private readonly io: TunnelIo,
+    private readonly cfg: DialerConfig,
+    private readonly log: Logger,
+    private readonly onFirstUp: () => void,
+  ) {}
+
+  dial(slot: Slot<ClientLink>): number {
+    try {
+      return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
+    } catch (e) {
+      if (/not permitted/.test((e as Error).message)) this.missingPrivilege ??= (e as Error).message;
+      throw e;
+    }
+  }
+
+  closeSocket(fd: number, link: ClientLink | null): void {
+    if (link) this.engine.remove(link);
+    else this.engine.watcher.close(fd);
+  }
+
+  /** Called every 100 ms until Joined. */
+  sendHello(slot: Slot<ClientLink>): void {
+    this.greeter.step(slot.link!, this.io.clock());
+  }
+
+  sendPing(slot: Slot<ClientLink>, nonce: number): void {
+    const now = this.io.clock();
+    const tcp = slot.link!.tcp;
+    this.engine.tx.frame(slot.link!, FrameType.Ping, nonce, null, 0, 0, now);
+    // When the server has been quiet, add a pure ACK: if the server lost the connection (restart),
+    // its kernel answers a payload-less segment with an RST at once, while data is dropped silently.
+    if (now - tcp.lastRecvAt >= this.cfg.keepaliveMs) this.engine.tx.pureAck(tcp, now);
+  }
+
+  sendClose(slot: Slot<ClientLink>): void {
+    if (slot.link) this.engine.sayClose(slot.link, CloseReason.Shutdown, this.io.clock());
+  }
+
+  onUp(slot: Slot<ClientLink>, reconnect: boolean): void {
+    const t = slot.link?.tcp;
+    const where = t ? `${intToIp(t.local.ip)}:${t.local.port}` : '?';
+    this.log.info(
+      `connection ${slot.id} to port ${slot.port} up${reconnect ? ' again' : ''} (from ${where}); ${this.pool.liveCount}/${this.pool.slots.length} live`,
+    );
+    this.onFirstUp();
+  }
+
+  onDown(slot: Slot<ClientLink>, reason: string, retryInMs: number, wasUp: boolean): void {
+    // Losing a live connection is always worth a line; repeated failed redials only now and then.
+    this.log.rateLimited(
+      'warn',
+      `down${slot.id}`,
+      wasUp || slot.backoff.failures <= 3 ? 0 : 30000,
+      `connection ${slot.id} to port ${slot.port} down: ${reason}; retrying in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`,
+    );
+  }
+}

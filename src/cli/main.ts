@@ -8,16 +8,21 @@ import { RsockClient } from '../tunnel/client';
 import { RsockServer } from '../tunnel/server';
 import { Logger } from '../util/log';
 import { defaultDevice, routeTo } from '../util/route';
+import { MetricsServer, startMetricsServer } from '../ops/metrics-server';
+import type { Status } from '../ops/status';
 import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
+import { statusCommand } from './status-command';
 import { buildCommand, ClientOptions, ConfigError, isIPv4, Kind, resolveOptions, ServerOptions } from './options';
 
 interface Tunnel {
   stop(): Promise<void>;
   stats(): Record<string, number>;
+  status(): Status;
 }
 
 export async function main(kind: Kind, argv: string[] = process.argv): Promise<void> {
   const name = `rsock-${kind}`;
+  if (argv[2] === 'status') process.exit(await statusCommand(kind, argv.slice(3)));
   const cmd = buildCommand(kind);
   cmd.parse(argv);
   let opts: ClientOptions | ServerOptions;
@@ -58,6 +63,17 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
     return fail((e as Error).message);
   }
 
+  let metrics: MetricsServer | null = null;
+  if (opts.metrics) {
+    try {
+      metrics = await startMetricsServer(opts.metrics.host, opts.metrics.port, () => tunnel.status());
+      log.info(`metrics at http://${metrics.address}/metrics, status at http://${metrics.address}/status`);
+    } catch (e) {
+      await tunnel.stop();
+      return fail((e as Error).message);
+    }
+  }
+
   if (pidFile) {
     try {
       fs.writeFileSync(pidFile, `${process.pid}\n`);
@@ -78,6 +94,7 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
     log.info(`${signal}: stopping`);
     let code = 0;
     try {
+      await metrics?.close();
       await tunnel.stop();
     } catch (e) {
       log.error(`while stopping: ${(e as Error).message}`);

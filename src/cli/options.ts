@@ -33,6 +33,8 @@ export interface CommonConfig {
   obfs: 'tls' | 'none';
   crypt: 'none' | 'aead';
   type: TransportType;
+  /** Where --metrics serves /metrics and /status; null: off. */
+  metrics: { host: string; port: number } | null;
 }
 
 export interface ClientOptions extends CommonConfig {
@@ -58,7 +60,7 @@ export interface ServerOptions extends CommonConfig {
 export const DEFAULT_SNI = 'www.microsoft.com';
 
 /** The keys -f accepts, which are the long flag names. */
-const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt', 'type'];
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt', 'type', 'metrics'];
 const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni', 'forward'];
 const SERVER_KEYS = [...COMMON_KEYS, 'decoy', 'allow'];
 
@@ -132,12 +134,14 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
+    .addOption(new Option('--metrics <host:port>', 'serve Prometheus metrics at /metrics and the status at /status on this address, e.g. 127.0.0.1:9100 (default: off); `status --metrics=...` shows them'))
     .addOption(new Option('--log-format <format>', '"text" (lines for people) or "json" (one object per line)').default('text'))
     .addOption(new Option('-v, --verbose', 'log every connection and flow event'))
     .addOption(new Option('-f, --config <file>', `JSON file with any of the long option names as keys${isClient ? ' ("forward": a list)' : ' ("allow": a list)'}; flags override it`))
     .addHelpText(
       'after',
       `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGHUP reopens the --log file (for logrotate); SIGUSR2 logs the counters.\n` +
+        `Status of a running process started with --metrics: rsock-${kind} status --metrics=HOST:PORT [--watch]\n` +
         (isClient
           ? '\nExample:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n' +
             '\nWireGuard and DNS over one tunnel (the server runs --taddr=127.0.0.1:51820 --allow=127.0.0.1:53):\n' +
@@ -234,6 +238,15 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   if (crypt !== 'none' && crypt !== 'aead') throw new ConfigError(`--crypt: "${crypt}" must be none or aead`);
   const logFormat = str('logFormat') ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new ConfigError(`--log-format: "${logFormat}" must be text or json`);
+  const hostPort = (name: string): { host: string; port: number } | null => {
+    const v = str(name);
+    if (v === null) return null;
+    try {
+      return parseHostPort(v);
+    } catch (e) {
+      throw new ConfigError(`--${name}: ${(e as Error).message}`);
+    }
+  };
   const type = str('type') ?? 'tcp';
   if (type !== 'tcp' && type !== 'udp' && type !== 'all') throw new ConfigError(`--type: "${type}" must be tcp, udp or all`);
   const common: CommonConfig = {
@@ -251,6 +264,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     obfs,
     crypt,
     type,
+    metrics: hostPort('metrics'),
   };
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');
@@ -276,15 +290,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   } catch (e) {
     throw new ConfigError(`--taddr: ${(e as Error).message}`);
   }
-  const decoyRaw = str('decoy');
-  let decoy: { host: string; port: number } | null = null;
-  if (decoyRaw !== null) {
-    try {
-      decoy = parseHostPort(decoyRaw);
-    } catch (e) {
-      throw new ConfigError(`--decoy: ${(e as Error).message}`);
-    }
-  }
+  const decoy = hostPort('decoy');
   return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy, allow: parseAllow(list('allow'), configError) };
 }
 

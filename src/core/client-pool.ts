@@ -64,6 +64,8 @@ export class Slot<L extends Carrier = Carrier> {
   liveSince = 0;
   lastPingAt = 0;
   pingNonce = 0;
+  /** Round trip of the last answered keepalive (Ping to its Pong), for status; null before one. */
+  rttMs: number | null = null;
   /** How many times this slot has gone live; 1 is the first connection, more are reconnects. */
   ups = 0;
   readonly backoff: Backoff;
@@ -159,6 +161,11 @@ export class ClientPool<L extends Carrier = Carrier> {
     s.ups++;
     this.live.push(s);
     this.driver.onUp(s, s.ups > 1);
+  }
+
+  /** The server's Pong: the keepalive's round trip, when it answers the latest Ping. */
+  onPong(s: Slot<L>, nonce: number, now: number): void {
+    if (nonce === s.pingNonce && s.state === SlotState.Live) s.rttMs = now - s.lastPingAt;
   }
 
   /** The TCP layer saw a reset or the peer's FIN, or the server said Close. */

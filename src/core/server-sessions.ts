@@ -97,10 +97,10 @@ const KEEPALIVE_RANGE = [200, 60000] as const;
 const SESSION_SWEEP_MS = 1000;
 
 export class ServerSessions {
-  private readonly links = new Set<SessionCarrier>();
+  readonly links = new Set<SessionCarrier>();
   private readonly sessions = new Map<number, Session>();
   /** Every flow, by the id of its UDP socket: replies from the target are looked up by it. */
-  private readonly flows: FlowTable<number, ServerFlow>;
+  readonly flows: FlowTable<number, ServerFlow>;
   private lastSessionSweep = 0;
   /** Refused flows are keyed in `flows` by negative numbers, which no socket id is. */
   private refusedKey = 0;

@@ -6,7 +6,9 @@ import { intToIp } from '../core/ipv4';
 import { Logger } from '../util/log';
 import { ClientGreeter, GreetingLink } from './client-greeting';
 import { Engine } from './engine';
+import { reconnectCause } from './counts';
 import { TunnelIo } from './io';
+import type { ReconnectCause } from '../ops/status';
 
 export interface ClientLink extends GreetingLink {
   slot: Slot<ClientLink>;
@@ -24,6 +26,7 @@ export class ClientDialer implements PoolDriver<ClientLink> {
   greeter!: ClientGreeter<ClientLink>;
   /** The first dial that failed for want of a capability: retrying cannot help. */
   missingPrivilege: string | null = null;
+  readonly reconnects: Record<ReconnectCause, number> = { reset: 0, fin: 0, close: 0, silence: 0, dial_failure: 0, handshake: 0 };
 
   constructor(
     private readonly engine: Engine<ClientLink>,
@@ -75,6 +78,7 @@ export class ClientDialer implements PoolDriver<ClientLink> {
   }
 
   onDown(slot: Slot<ClientLink>, reason: string, retryInMs: number, wasUp: boolean): void {
+    this.reconnects[reconnectCause(reason)]++;
     // Losing a live connection is always worth a line; repeated failed redials only now and then.
     this.log.rateLimited(
       'warn',

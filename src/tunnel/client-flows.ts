@@ -34,6 +34,11 @@ export class ClientFlows {
     this.bySource = new FlowTable(durationMs);
   }
 
+  /** Every open flow. */
+  all(): IterableIterator<ClientFlow> {
+    return this.byId.values();
+  }
+
   get size(): number {
     return this.bySource.size;
   }

@@ -3,6 +3,8 @@
 // every keepalive; silence for 2 keepalives + 0.5 s marks it dead, and it redials (a new socket, a
 // fresh greeting) with a backoff capped at a few seconds, which is how UDP is probed again.
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
+import { reconnectCause } from './counts';
+import type { ReconnectCause } from '../ops/status';
 import { CloseReason, FrameType, JOIN_LEN, PROTOCOL_VERSION, WireMode, writeJoin } from '../core/frame';
 import { checkServerGreeting, clientGreeting } from '../core/greeting';
 import type { HandshakeKeys } from '../core/keys';
@@ -34,7 +36,7 @@ export interface ClientUdpConfig {
 }
 
 export interface ClientUdpEvents {
-  onData(flowId: number, buf: Buffer, off: number, len: number, now: number): void;
+  onData(link: ClientUdpLink, flowId: number, buf: Buffer, off: number, len: number, now: number): void;
   /** A path is live (the first one makes the client ready). */
   onUp(): void;
   /** The server's Joined, with its answers to the forward table. */
@@ -48,6 +50,7 @@ export const UDP_RETRY_MAX_MS = 4000;
 export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<ClientUdpLink> {
   private readonly transport: UdpTransport<ClientUdpLink>;
   readonly pool: ClientPool<ClientUdpLink>;
+  readonly reconnects: Record<ReconnectCause, number> = { reset: 0, fin: 0, close: 0, silence: 0, dial_failure: 0, handshake: 0 };
   private readonly bySock = new Map<number, ClientUdpLink>();
   private readonly serverIpText: string;
   /** What carried the last datagram, to log the switches. */
@@ -119,7 +122,8 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
   }
 
   onFrame(link: ClientUdpLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
-    if (type === FrameType.Data) this.events.onData(arg, buf, off, len, now);
+    if (type === FrameType.Data) this.events.onData(link, arg, buf, off, len, now);
+    else if (type === FrameType.Pong) this.pool.onPong(link.slot, arg, now);
     else if (type === FrameType.Joined && arg === this.cfg.sessionId) {
       this.events.onJoined(buf, off, len);
       this.pool.onJoined(link.slot, now);
@@ -190,6 +194,7 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
   }
 
   onDown(slot: Slot<ClientUdpLink>, reason: string, retryInMs: number, wasUp: boolean): void {
+    this.reconnects[reconnectCause(reason)]++;
     const line = `udp path to port ${slot.port} down: ${reason}; asking again in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`;
     // A path lost is always worth a line; while UDP is blocked every port's probes fail: one line now and then.
     if (wasUp) this.log.warn(line);

@@ -10,6 +10,9 @@ import { Logger } from '../util/log';
 import { ClientEndpoints, ClientForward } from './client-endpoints';
 import { ClientFlows, flowSource } from './client-flows';
 import { ClientDialer, ClientLink } from './client-dialer';
+import { clientStatus } from './client-status';
+import { Counts } from './counts';
+import type { Status } from '../ops/status';
 import { ClientGreeter } from './client-greeting';
 import { Engine, EngineHandler } from './engine';
 import { TunnelIo, WatcherEvent } from './io';
@@ -47,8 +50,10 @@ export class RsockClient implements EngineHandler<ClientLink> {
   readonly sessionId: number;
   private everUp = false;
   private readonly dialer: ClientDialer;
+  private readonly counts = new Counts();
+  private readonly startedAt = Date.now();
   private readyWaiters: (() => void)[] = [];
-  readonly counters = { udpIn: 0, udpOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, droppedRefused: 0, flowsExpired: 0 };
+  readonly counters = { udpIn: 0, udpOut: 0, bytesIn: 0, bytesOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, droppedRefused: 0, flowsExpired: 0 };
 
   constructor(
     private readonly cfg: ClientConfig,
@@ -84,7 +89,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     if (cfg.transport !== 'tcp') {
       const udpCfg = { serverIp: ipToInt(cfg.serverIp) >>> 0, ports: cfg.ports, mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table, fallback: cfg.transport === 'all' };
       this.udp = new ClientUdp(io, udpCfg, this.engine.keys, log, {
-        onData: (flowId, buf, off, len) => this.deliver(flowId, buf, off, len, this.io.clock()),
+        onData: (link, flowId, buf, off, len) => this.deliver(link, flowId, buf, off, len, this.io.clock()),
         onUp: () => this.pathUp(),
         onJoined: (buf, off, len) => this.endpoints.onJoined(buf, off, len),
       });
@@ -150,6 +155,8 @@ export class RsockClient implements EngineHandler<ClientLink> {
       const m = i * UDP_RX_STRIDE;
       const len = meta[m + UDP_RX.LENGTH];
       const flow = this.flows.from(this.endpoints.index(meta[m + UDP_RX.SOCKET]), meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
+      this.counts.of(flow).received++;
+      this.counters.bytesIn += len;
       if (!this.endpoints.allowed(flow.fwd)) {
         this.counters.droppedRefused++;
         if (!flow.refusedLogged) {
@@ -160,7 +167,8 @@ export class RsockClient implements EngineHandler<ClientLink> {
       }
       const path = this.udp?.pick();
       if (path) {
-        if (!this.udp!.sendDatagram(path, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) this.counters.droppedTooBig++;
+        if (this.udp!.sendDatagram(path, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) this.counts.of(path).sent++;
+        else this.counters.droppedTooBig++;
         continue;
       }
       const link = this.cfg.transport === 'udp' ? undefined : this.pool.pick()?.link;
@@ -170,7 +178,8 @@ export class RsockClient implements EngineHandler<ClientLink> {
         continue;
       }
       // Datagrams larger than a segment go as fragments: nothing an app sends over UDP is too big.
-      if (!this.engine.sendDatagram(link, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) {
+      if (this.engine.sendDatagram(link, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) this.counts.of(link).sent++;
+      else {
         this.counters.droppedTooBig++;
         this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte datagram: more than 255 fragments of ${link.maxDatagram} bytes`);
       }
@@ -178,14 +187,17 @@ export class RsockClient implements EngineHandler<ClientLink> {
   }
 
   /** A datagram from the server (either transport) for the app behind flow `flowId`. */
-  private deliver(flowId: number, buf: Buffer, off: number, len: number, now: number): void {
+  private deliver(link: object, flowId: number, buf: Buffer, off: number, len: number, now: number): void {
+    this.counts.of(link).received++;
     const flow = this.flows.byFlowId(flowId);
     if (!flow) {
       this.counters.droppedNoFlow++;
       return;
     }
     flow.lastActive = now;
+    this.counts.of(flow).sent++;
     this.counters.udpOut++;
+    this.counters.bytesOut += len;
     this.engine.udpTx.add(this.endpoints.socks[flow.fwd], buf, off, len, flow.ip, flow.port);
   }
 
@@ -226,7 +238,8 @@ export class RsockClient implements EngineHandler<ClientLink> {
   }
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
-    if (type === FrameType.Data) this.deliver(arg, buf, off, len, now);
+    if (type === FrameType.Data) this.deliver(link, arg, buf, off, len, now);
+    else if (type === FrameType.Pong) this.pool.onPong(link.slot, arg, now);
     else if (type === FrameType.Joined) {
       if (arg !== this.sessionId) return;
       this.endpoints.onJoined(buf, off, len);
@@ -254,6 +267,12 @@ export class RsockClient implements EngineHandler<ClientLink> {
       this.log.info(`rsock-client ready: udp ${this.cfg.ludpHost}:${this.cfg.ludpPort} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
       for (const w of this.readyWaiters.splice(0)) w();
     }
+  }
+
+  /** What --metrics serves (src/ops/status.ts). */
+  status(): Status {
+    return clientStatus({ cfg: this.cfg, now: this.io.clock(), startedAt: this.startedAt, counters: this.counters, engine: this.engine.counters(),
+      udp: this.udp, pool: this.pool, flows: this.flows, counts: this.counts, reconnects: this.dialer.reconnects, name: (f) => this.endpoints.name(f) });
   }
 
   stats(): Record<string, number> {

@@ -5,21 +5,15 @@ import { AllowedTarget, encodeForwardAnswers, targetName } from '../core/forward
 import { FrameType, readJoin, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
 import { linkFromHandshake } from '../core/link';
-import {
-  DEFAULT_SESSION_OPTIONS,
-  Goodbye,
-  ServerSessions,
-  Session,
-  SessionDriver,
-  SessionCarrier,
-  SessionEvent,
-  SessionLink,
-} from '../core/server-sessions';
+import { DEFAULT_SESSION_OPTIONS, Goodbye, ServerSessions, Session, SessionCarrier, SessionDriver, SessionEvent, SessionLink } from '../core/server-sessions';
 import { isUdpLink, TransportType } from '../core/udp-link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
 import { ipPort, logSessionEvent } from './server-events';
+import { serverStatus } from './server-status';
+import { Counts } from './counts';
+import type { Status } from '../ops/status';
 import { TunnelIo, WatcherEvent } from './io';
 import { ServerUdp } from './server-udp';
 
@@ -57,7 +51,9 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   private readonly sessions: ServerSessions;
   private readonly listenFds = new Map<number, number>();
   private readonly udp: ServerUdp | null = null;
-  readonly counters = { toTarget: 0, fromTarget: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, flowsRefused: 0, accepted: 0, probes: 0, droppedTooBig: 0 };
+  private readonly counts = new Counts();
+  private readonly startedAt = Date.now();
+  readonly counters = { toTarget: 0, fromTarget: 0, bytesIn: 0, bytesOut: 0, droppedNoFlow: 0, droppedRefused: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, flowsRefused: 0, accepted: 0, probes: 0, droppedTooBig: 0 };
 
   constructor(
     private readonly cfg: ServerConfig,
@@ -171,9 +167,17 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   onFrame(link: SessionCarrier, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
     switch (type) {
       case FrameType.Data: {
+        this.counts.of(link).received++;
         const flow = this.sessions.data(link, arg, now);
-        if (!flow) return;
+        if (!flow) {
+          // A flow the sessions keep but return no socket for is a refused one.
+          if (link.session?.flows.get(arg)) this.counters.droppedRefused++;
+          else this.counters.droppedNoFlow++;
+          return;
+        }
+        this.counts.of(flow).sent++;
         this.counters.toTarget++;
+        this.counters.bytesOut += len;
         this.engine.udpTx.add(flow.sock, buf, off, len, 0, 0);
         return;
       }
@@ -200,10 +204,13 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
         continue;
       }
       this.counters.fromTarget++;
+      this.counters.bytesIn += len;
+      this.counts.of(r.flow).received++;
       const sent = isUdpLink(r.link)
         ? this.udp!.sendDatagram(r.link, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now)
         : this.engine.sendDatagram(r.link as SessionLink, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
-      if (!sent) {
+      if (sent) this.counts.of(r.link).sent++;
+      else {
         this.counters.droppedTooBig++;
         this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte reply from the target: more than 255 fragments of ${r.link.maxDatagram} bytes`);
       }
@@ -253,6 +260,11 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
 
   onEvent(ev: SessionEvent): void {
     logSessionEvent(ev, this.log, this.counters, this.cfg.durationMs, (sock) => this.engine.udp.localPort(sock));
+  }
+
+  /** What --metrics serves (src/ops/status.ts). */
+  status(): Status {
+    return serverStatus(this.sessions, this.counts, this.counters, this.engine.counters(), this.udp?.stats() ?? {}, this.io.clock(), this.startedAt);
   }
 
   stats(): Record<string, number> {

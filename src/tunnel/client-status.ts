@@ -1,0 +1,76 @@
+// rsock-client's Status for --metrics: its slots (fake TCP and UDP paths) with state, age and
+// keepalive RTT, its flows, and the totals and drops from the counters it already keeps.
+import { ClientPool } from '../core/client-pool';
+import { Carrier } from '../core/link';
+import { ConnectionStatus, DROP_CAUSES, FLOW_LIST, FlowStatus, ReconnectCause, Status } from '../ops/status';
+import { versionLine } from '../cli/version';
+import { PROTOCOL_VERSION } from '../core/frame';
+import { ClientFlows, flowSource } from './client-flows';
+import { Counts } from './counts';
+
+export interface ClientStatusSource {
+  cfg: { serverIp: string; ludpHost: string; ludpPort: number; transport: string };
+  now: number;
+  startedAt: number;
+  counters: Record<string, number>;
+  engine: Record<string, number>;
+  udp: { pool: ClientPool<Carrier>; stats(): Record<string, number>; reconnects: Record<ReconnectCause, number> } | null;
+  pool: ClientPool<Carrier>;
+  flows: ClientFlows;
+  counts: Counts;
+  reconnects: Record<ReconnectCause, number>;
+  /** How the log names forward `fwd` (1 and up). */
+  name(fwd: number): string;
+}
+
+function connections(pool: ClientPool<Carrier>, transport: 'tcp' | 'udp', peer: string, counts: Counts, now: number): ConnectionStatus[] {
+  return pool.slots.map((s) => {
+    const c = s.link ? counts.of(s.link) : { sent: 0, received: 0 };
+    return {
+      port: s.port, state: s.state, peer, transport, ageSec: (now - s.stateSince) / 1000,
+      rttMs: s.state === 'LIVE' ? s.rttMs : null, txFrames: c.sent, rxFrames: c.received,
+    };
+  });
+}
+
+export function clientStatus(src: ClientStatusSource): Status {
+  const { counters: c, engine: e, now } = src;
+  const udp = src.udp?.stats() ?? {};
+  // --type=udp never dials its fake TCP slots: they are not connections.
+  const conns = [...(src.udp ? connections(src.udp.pool, 'udp', src.cfg.serverIp, src.counts, now) : []),
+    ...(src.cfg.transport === 'udp' ? [] : connections(src.pool, 'tcp', src.cfg.serverIp, src.counts, now))];
+  const flows: FlowStatus[] = [];
+  for (const f of src.flows.all()) {
+    const n = src.counts.of(f);
+    flows.push({ id: f.id, app: flowSource(f), target: f.fwd === 0 ? `the server's --taddr (via ${src.cfg.ludpHost}:${src.cfg.ludpPort})` : src.name(f.fwd),
+      idleSec: (now - f.lastActive) / 1000, in: n.received, out: n.sent });
+  }
+  flows.sort((a, b) => a.idleSec - b.idleSec);
+  const reconnects = { ...src.reconnects };
+  for (const [k, v] of Object.entries(src.udp?.reconnects ?? {})) reconnects[k as ReconnectCause] += v;
+  const drops = Object.fromEntries(DROP_CAUSES.map((k) => [k, 0])) as Status['drops'];
+  drops.forged = (e.rxForged ?? 0) + (udp.udpPathForged ?? 0);
+  drops.replayed = (e.rxReplayed ?? 0) + (udp.udpPathReplayed ?? 0);
+  drops.malformed = (e.rxMalformed ?? 0) + (e.rxTruncated ?? 0) + (udp.udpPathMalformed ?? 0);
+  drops.too_big = c.droppedTooBig;
+  drops.no_flow = c.droppedNoFlow;
+  drops.no_connection = c.droppedNoConn;
+  drops.refused = c.droppedRefused;
+  return {
+    program: 'rsock-client',
+    version: versionLine('client').split(' ')[1],
+    protocol: PROTOCOL_VERSION,
+    pid: process.pid,
+    startTime: Math.floor(src.startedAt / 1000),
+    uptimeSec: Math.floor((Date.now() - src.startedAt) / 1000),
+    datagrams: { in: c.udpIn, out: c.udpOut },
+    bytes: { in: c.bytesIn, out: c.bytesOut },
+    drops,
+    captureDropped: e.captureDropped ?? 0,
+    reconnects,
+    connections: conns,
+    flows: flows.slice(0, FLOW_LIST),
+    flowCount: src.flows.size,
+    sessions: 1,
+  };
+}

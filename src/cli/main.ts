@@ -1,6 +1,5 @@
 // What both programs do around the tunnel: parse options, set up logging, daemonise, start, and stop
 // cleanly on SIGUSR1, SIGTERM or SIGINT (telling the peer, closing sockets, removing the pid file).
-import * as dns from 'dns';
 import * as fs from 'fs';
 import { DEFAULT_KEY } from '../core/keys';
 import { nativeIo } from '../io/native-io';
@@ -9,7 +8,8 @@ import { RsockServer } from '../tunnel/server';
 import { Logger } from '../util/log';
 import { defaultDevice, routeTo } from '../util/route';
 import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
-import { buildCommand, ClientOptions, ConfigError, isIPv4, Kind, resolveOptions, ServerOptions } from './options';
+import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from './options';
+import { familyOf, resolveIp } from './resolve';
 
 interface Tunnel {
   stop(): Promise<void>;
@@ -96,16 +96,6 @@ function formatStats(s: Record<string, number>): string {
     .join(' ');
 }
 
-async function resolveIPv4(host: string, what: string): Promise<string> {
-  if (isIPv4(host)) return host;
-  try {
-    const r = await dns.promises.lookup(host, { family: 4 });
-    return r.address;
-  } catch (e) {
-    throw new Error(`${what}: cannot resolve "${host}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
 /** What both programs' flags say alike. */
 function shared(o: ClientOptions | ServerOptions) {
   return {
@@ -118,7 +108,7 @@ function shared(o: ClientOptions | ServerOptions) {
 }
 
 async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
-  const serverIp = await resolveIPv4(o.serverHost, '--taddr');
+  const serverIp = await resolveIp(o.serverHost, '--taddr', familyOf(o.lcapIp));
   const dev = o.dev ?? routeTo(serverIp).dev;
   const client = new RsockClient(
     {
@@ -142,8 +132,8 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
 }
 
 async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
-  const targetIp = await resolveIPv4(o.targetHost, '--taddr');
-  const decoy = o.decoy ? { host: await resolveIPv4(o.decoy.host, '--decoy'), port: o.decoy.port } : undefined;
+  const targetIp = await resolveIp(o.targetHost, '--taddr');
+  const decoy = o.decoy ? { host: await resolveIp(o.decoy.host, '--decoy'), port: o.decoy.port } : undefined;
   const server = new RsockServer(
     {
       ...shared(o),

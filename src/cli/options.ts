@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { parsePorts, PortListError } from '../core/ports';
-import { parseHostPort } from '../core/ipv4';
+import { hostText, parseHostPort, parseIp } from '../core/addr';
 import { sniError } from '../core/tls-record';
 
 export type Kind = 'client' | 'server';
@@ -177,8 +177,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   if (key !== null && hash !== null && key !== hash) throw new ConfigError('--key and --hash are the same setting and were given different values');
   const secret = key ?? hash;
   if (secret !== null && secret.length === 0) throw new ConfigError('--key: the secret is empty');
-  const lcapIp = str('lcapIp') ?? '';
-  if (lcapIp && !isIPv4(lcapIp)) throw new ConfigError(`--lcapIp: "${lcapIp}" is not an IPv4 address`);
+  const lcapIp = hostText(str('lcapIp') ?? '');
+  if (lcapIp && !parseIp(lcapIp)) throw new ConfigError(`--lcapIp: "${lcapIp}" is not an IPv4 or IPv6 address`);
   const verboseV = pick('verbose');
   const obfs = str('obfs') ?? 'tls';
   if (obfs !== 'tls' && obfs !== 'none') throw new ConfigError(`--obfs: "${obfs}" must be tls or none`);
@@ -201,8 +201,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');
   if (kind === 'client') {
-    if (/:\d+$/.test(taddr) && !isIPv4(taddr)) {
-      throw new ConfigError(`--taddr: give the server's address only ("${taddr.replace(/:\d+$/, '')}"); its ports go in --ports`);
+    if (!parseIp(hostText(taddr)) && /:\d+$/.test(taddr)) {
+      throw new ConfigError(`--taddr: give the server's address only ("${hostText(taddr.replace(/:\d+$/, ''))}"); its ports go in --ports`);
     }
     let ludp: { host: string; port: number };
     try {
@@ -213,7 +213,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     const sni = str('sni') ?? DEFAULT_SNI;
     const bad = sniError(sni);
     if (bad) throw new ConfigError(`--sni: "${sni}" is not a host name: ${bad}`);
-    return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni };
+    return { ...common, kind, serverHost: hostText(taddr), ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni };
   }
   let target: { host: string; port: number };
   try {

@@ -3,7 +3,7 @@
 // The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType, WireMode } from '../core/frame';
-import { intToIp, ipToInt } from '../core/ipv4';
+import { endpointText, parseIp } from '../core/addr';
 import { linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
@@ -49,7 +49,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     private readonly log: Logger,
     private readonly io: TunnelIo,
   ) {
-    ipToInt(cfg.serverIp); // throws early for anything but an IPv4 address
+    if (!parseIp(cfg.serverIp)) throw new Error(`the server address "${cfg.serverIp}" is not an IPv4 or IPv6 address`);
     this.sessionId = io.crypto.randomU32() || 1;
     this.flows = new ClientFlows(cfg.durationMs, (f) => {
       if (this.log.enabled('debug')) this.log.debug(`flow ${f.id} from ${flowSource(f)} opened`);
@@ -117,7 +117,11 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     for (let i = 0; i < count; i++) {
       const m = i * UDP_RX_STRIDE;
       const len = meta[m + UDP_RX.LENGTH];
-      const flow = this.flows.from(meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
+      const flow = this.flows.fromRecord(meta, m, now);
+      if (!flow) {
+        this.counters.droppedNoFlow++;
+        continue;
+      }
       const link = this.pool.pick()?.link;
       if (!link) {
         this.counters.droppedNoConn++;
@@ -148,7 +152,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     const base = linkFromHandshake(ev, this.cfg.mode, this.engine.extras(ev), now);
     const link: ClientLink = { ...base, slot, slotId: slot.id, hello: this.greeter.create(now) };
     this.engine.add(link);
-    this.log.debug(`port ${ev.remotePort}: tcp up from ${intToIp(ev.localIp)}:${ev.localPort}, greeting`);
+    this.log.debug(`port ${ev.remotePort}: tcp up from ${ev.localAddr}:${ev.localPort}, greeting`);
     this.pool.onConnected(ev.fd, link, now);
   }
 
@@ -178,7 +182,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
       }
       flow.lastActive = now;
       this.counters.udpOut++;
-      this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port);
+      this.engine.udpTx.add(this.ludpId, buf, off, len, flow.ip, flow.port, flow.ip6);
     } else if (type === FrameType.Joined) {
       if (arg === this.sessionId) this.pool.onJoined(link.slot, now);
     }
@@ -228,7 +232,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
 
   onUp(slot: Slot<ClientLink>, reconnect: boolean): void {
     const t = slot.link?.tcp;
-    const where = t ? `${intToIp(t.local.ip)}:${t.local.port}` : '?';
+    const where = t ? endpointText(t.local) : '?';
     this.log.info(
       `connection ${slot.id} to port ${slot.port} up${reconnect ? ' again' : ''} (from ${where}); ${this.pool.liveCount}/${this.pool.slots.length} live`,
     );

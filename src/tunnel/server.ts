@@ -3,7 +3,7 @@
 // is dead is the pure ServerSessions; this file wires it to the engine and logs what happens.
 import { FrameType, readJoin, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
-import { intToIp } from '../core/ipv4';
+import { endpointText } from '../core/addr';
 import { linkFromHandshake } from '../core/link';
 import {
   DEFAULT_SESSION_OPTIONS,
@@ -22,12 +22,12 @@ import { Engine, EngineHandler } from './engine';
 import { TunnelIo, WatcherEvent } from './io';
 
 export interface ServerConfig {
-  /** IPv4 address of the target UDP service (resolved before start). */
+  /** IPv4 or IPv6 address of the target UDP service (resolved before start). */
   targetHost: string;
   targetPort: number;
   ports: number[];
   device: string;
-  /** Address to listen on; "" for all. */
+  /** Address to listen on; "" for all, IPv6 and IPv4 ("0.0.0.0": all IPv4, "::": all IPv6). */
   listenIp: string;
   key: string;
   mode: WireMode;
@@ -269,9 +269,9 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
 }
 
 function anyAddress(ip: string): boolean {
-  return ip === '' || ip === '0.0.0.0';
+  return ip === '' || ip === '0.0.0.0' || ip === '::';
 }
 
 function ipPort(link: SessionLink): string {
-  return `${intToIp(link.tcp.remote.ip)}:${link.tcp.remote.port}`;
+  return endpointText(link.tcp.remote);
 }

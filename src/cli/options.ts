@@ -63,7 +63,9 @@ export function buildCommand(kind: Kind): Command {
     .addOption(
       new Option(
         '-t, --taddr <addr>',
-        isClient ? "the server's IPv4 address or host name (required)" : 'the target UDP service as host:port, e.g. 127.0.0.1:9999 (required)',
+        isClient
+          ? "the server's IPv4 or IPv6 address or host name (required)"
+          : 'the target UDP service as host:port, e.g. 127.0.0.1:9999 or [::1]:9999 (required)',
       ),
     )
     .addOption(
@@ -77,19 +79,21 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('-p, --ports <list>', 'server ports, e.g. 80,443,10000-10005').default('10001-10010'));
   if (isClient) {
     cmd
-      .addOption(new Option('-l, --ludp <host:port>', 'local UDP endpoint your app sends to').default('127.0.0.1:30000'))
+      .addOption(new Option('-l, --ludp <host:port>', 'local UDP endpoint your app sends to ([::1]:port for IPv6)').default('127.0.0.1:30000'))
       .addOption(new Option('--conns <n>', 'fake TCP connections per server port').default('1'))
       .addOption(new Option('--sni <name>', 'server name in the TLS-shaped greeting (--obfs=tls)').default(DEFAULT_SNI));
   } else {
     cmd.addOption(
-      new Option('--decoy <host:port>', 'TCP service that gets connections which are not rsock clients (active probes), e.g. a web server; default: such connections are closed'),
+      new Option('--decoy <host:port>', 'TCP service (host:port or [ipv6]:port) that gets connections which are not rsock clients (active probes), e.g. a web server; default: such connections are closed'),
     );
   }
   cmd
     .addOption(
       new Option(
         '--lcapIp <ip>',
-        isClient ? 'local address to dial from (default: chosen by the kernel)' : 'local address to listen on (default: all)',
+        isClient
+          ? 'local IPv4 or IPv6 address to dial from; a host name in --taddr resolves to its family (default: chosen by the kernel)'
+          : 'local IPv4 or IPv6 address to listen on; "::" all IPv6, "0.0.0.0" all IPv4 (default: all, IPv6 and IPv4)',
       ),
     )
     .addOption(new Option('--duration <seconds>', 'an app flow with no traffic either way for this long is closed').default('30'))
@@ -107,8 +111,10 @@ export function buildCommand(kind: Kind): Command {
       'after',
       `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGUSR2 logs the counters.\n` +
         (isClient
-          ? '\nExample:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n'
-          : '\nExample:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n'),
+          ? '\nExamples:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n' +
+            '  sudo rsock-client --taddr=2001:db8::7 --ports=10001-10010 --ludp=[::1]:30000 --key=SECRET\n'
+          : '\nExamples:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n' +
+            '  sudo rsock-server --dev=eth0 --taddr=[::1]:9999 --ports=10001-10010 --key=SECRET\n'),
     )
     .showHelpAfterError(false)
     .allowExcessArguments(false);
@@ -204,6 +210,11 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     if (!parseIp(hostText(taddr)) && /:\d+$/.test(taddr)) {
       throw new ConfigError(`--taddr: give the server's address only ("${hostText(taddr.replace(/:\d+$/, ''))}"); its ports go in --ports`);
     }
+    const server = parseIp(hostText(taddr));
+    const local = lcapIp ? parseIp(lcapIp) : null;
+    if (server && local && !server.ip6 !== !local.ip6) {
+      throw new ConfigError(`--lcapIp: ${lcapIp} and the server's address ${hostText(taddr)} are not of the same IP version`);
+    }
     let ludp: { host: string; port: number };
     try {
       ludp = parseHostPort(str('ludp') ?? '');
@@ -231,9 +242,4 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     }
   }
   return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy };
-}
-
-export function isIPv4(s: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  return !!m && m.slice(1).every((o) => Number(o) <= 255);
 }

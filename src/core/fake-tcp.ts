@@ -18,8 +18,8 @@ export const enum TcpState {
   Closed = 'CLOSED',
 }
 
-/** `ip` is the address's key (src/core/addr.ts); ip6 its words when it is IPv6. */
-export type Endpoint = { ip: number; port: number; ip6?: Ip6Words | null };
+/** ip: the address's key (src/core/addr.ts); ip6: its words, for IPv6; flowLabel: the IPv6 label this end sends with. */
+export type Endpoint = { ip: number; port: number; ip6?: Ip6Words | null; flowLabel?: number };
 
 export interface FakeTcpInit {
   local: Endpoint;

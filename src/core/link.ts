@@ -49,15 +49,16 @@ export interface Link {
   readonly wire: LinkWire;
 }
 
-/** What the capture saw of the handshake, and a random start for the IP id counter. */
+/** What the capture saw of the handshake, a random start for the IP id counter and, for IPv6, a random flow label. */
 export interface HandshakeExtras {
   tsRecent?: number;
   ipId: number;
+  flowLabel?: number;
 }
 
 export function linkFromHandshake(hs: Handshake, mode: WireMode, extras: HandshakeExtras, now: number): Link {
   const tcp = new FakeTcp({
-    local: handshakeEndpoint(hs.ipVersion, hs.localIp, hs.localAddr, hs.localPort),
+    local: { ...handshakeEndpoint(hs.ipVersion, hs.localIp, hs.localAddr, hs.localPort), flowLabel: (extras.flowLabel ?? 0) & 0xfffff },
     remote: handshakeEndpoint(hs.ipVersion, hs.remoteIp, hs.remoteAddr, hs.remotePort),
     sndNxt: hs.sndNxt,
     rcvNxt: hs.rcvNxt,

@@ -160,8 +160,7 @@ export class TxBatch {
     } else {
       m[b + TX.IP_VERSION] = 4;
     }
-    // The kernel's own label for the socket (auto_flowlabels, from its private hash) cannot be read.
-    m[b + TX.FLOW_LABEL] = 0;
+    m[b + TX.FLOW_LABEL] = tcp.local.flowLabel ?? 0;
     this.count++;
     this.lastTcp = len > 0 ? tcp : null;
   }

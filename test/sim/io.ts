@@ -152,6 +152,7 @@ class SimInjector implements Injector {
           ts: meta[b + TX.OPTIONS] & OPT_TIMESTAMPS ? [meta[b + TX.TS_VAL], meta[b + TX.TS_ECR]] : undefined,
           ttl: meta[b + TX.TTL],
           ipId: meta[b + TX.IP_ID],
+          flowLabel: meta[b + TX.FLOW_LABEL],
         },
       );
       this.io.host.net.transmit(this.io.host, pkt);

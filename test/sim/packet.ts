@@ -14,6 +14,8 @@ export interface IpExtras {
   ts?: [number, number];
   ttl?: number;
   ipId?: number;
+  /** IPv6 only. */
+  flowLabel?: number;
 }
 
 /** IPv6 when the addresses are IPv6 keys (registered in ./addr), else IPv4. */
@@ -26,7 +28,7 @@ export function buildTcp(f: TcpFields, payload: Buffer = Buffer.alloc(0), x: IpE
   const total = ipLen + tcpLen + payload.length;
   const b = Buffer.alloc(total);
   if (src6 && dst6) {
-    b.writeUInt32BE(0x60000000, 0);
+    b.writeUInt32BE((0x60000000 | ((x.flowLabel ?? 0) & 0xfffff)) >>> 0, 0);
     b.writeUInt16BE(tcpLen + payload.length, 4);
     b[6] = 6;
     b[7] = x.ttl || 64;

@@ -136,6 +136,7 @@ test('flags take IPv6: --taddr bare or in brackets, --ludp=[::1]:port, --lcapIp,
   assert.throws(() => parse('client', ['--taddr=[2001:db8::1]:10001']), (e: Error) => e instanceof ConfigError && /--taddr: .*"2001:db8::1".*--ports/.test(e.message));
   assert.throws(() => parse('client', ['--taddr=2001:db8::1', '--ludp=::1']), (e: Error) => e instanceof ConfigError && /--ludp: .*\[addr\]:port/.test(e.message));
   assert.throws(() => parse('client', ['--taddr=2001:db8::1', '--lcapIp=2001:db8::zz']), (e: Error) => e instanceof ConfigError && /--lcapIp: .*not an IPv4 or IPv6 address/.test(e.message));
+  assert.throws(() => parse('client', ['--taddr=2001:db8::1', '--lcapIp=10.0.0.1']), (e: Error) => e instanceof ConfigError && /--lcapIp: .*same IP version/.test(e.message));
   const s = parse('server', ['--taddr=[::1]:9999', '--lcapIp=::']) as ServerOptions;
   assert.deepEqual([s.targetHost, s.targetPort, s.lcapIp], ['::1', 9999, '::']);
   assert.equal((parse('server', ['--taddr=[::1]:9999', '--lcapIp=[fd00::1]']) as ServerOptions).lcapIp, 'fd00::1');

@@ -56,6 +56,18 @@ test('IPv6: datagrams both ways from apps on [::1], every segment IPv6 between t
     assert.ok((s.srcIp === c6 && s.dstIp === s6) || (s.srcIp === s6 && s.dstIp === c6));
     assert.equal(s.ttl, 64, 'the hop limit the kernel socket reported');
   }
+  // Each connection's end keeps one flow label of its own, never 0, as Linux's auto flow labels do.
+  const labels = new Map<string, Set<number>>();
+  for (const w of t.net.wire) {
+    const s = w.seg!;
+    const end = `${w.from}:${w.from === 'client' ? s.srcPort : s.dstPort}`;
+    if (!labels.has(end)) labels.set(end, new Set());
+    labels.get(end)!.add(s.flowLabel);
+  }
+  assert.equal(labels.size, 6, 'three connections, two ends each');
+  const all = [...labels.values()].map((l) => [...l]);
+  assert.ok(all.every((l) => l.length === 1 && l[0] !== 0), `labels per end: ${JSON.stringify(all)}`);
+  assert.equal(new Set(all.map((l) => l[0])).size, 6, 'every end has a label of its own');
   assert.equal(t.net.stats.kernelRsts, 0);
   await t.stop();
 });

@@ -177,3 +177,8 @@ export function keyWithPort(key: number, port: number): number {
   return 0x1000000000000 + a * TWO32 + b;
 }
 
+
+/** host:port for logs, with an IPv6 host in brackets. */
+export function hostPortText(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

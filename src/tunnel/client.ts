@@ -3,7 +3,7 @@
 // The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
 import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType, WireMode } from '../core/frame';
-import { endpointText, parseIp } from '../core/addr';
+import { endpointText, hostPortText, parseIp } from '../core/addr';
 import { linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
@@ -87,7 +87,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     this.pool.start(this.io.clock());
     this.log.info(
       `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} via ${this.cfg.device}; ` +
-        `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}`,
+        `local udp ${hostPortText(this.cfg.ludpHost, this.cfg.ludpPort)}`,
     );
   }
 
@@ -238,7 +238,7 @@ export class RsockClient implements EngineHandler<ClientLink>, PoolDriver<Client
     );
     if (!this.everUp) {
       this.everUp = true;
-      this.log.info(`rsock-client ready: udp ${this.cfg.ludpHost}:${this.cfg.ludpPort} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
+      this.log.info(`rsock-client ready: udp ${hostPortText(this.cfg.ludpHost, this.cfg.ludpPort)} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
       for (const w of this.readyWaiters.splice(0)) w();
     }
   }

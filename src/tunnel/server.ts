@@ -3,7 +3,7 @@
 // is dead is the pure ServerSessions; this file wires it to the engine and logs what happens.
 import { FrameType, readJoin, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
-import { endpointText } from '../core/addr';
+import { endpointText, hostPortText } from '../core/addr';
 import { linkFromHandshake } from '../core/link';
 import {
   DEFAULT_SESSION_OPTIONS,
@@ -81,7 +81,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
       throw e;
     }
     this.log.info(
-      `rsock-server ready: ports ${this.cfg.ports.join(',')} on ${this.cfg.device} -> udp ${this.cfg.targetHost}:${this.cfg.targetPort}`,
+      `rsock-server ready: ports ${this.cfg.ports.join(',')} on ${this.cfg.device} -> udp ${hostPortText(this.cfg.targetHost, this.cfg.targetPort)}`,
     );
   }
 

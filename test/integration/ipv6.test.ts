@@ -3,9 +3,13 @@
 // for IPv6 too) -> server ns, every address IPv6: --taddr=<server's IPv6 address> on the client,
 // --ludp=[::1]:30000, the server's target [::1]:9999, its default listener (IPv6 and IPv4 at once).
 // Checked: echo, zero INVALID and kernel chatter < 1 % on IPv6, an IPv4 client served by the same
-// listener at the same time, then a kcptun transfer each way with matching sha256.
+// listener at the same time, a client given the server's host name (an AAAA-only entry in the client
+// namespace's hosts file), then a kcptun transfer each way with matching sha256. The server runs
+// without --dev: its namespace has no default route, so it captures on "any" (Linux cooked headers).
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ADDR, ADDR6, NFT, Topology } from '../lib/netns';
 import { Proc, sleep } from '../lib/proc';
 import { startClient, startTunnel, testKey, tunnelSocketSegsOut } from '../lib/rsock';
@@ -19,6 +23,7 @@ const KCP_BYTES = 20 * MIB;
 const TRANSFER_TIMEOUT_MS = 120_000;
 const SINK = '127.0.0.1:7100';
 const KCP_LOCAL = '127.0.0.1:7200';
+const SERVER_NAME = 'rsock-server.test';
 
 const topo = new Topology({ ipv6: true });
 let echo: Proc;
@@ -26,22 +31,31 @@ let server: Proc;
 let client: Proc;
 /** Handle of a router rule that counts the IPv6 TCP segments it forwards. */
 let tcp6Rule: number;
+/** /etc/netns/<client ns>: `ip netns exec` mounts its hosts file over /etc/hosts for that namespace only. */
+let etcDir = '';
 
 before(topo.guard(async () => {
   await topo.up();
+  etcDir = path.join('/etc/netns', topo.ns.client);
+  fs.mkdirSync(etcDir, { recursive: true });
+  fs.writeFileSync(path.join(etcDir, 'hosts'), `127.0.0.1 localhost\n::1 localhost\n${ADDR6.server} ${SERVER_NAME}\n`);
   tcp6Rule = await topo.addRule(NFT.fwd, 'meta nfproto ipv6 meta l4proto tcp counter', 'add');
   echo = await startUdpEcho(topo, TARGET6);
   ({ server, client } = await startTunnel(topo, {
-    server: { taddr: TARGET6, keepalive: 2, verbose: true },
+    server: { taddr: TARGET6, keepalive: 2, verbose: true, dev: null },
     client: { ludp: LUDP6, keepalive: 2, dev: null },
   }));
   assert.equal(topo.serverAddr, ADDR6.server);
+  assert.match(server.output(), / on any -> udp \[::1\]:9999/, 'the server should capture on "any"');
   assert.match(client.output(), new RegExp(`dialing ${ADDR6.server} on .* via ${topo.dev.client};`), 'the client should route to the server over IPv6 by itself');
   const first = await untilEcho(topo, 10_000, 50, LUDP6);
   assert.ok(first.ok, 'no echo through the IPv6 tunnel within 10 s of "ready"');
   console.log(`ipv6: first datagram echoed ${first.ms} ms after the client was ready`);
 }));
-after(() => topo.destroy());
+after(async () => {
+  await topo.destroy();
+  if (etcDir) fs.rmSync(etcDir, { recursive: true, force: true });
+});
 
 test('IPv6: 200 datagrams of 16..1200 bytes echoed via [::1] at both ends (>= 99 %, contents checked)', { timeout: 30_000 }, topo.guard(async () => {
   const r = await udpEcho(topo, { to: LUDP6, count: 200, min: 16, max: 1200, rate: 200 });
@@ -97,6 +111,17 @@ test('the same default listener serves an IPv4 client alongside (dual stack)', {
   assert.match(server.output(), new RegExp(`accepted ${ADDR.routerServer.replace(/\./g, '\\.')}:\\d+ on port`), 'the server should log the IPv4 peer as IPv4');
   await v4.stop();
   assert.equal((await topo.readNftCounters()).invalid_drops.packets, 0);
+}));
+
+test('a host name with only an IPv6 address is dialed over IPv6', { timeout: 40_000 }, topo.guard(async () => {
+  const ludp = '[::1]:30002';
+  const byName = await startClient(topo, { taddr: SERVER_NAME, ludp, keepalive: 2 }, 'rsock-client-name');
+  assert.match(byName.output(), new RegExp(`dialing ${ADDR6.server} on`));
+  const first = await untilEcho(topo, 10_000, 50, ludp);
+  assert.ok(first.ok, 'no echo through the client that dialed by name');
+  const r = await udpEcho(topo, { to: ludp, count: 200, rate: 400 });
+  assert.ok(r.ratio >= 0.99 && r.bad === 0, `${r.received}/${r.sent} echoed, ${r.bad} bad`);
+  await byName.stop();
 }));
 
 test(`IPv6: kcptun ${KCP_BYTES / MIB} MiB each way with sha256 match; 0 INVALID, < 1 % kernel segments`, { timeout: 2 * TRANSFER_TIMEOUT_MS + 40_000 }, topo.guard(async () => {

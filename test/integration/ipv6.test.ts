@@ -33,9 +33,11 @@ let client: Proc;
 let tcp6Rule: number;
 /** /etc/netns/<client ns>: `ip netns exec` mounts its hosts file over /etc/hosts for that namespace only. */
 let etcDir = '';
+let madeEtcNetns = false;
 
 before(topo.guard(async () => {
   await topo.up();
+  madeEtcNetns = !fs.existsSync('/etc/netns');
   etcDir = path.join('/etc/netns', topo.ns.client);
   fs.mkdirSync(etcDir, { recursive: true });
   fs.writeFileSync(path.join(etcDir, 'hosts'), `127.0.0.1 localhost\n::1 localhost\n${ADDR6.server} ${SERVER_NAME}\n`);
@@ -55,6 +57,7 @@ before(topo.guard(async () => {
 after(async () => {
   await topo.destroy();
   if (etcDir) fs.rmSync(etcDir, { recursive: true, force: true });
+  if (madeEtcNetns && fs.readdirSync('/etc/netns').length === 0) fs.rmdirSync('/etc/netns');
 });
 
 test('IPv6: 200 datagrams of 16..1200 bytes echoed via [::1] at both ends (>= 99 %, contents checked)', { timeout: 30_000 }, topo.guard(async () => {

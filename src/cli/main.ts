@@ -1,6 +1,7 @@
 // What both programs do around the tunnel: parse options, set up logging, daemonise, start, and stop
 // cleanly on SIGUSR1, SIGTERM or SIGINT (telling the peer, closing sockets, removing the pid file).
 import * as fs from 'fs';
+import { hostPortText } from '../core/addr';
 import { DEFAULT_KEY } from '../core/keys';
 import { nativeIo } from '../io/native-io';
 import { RsockClient } from '../tunnel/client';
@@ -141,7 +142,7 @@ async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
       targetPort: o.targetPort,
       device: o.dev ?? defaultDevice() ?? 'any',
       listenIp: o.lcapIp,
-      decoy: decoy ? `${decoy.host}:${decoy.port}` : null,
+      decoy: decoy ? hostPortText(decoy.host, decoy.port) : null,
     },
     log,
     nativeIo({ decoy }),

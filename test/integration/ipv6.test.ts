@@ -71,6 +71,13 @@ test('IPv6: 200 datagrams of 16..1200 bytes echoed via [::1] at both ends (>= 99
   assert.ok(socks.length > 0 && socks.every((s) => s.peer.startsWith(`[${ADDR6.server}]:`)), `client sockets: ${socks.map((s) => s.peer).join(' ')}`);
 }));
 
+test('IPv6: datagrams of 1300..4000 bytes, past the IPv6 MSS, are fragmented and come back whole', { timeout: 30_000 }, topo.guard(async () => {
+  const r = await udpEcho(topo, { to: LUDP6, count: 300, min: 1300, max: 4000, rate: 300 });
+  console.log(`ipv6 big: ${r.received}/${r.sent} echoed, bad=${r.bad}, rtt p50=${r.rttMs.p50} ms`);
+  assert.equal(r.bad, 0);
+  assert.ok(r.ratio >= 0.99, `only ${r.received}/${r.sent} echoed`);
+}));
+
 test('IPv6: kernel-generated TCP segments < 1 % of the tunnel segments; 0 INVALID; every tunnel segment IPv6', { timeout: 60_000 }, topo.guard(async () => {
   await sleep(500);
   const c0 = await topo.nstat('client');

@@ -30,7 +30,7 @@
 
 namespace rsock {
 
-// A packet of a capture batch: where its IPv4 bytes lie in the batch Buffer.
+// A packet of a capture batch: where its IP (v4 or v6) bytes lie in the batch Buffer.
 namespace capture_rec {
 enum Word : uint32_t { RSOCK_CAPTURE_WORDS(RSOCK_ENUMERATOR) kStride };
 }

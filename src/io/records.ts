@@ -3,7 +3,10 @@
 
 /** Stride (in u32 words) of one packet's metadata in Injector.send(). */
 export const TX_STRIDE = 25;
-/** Word offsets inside one TX metadata record. IPs are IPv4 in host byte order (a.b.c.d => a<<24|b<<16|c<<8|d, as unsigned). */
+/**
+ * Word offsets inside one TX metadata record. IPv4 addresses in host byte order (a.b.c.d =>
+ * a<<24|b<<16|c<<8|d, as unsigned); IPv6 ones as four such words (IP_VERSION 6).
+ */
 export const TX = {
   SRC_IP: 0, DST_IP: 1, SRC_PORT: 2, DST_PORT: 3, SEQ: 4, ACK: 5,
   /** TCP flags in the low 8 bits (FIN=1 SYN=2 RST=4 PSH=8 ACK=16). */
@@ -36,7 +39,7 @@ export const TX_OPT_TIMESTAMP = 1;
 
 /** Stride (in u32 words) of one packet's record in a capture batch's meta. */
 export const CAPTURE_STRIDE = 2;
-/** Word offsets inside one capture record: where the packet's IPv4 bytes lie in the batch's data Buffer. */
+/** Word offsets inside one capture record: where the packet's IP bytes (IPv4 or IPv6) lie in the batch's data Buffer. */
 export const CAPTURE = { OFFSET: 0, LENGTH: 1 } as const;
 
 // Likewise the frame crypto's (src/core/crypto.ts): its record and the byte layout of a key slot.
@@ -44,7 +47,7 @@ export { CRYPTO, CRYPTO_STRIDE, KEY_SLOT } from '../core/crypto';
 
 /** Stride (in u32 words) of one datagram's record in a UdpMux receive batch. */
 export const UDP_RX_STRIDE = 10;
-/** Word offsets inside one UdpMux receive record. IPs are IPv4 in host byte order, as in TX. */
+/** Word offsets inside one UdpMux receive record. Addresses as in TX. */
 export const UDP_RX = {
   /** Id of the socket that received the datagram. */
   SOCKET: 0,

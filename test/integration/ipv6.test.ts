@@ -12,7 +12,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ADDR, ADDR6, NFT, Topology } from '../lib/netns';
 import { Proc, sleep } from '../lib/proc';
-import { startClient, startTunnel, testKey, tunnelSocketSegsOut } from '../lib/rsock';
+import { startCapture, stopCapture } from '../lib/capture';
+import { readPcap } from '../lib/pcap';
+import { PORT_MAX, PORT_MIN, startClient, startTunnel, testKey, tunnelSocketSegsOut } from '../lib/rsock';
+import { connections, fidelity } from '../lib/wire-analysis';
 import { serveResult, startKcptunClient, startKcptunServer, startTcpServe, startUdpEcho, tcpTransfer, udpEcho, untilEcho } from '../lib/traffic';
 
 const TARGET6 = '[::1]:9999';
@@ -123,15 +126,45 @@ test('the same default listener serves an IPv4 client alongside (dual stack)', {
   assert.equal((await topo.readNftCounters()).invalid_drops.packets, 0);
 }));
 
-test('a host name with only an IPv6 address is dialed over IPv6', { timeout: 40_000 }, topo.guard(async () => {
+test('a host name with only an IPv6 address is dialed over IPv6; its segments at the router look like its kernel\'s', { timeout: 60_000 }, topo.guard(async () => {
   const ludp = '[::1]:30002';
-  const byName = await startClient(topo, { taddr: SERVER_NAME, ludp, keepalive: 2 }, 'rsock-client-name');
-  assert.match(byName.output(), new RegExp(`dialing ${ADDR6.server} on`));
-  const first = await untilEcho(topo, 10_000, 50, ludp);
-  assert.ok(first.ok, 'no echo through the client that dialed by name');
-  const r = await udpEcho(topo, { to: ludp, count: 200, rate: 400 });
-  assert.ok(r.ratio >= 0.99 && r.bad === 0, `${r.received}/${r.sent} echoed, ${r.bad} bad`);
-  await byName.stop();
+  const cap = await startCapture(topo, 'router', topo.dev.routerServer, 'ipv6-name', { maxMs: 40_000 });
+  try {
+    const byName = await startClient(topo, { taddr: SERVER_NAME, ludp, keepalive: 2 }, 'rsock-client-name');
+    assert.match(byName.output(), new RegExp(`dialing ${ADDR6.server} on`));
+    const first = await untilEcho(topo, 10_000, 50, ludp);
+    assert.ok(first.ok, 'no echo through the client that dialed by name');
+    const r = await udpEcho(topo, { to: ludp, count: 400, rate: 400, random: true });
+    assert.ok(r.ratio >= 0.99 && r.bad === 0, `${r.received}/${r.sent} echoed, ${r.bad} bad`);
+    await sleep(300);
+    await byName.stop();
+  } finally {
+    await stopCapture(cap);
+  }
+  // Only this client's connections had their handshakes captured: fidelity() judges those.
+  const conns = connections(readPcap(cap.file), (ip, port) => ip === ADDR6.server && port >= PORT_MIN && port <= PORT_MAX);
+  const f = fidelity(conns);
+  console.log(`ipv6 fidelity: ${JSON.stringify({ ...f, examples: undefined })}`);
+  const why = `\n${f.examples.join('\n')}`;
+  assert.equal(f.withHandshake, PORT_MAX - PORT_MIN + 1, 'every connection\'s kernel handshake crossed the router');
+  assert.equal(f.tsNegotiated, f.withHandshake);
+  assert.ok(f.dataSegs >= 800, `only ${f.dataSegs} data segments`);
+  assert.equal(f.dataSegsWithTs, f.dataSegs, `data segments without the timestamp option${why}`);
+  assert.ok(f.tsPairs > 0 && f.ecrChecked > 0);
+  assert.equal(f.tsBackwards + f.ecrUnknown, 0, `timestamps out of line${why}`);
+  assert.ok(f.ipChecked > 0);
+  assert.equal(f.ttlMismatch, 0, `data segments with another hop limit than their kernel handshake${why}`);
+  // Each direction of a connection keeps one non-zero flow label for its data.
+  let dirs = 0;
+  for (const c of conns.filter((x) => x.syn && x.synAck)) {
+    for (const segs of [c.c2s, c.s2c]) {
+      if (segs.length === 0) continue;
+      dirs++;
+      const labels = new Set(segs.map((p) => p.flowLabel));
+      assert.ok(labels.size === 1 && !labels.has(0), `${c.key}: flow labels ${[...labels].join(',')}`);
+    }
+  }
+  assert.ok(dirs >= 2 * f.withHandshake - 2, `only ${dirs} directions carried data`);
 }));
 
 test(`IPv6: kcptun ${KCP_BYTES / MIB} MiB each way with sha256 match; 0 INVALID, < 1 % kernel segments`, { timeout: 2 * TRANSFER_TIMEOUT_MS + 40_000 }, topo.guard(async () => {

@@ -1,5 +1,7 @@
 #include "args.h"
 
+#include "net_util.h"
+
 #include <arpa/inet.h>
 #include <string.h>
 
@@ -70,24 +72,10 @@ bool ArgBool(const Napi::Value& v, const char* what) {
   return v.As<Napi::Boolean>().Value();
 }
 
-in_addr_t ParseIpv4(Napi::Env env, const std::string& s, const char* what, bool allowAny) {
-  if (s.empty()) {
-    if (allowAny) return htonl(INADDR_ANY);
-    ThrowTypeError(env, std::string(what) + " must not be empty");
-  }
-  in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) {
-    ThrowTypeError(env, std::string(what) + " is not an IPv4 address: \"" + s + "\"");
-  }
-  return a.s_addr;
-}
-
-std::string Ipv4ToString(in_addr_t networkOrder) {
-  char buf[INET_ADDRSTRLEN];
-  in_addr a{};
-  a.s_addr = networkOrder;
-  inet_ntop(AF_INET, &a, buf, sizeof buf);
-  return buf;
+SockAddr ParseSockAddr(Napi::Env env, const std::string& s, uint16_t port, const char* what) {
+  SockAddr a;
+  if (!MakeSockAddr(s, port, &a)) ThrowTypeError(env, std::string(what) + " is not an IPv4 or IPv6 address: \"" + s + "\"");
+  return a;
 }
 
 std::string ErrnoText(int err) {

@@ -34,9 +34,9 @@ std::string ArgString(const Napi::Value& v, const char* what);
 Napi::Function ArgFunction(const Napi::Value& v, const char* what);
 bool ArgBool(const Napi::Value& v, const char* what);
 
-// Dotted-quad IPv4 in network byte order. "" maps to INADDR_ANY when allowAny is set.
-in_addr_t ParseIpv4(Napi::Env env, const std::string& s, const char* what, bool allowAny);
-std::string Ipv4ToString(in_addr_t networkOrder);
+union SockAddr;
+// IPv4 or IPv6 text and a port; TypeError naming `what` when the text is neither.
+SockAddr ParseSockAddr(Napi::Env env, const std::string& s, uint16_t port, const char* what);
 
 // strerror_r's text (strerror's buffer is shared by all threads of the process).
 std::string ErrnoText(int err);

@@ -90,7 +90,7 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
     const char* name = pcap_datalink_val_to_name(linkType_);
     ThrowError(env, where + "unsupported link type " + (name ? name : std::to_string(linkType_)));
   }
-  // libpcap trims every packet to the snapshot length; a packet's IPv4 part is never longer.
+  // libpcap trims every packet to the snapshot length; a packet's IP part is never longer.
   const int snapshot = pcap_snapshot(p.get());
   snapshot_ = snapshot > 0 ? static_cast<uint32_t>(snapshot) : snaplen;
   dataCapacity_ = std::max<size_t>(snapshot_, std::min<size_t>(size_t{maxBatch_} * snapshot_, kMaxBatchBytes));

@@ -1,4 +1,4 @@
-// libpcap capture driven by the JS thread's libuv loop, delivering IPv4 packets to JS in batches.
+// libpcap capture driven by the JS thread's libuv loop, delivering IPv4 and IPv6 packets to JS in batches.
 //
 // No thread: the LoopHandle polls pcap's selectable descriptor; when the TPACKET ring has frames, the
 // poll callback drains it with pcap_dispatch and calls onBatch synchronously. The batch Buffer and

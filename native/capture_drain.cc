@@ -116,18 +116,21 @@ bool Capture::Fail(const std::string& message) {
 
 void Capture::OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes) {
   auto* self = reinterpret_cast<Capture*>(user);
-  int off = Ipv4Offset(self->linkType_, bytes, h->caplen);
+  int off = IpOffset(self->linkType_, bytes, h->caplen);
   if (off < 0) {
     ++self->skipped_;
     return;
   }
   const uint8_t* ip = bytes + off;
   const uint32_t avail = h->caplen - static_cast<uint32_t>(off);
-  const uint32_t totalLength = (static_cast<uint32_t>(ip[2]) << 8) | ip[3];
+  // IPv6's payload length leaves out its 40-byte header.
+  const bool v6 = (ip[0] >> 4) == 6;
+  const uint32_t totalLength = v6 ? 40 + ((static_cast<uint32_t>(ip[4]) << 8) | ip[5])
+                                  : (static_cast<uint32_t>(ip[2]) << 8) | ip[3];
   // Trims link-layer padding of short frames. A packet cut short by snaplen (a GRO-merged giant) is
   // delivered as captured: its total length, larger than what arrives, tells the protocol how much
-  // it lost. A total length of 0 (BIG TCP) also keeps everything captured.
-  const uint32_t len = (totalLength >= 20 && totalLength <= avail) ? totalLength : avail;
+  // it lost. A total length of 0 (BIG TCP; IPv6 uses a jumbogram option) also keeps everything captured.
+  const uint32_t len = (totalLength >= (v6 ? 41u : 20u) && totalLength <= avail) ? totalLength : avail;
   // The drain loop asks for no more packets than fit; this only guards against a libpcap that
   // delivered more than the snapshot length.
   if (self->count_ >= self->maxBatch_ || len > self->dataCapacity_ - self->used_) {

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 
+#include <cstring>
+
 #include "args.h"
 #include "net_util.h"
 #include "records.h"
@@ -41,15 +43,23 @@ Injector::Injector(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Injector>(
   }
   // Bursts of whole batches must fit.
   SetSocketBuffer(fd_.get(), SO_SNDBUFFORCE, SO_SNDBUF, kSendBufferBytes);
+  // An AF_INET6 raw socket with IPPROTO_RAW sends the IPv6 header we write (hdrincl), like IPv4's.
+  fd6_.reset(socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
+  if (fd6_.valid()) {
+    SetSocketBuffer(fd6_.get(), SO_SNDBUFFORCE, SO_SNDBUF, kSendBufferBytes);
+  } else {
+    fd6Error_ = "cannot open a raw IPv6 socket: " + ErrnoText(errno);
+  }
   for (size_t i = 0; i < kChunk; ++i) {
-    msgs_[i].msg_hdr.msg_name = &dst_[i];
-    msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
     msgs_[i].msg_hdr.msg_iov = iov_[i].data();
     iov_[i][0].iov_base = headers_[i].data();
   }
 }
 
-void Injector::Close(const Napi::CallbackInfo&) { fd_.reset(); }
+void Injector::Close(const Napi::CallbackInfo&) {
+  fd_.reset();
+  fd6_.reset();
+}
 
 void Injector::RecordError(const std::string& text, uint64_t packets) {
   errors_ += packets;
@@ -75,18 +85,24 @@ Napi::Value Injector::Send(const Napi::CallbackInfo& info) {
     if (m[rec::kOptions] & ~kKnownOptions) bad("unknown OPTIONS bits");
     if (m[rec::kIpId] > 0xffff) bad("IP_ID must fit in 16 bits");
     if (m[rec::kTtl] > 0xff) bad("TTL must be at most 255");
-    const size_t headers = kIpHeaderBytes + kTcpHeaderBytes +
+    if (m[rec::kFlowLabel] > 0xfffff) bad("FLOW_LABEL must fit in 20 bits");
+    const bool v6 = m[rec::kIpVersion] == 6;
+    // IPv6's payload length leaves out its own header; IPv4's total length does not.
+    const size_t headers = (v6 ? 0 : kIpHeaderBytes) + kTcpHeaderBytes +
                            ((m[rec::kOptions] & rec::kOptTimestamp) ? kTimestampOptionBytes : 0);
-    if (m[rec::kPayloadLen] > 65535 - headers) bad("payload longer than an IPv4 packet can carry");
+    if (m[rec::kPayloadLen] > 65535 - headers) bad("payload longer than an IP packet can carry");
     if (static_cast<uint64_t>(m[rec::kPayloadOff]) + m[rec::kPayloadLen] > data.length) bad("payload range outside data");
   }
 
   uint32_t sent = 0;
-  for (uint32_t base = 0; base < count; base += kChunk) {
+  uint32_t i = 0;
+  while (i < count) {
+    // One sendmmsg per run of segments of one family, at most kChunk long.
+    const bool v6 = meta.data[static_cast<size_t>(i) * rec::kStride + rec::kIpVersion] == 6;
     size_t n = 0;
-    const uint32_t end = std::min<uint32_t>(count, base + kChunk);
-    for (uint32_t i = base; i < end; ++i, ++n) {
+    for (; i < count && n < kChunk; ++i, ++n) {
       const uint32_t* m = meta.data + static_cast<size_t>(i) * rec::kStride;
+      if ((m[rec::kIpVersion] == 6) != v6) break;
       const uint32_t len = m[rec::kPayloadLen];
       uint8_t* payload = data.data + m[rec::kPayloadOff];
       SegmentFields f{};
@@ -103,20 +119,41 @@ Napi::Value Injector::Send(const Napi::CallbackInfo& info) {
       f.tsEcr = m[rec::kTsEcr];
       f.ipId = static_cast<uint16_t>(m[rec::kIpId]);
       f.ttl = m[rec::kTtl] ? static_cast<uint8_t>(m[rec::kTtl]) : kDefaultTtl;
+      f.ipv6 = v6;
+      if (v6) {
+        for (int w = 0; w < 4; ++w) {
+          PutBe32(f.src6 + 4 * w, m[rec::kSrcIp6 + w]);
+          PutBe32(f.dst6 + 4 * w, m[rec::kDstIp6 + w]);
+        }
+        f.flowLabel = m[rec::kFlowLabel];
+        sockaddr_in6& d = dst6_[n];
+        d = sockaddr_in6{};
+        d.sin6_family = AF_INET6;
+        std::memcpy(&d.sin6_addr, f.dst6, 16);
+        msgs_[n].msg_hdr.msg_name = &d;
+        msgs_[n].msg_hdr.msg_namelen = sizeof d;
+      } else {
+        dst_[n] = MakeAddr(htonl(f.dstIp), 0);
+        msgs_[n].msg_hdr.msg_name = &dst_[n];
+        msgs_[n].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      }
       iov_[n][0].iov_len = WriteHeaders(headers_[n].data(), f, payload, len);
       iov_[n][1].iov_base = payload;  // read by sendmmsg() before Send returns
       iov_[n][1].iov_len = len;
       msgs_[n].msg_hdr.msg_iovlen = len ? 2 : 1;
-      dst_[n] = MakeAddr(htonl(f.dstIp), 0);
     }
-    sent += SendChunk(n);
+    if (v6 && !fd6_.valid()) {
+      RecordError(fd6Error_, n);
+      continue;
+    }
+    sent += SendChunk(v6 ? fd6_.get() : fd_.get(), n);
   }
   sent_ += sent;
   return Napi::Number::New(env, sent);
 }
 
-uint32_t Injector::SendChunk(size_t n) {
-  return SendBatch(fd_.get(), &msgs_[0], n, [this](int err, size_t lost) { RecordError(ErrnoText(err), lost); });
+uint32_t Injector::SendChunk(int fd, size_t n) {
+  return SendBatch(fd, &msgs_[0], n, [this](int err, size_t lost) { RecordError(ErrnoText(err), lost); });
 }
 
 Napi::Value Injector::Stats(const Napi::CallbackInfo& info) {

@@ -79,17 +79,27 @@ int LearnHandshake(int fd, HandshakeState* out, const char** step) {
   int value = 0;
   if ((err = GetInt(fd, IPPROTO_TCP, TCP_TIMESTAMP, &value))) return err;
   out->tsVal = static_cast<uint32_t>(value);
-  // The socket's own TTL, else the namespace's net.ipv4.ip_default_ttl.
-  *step = "IP_TTL";
-  if ((err = GetInt(fd, IPPROTO_IP, IP_TTL, &value))) return err;
-  out->ttl = static_cast<uint8_t>(value);
-
   *step = "getsockname";
-  len = sizeof out->local;
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&out->local), &len) != 0) return errno;
+  SockAddr local{};
+  len = sizeof local;
+  if (getsockname(fd, &local.any, &len) != 0) return errno;
   *step = "getpeername";
-  len = sizeof out->remote;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&out->remote), &len) != 0) return errno;
+  SockAddr remote{};
+  len = sizeof remote;
+  if (getpeername(fd, &remote.any, &len) != 0) return errno;
+  out->local = Unmapped(local);
+  out->remote = Unmapped(remote);
+  // The socket's own TTL, else the namespace's net.ipv4.ip_default_ttl; for IPv6 the hop limit
+  // (the route's or net.ipv6.conf.*.hop_limit unless set). A dual-stack socket's IPv4 connection
+  // sends with IP_TTL.
+  if (out->remote.any.sa_family == AF_INET6) {
+    *step = "IPV6_UNICAST_HOPS";
+    if ((err = GetInt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &value))) return err;
+  } else {
+    *step = "IP_TTL";
+    if ((err = GetInt(fd, IPPROTO_IP, IP_TTL, &value))) return err;
+  }
+  out->ttl = static_cast<uint8_t>(value);
   return 0;
 }
 

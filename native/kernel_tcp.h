@@ -8,11 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "net_util.h"
+
 namespace rsock {
 
 struct HandshakeState {
-  sockaddr_in local;
-  sockaddr_in remote;
+  SockAddr local;   // unmapped: an IPv4 peer of a dual-stack socket is AF_INET here
+  SockAddr remote;
   uint32_t sndNxt;     // own ISN+1
   uint32_t rcvNxt;     // peer ISN+1
   uint8_t rcvWscale;   // what we advertised
@@ -20,7 +22,7 @@ struct HandshakeState {
   uint32_t mss;
   bool tsOk;           // timestamps negotiated
   uint32_t tsVal;      // the TSval the kernel would send now (TCP_TIMESTAMP)
-  uint8_t ttl;         // the TTL the kernel sends with (IP_TTL)
+  uint8_t ttl;         // the TTL the kernel sends with (IP_TTL; IPv6: IPV6_UNICAST_HOPS)
   uint32_t rcvWnd;     // the receive window the kernel last advertised, in bytes (TCP_REPAIR_WINDOW)
 };
 

@@ -1,4 +1,4 @@
-// Locates the IPv4 header behind the link header libpcap delivers for each supported link type.
+// Locates the IPv4 or IPv6 header behind the link header libpcap delivers for each supported link type.
 #pragma once
 
 #include <arpa/inet.h>
@@ -25,9 +25,11 @@ inline bool SupportedLinkType(int dlt) {
   }
 }
 
-// Offset of the IPv4 header in a captured frame, or -1 when the frame is not IPv4 (or is too short
-// to hold an IPv4 header) or the link type is unknown.
-inline int Ipv4Offset(int dlt, const uint8_t* p, uint32_t caplen) {
+inline bool IpEtherType(uint16_t type) { return type == 0x0800 || type == 0x86dd; }
+
+// Offset of the IP header in a captured frame, or -1 when the frame is neither IPv4 nor IPv6 (or is
+// too short to hold its IP header) or the link type is unknown.
+inline int IpOffset(int dlt, const uint8_t* p, uint32_t caplen) {
   auto be16 = [p](uint32_t off) { return static_cast<uint16_t>((p[off] << 8) | p[off + 1]); };
   uint32_t off;
   switch (dlt) {
@@ -41,15 +43,15 @@ inline int Ipv4Offset(int dlt, const uint8_t* p, uint32_t caplen) {
         type = be16(off + 2);
         off += 4;
       }
-      if (type != 0x0800) return -1;
+      if (!IpEtherType(type)) return -1;
       break;
     }
     case DLT_LINUX_SLL:
-      if (caplen < 16 || be16(14) != 0x0800) return -1;
+      if (caplen < 16 || !IpEtherType(be16(14))) return -1;
       off = 16;
       break;
     case DLT_LINUX_SLL2:
-      if (caplen < 20 || be16(0) != 0x0800) return -1;
+      if (caplen < 20 || !IpEtherType(be16(0))) return -1;
       off = 20;
       break;
     case DLT_RAW:
@@ -62,16 +64,18 @@ inline int Ipv4Offset(int dlt, const uint8_t* p, uint32_t caplen) {
       uint32_t family;
       std::memcpy(&family, p, 4);
       // DLT_NULL carries the family in the capturing host's byte order, DLT_LOOP in network order.
-      uint32_t want = dlt == DLT_NULL ? static_cast<uint32_t>(AF_INET) : htonl(AF_INET);
-      if (family != want) return -1;
+      if (dlt == DLT_LOOP) family = ntohl(family);
+      if (family != AF_INET && family != AF_INET6) return -1;
       off = 4;
       break;
     }
     default:
       return -1;
   }
-  if (caplen < off + 20 || (p[off] >> 4) != 4) return -1;
-  return static_cast<int>(off);
+  const int version = caplen > off ? p[off] >> 4 : 0;
+  if (version == 4 && caplen >= off + 20) return static_cast<int>(off);
+  if (version == 6 && caplen >= off + 40) return static_cast<int>(off);
+  return -1;
 }
 
 }  // namespace rsock

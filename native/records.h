@@ -7,15 +7,22 @@
 #include <cstdint>
 
 // X(enumerator, JS name), in word order.
+// An IPv6 address: four words, most significant first; the field is named by its first word.
+#define RSOCK_IP6_WORDS(X, id, name) X(id, name) X(id##_1, name##_1) X(id##_2, name##_2) X(id##_3, name##_3)
+// IP_VERSION is 6 for IPv6 (the *_IP6 words hold the addresses), else IPv4 (the *_IP words).
 #define RSOCK_CAPTURE_WORDS(X) X(kOffset, OFFSET) X(kLength, LENGTH)
 #define RSOCK_TX_WORDS(X)                                                                                     \
   X(kSrcIp, SRC_IP) X(kDstIp, DST_IP) X(kSrcPort, SRC_PORT) X(kDstPort, DST_PORT) X(kSeq, SEQ) X(kAck, ACK) \
   X(kFlags, FLAGS) X(kWindow, WINDOW) X(kPayloadOff, PAYLOAD_OFF) X(kPayloadLen, PAYLOAD_LEN)              \
-  X(kTsVal, TS_VAL) X(kTsEcr, TS_ECR) X(kOptions, OPTIONS) X(kIpId, IP_ID) X(kTtl, TTL)
-#define RSOCK_UDP_RX_WORDS(X) \
-  X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kSrcIp, SRC_IP) X(kSrcPort, SRC_PORT)
-#define RSOCK_UDP_TX_WORDS(X) \
-  X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kDstIp, DST_IP) X(kDstPort, DST_PORT)
+  X(kTsVal, TS_VAL) X(kTsEcr, TS_ECR) X(kOptions, OPTIONS) X(kIpId, IP_ID) X(kTtl, TTL)                \
+  X(kIpVersion, IP_VERSION) RSOCK_IP6_WORDS(X, kSrcIp6, SRC_IP6) RSOCK_IP6_WORDS(X, kDstIp6, DST_IP6)     \
+  X(kFlowLabel, FLOW_LABEL)
+#define RSOCK_UDP_RX_WORDS(X)                                                                       \
+  X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kSrcIp, SRC_IP) X(kSrcPort, SRC_PORT) \
+  X(kIpVersion, IP_VERSION) RSOCK_IP6_WORDS(X, kSrcIp6, SRC_IP6)
+#define RSOCK_UDP_TX_WORDS(X)                                                                       \
+  X(kSocket, SOCKET) X(kOffset, OFFSET) X(kLength, LENGTH) X(kDstIp, DST_IP) X(kDstPort, DST_PORT) \
+  X(kIpVersion, IP_VERSION) RSOCK_IP6_WORDS(X, kDstIp6, DST_IP6)
 #define RSOCK_CRYPTO_WORDS(X) \
   X(kKey, KEY) X(kOffset, OFFSET) X(kLength, LENGTH) X(kNonceLo, NONCE_LO) X(kNonceHi, NONCE_HI)
 
@@ -23,7 +30,7 @@
 
 namespace rsock {
 
-// A packet of a capture batch: where its IPv4 bytes lie in the batch Buffer.
+// A packet of a capture batch: where its IP (v4 or v6) bytes lie in the batch Buffer.
 namespace capture_rec {
 enum Word : uint32_t { RSOCK_CAPTURE_WORDS(RSOCK_ENUMERATOR) kStride };
 }

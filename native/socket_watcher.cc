@@ -29,8 +29,8 @@ std::string RepairError(int err) {
 }
 
 // Socket set up the way both listen() and connect() need it; throws with `where` as prefix.
-UniqueFd NewTcpSocket(Napi::Env env, const std::string& where) {
-  UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+UniqueFd NewTcpSocket(Napi::Env env, int family, const std::string& where) {
+  UniqueFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) ThrowError(env, where + "socket: " + ErrnoText(errno));
   if (int err = ProbeRepair(fd.get())) ThrowError(env, where + RepairError(err));
   if (int err = SetReuseAddr(fd.get())) ThrowError(env, where + "SO_REUSEADDR: " + ErrnoText(err));
@@ -138,18 +138,31 @@ void SocketWatcher::Release(int fd, Kind kind) {
   CloseSilently(fd);  // also takes it out of the epoll set
 }
 
+// "" listens on IPv6 and IPv4 at once (:: with IPV6_V6ONLY off), or on IPv4 alone when the kernel has
+// no IPv6; "0.0.0.0" and "::" take one family, any other address just itself.
 Napi::Value SocketWatcher::Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureRunning(env, "listen");
   std::string ipText = ArgString(info[0], "SocketWatcher.listen: ip");
-  in_addr_t ip = ParseIpv4(env, ipText, "SocketWatcher.listen: ip", true);
   uint16_t port = static_cast<uint16_t>(ArgUint(info[1], "SocketWatcher.listen: port", 0, 65535));
   int backlog = static_cast<int>(ArgUint(info[2], "SocketWatcher.listen: backlog", 1, 65535));
-  std::string where = "listen " + Ipv4ToString(ip) + ":" + std::to_string(port) + ": ";
-
-  UniqueFd fd = NewTcpSocket(env, where);
-  sockaddr_in sa = MakeAddr(ip, port);
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) ThrowError(env, where + ErrnoText(errno));
+  const bool dual = ipText.empty();
+  SockAddr sa = ParseSockAddr(env, dual ? "::" : ipText, port, "SocketWatcher.listen: ip");
+  UniqueFd fd;
+  if (dual) {
+    fd.reset(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid() && errno == EAFNOSUPPORT) sa = ParseSockAddr(env, "0.0.0.0", port, "");
+    fd.reset();
+  }
+  std::string where = "listen " + SockAddrText(sa) + ": ";
+  fd = NewTcpSocket(env, sa.any.sa_family, where);
+  if (sa.any.sa_family == AF_INET6) {
+    const int v6only = dual ? 0 : 1;
+    if (setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) != 0) {
+      ThrowError(env, where + "IPV6_V6ONLY: " + ErrnoText(errno));
+    }
+  }
+  if (bind(fd.get(), &sa.any, SockAddrLen(sa)) != 0) ThrowError(env, where + ErrnoText(errno));
   if (listen(fd.get(), backlog) != 0) ThrowError(env, where + ErrnoText(errno));
   Add(env, fd.get(), Kind::kListening, where);
   UpdateRef();
@@ -160,21 +173,23 @@ Napi::Value SocketWatcher::Connect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnsureRunning(env, "connect");
   std::string srcText = ArgString(info[0], "SocketWatcher.connect: srcIp");
-  in_addr_t src = ParseIpv4(env, srcText, "SocketWatcher.connect: srcIp", true);
   std::string dstText = ArgString(info[1], "SocketWatcher.connect: dstIp");
-  in_addr_t dst = ParseIpv4(env, dstText, "SocketWatcher.connect: dstIp", false);
   uint16_t port = static_cast<uint16_t>(ArgUint(info[2], "SocketWatcher.connect: dstPort", 1, 65535));
-  std::string where = "connect " + dstText + ":" + std::to_string(port) + ": ";
-
-  UniqueFd fd = NewTcpSocket(env, where);
-  if (src != htonl(INADDR_ANY)) {
-    sockaddr_in sa = MakeAddr(src, 0);
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-      ThrowError(env, where + "bind " + srcText + ": " + ErrnoText(errno));
+  SockAddr dst = ParseSockAddr(env, dstText, port, "SocketWatcher.connect: dstIp");
+  std::string where = "connect " + SockAddrText(dst) + ": ";
+  SockAddr src{};
+  if (!srcText.empty()) {
+    src = ParseSockAddr(env, srcText, 0, "SocketWatcher.connect: srcIp");
+    if (src.any.sa_family != dst.any.sa_family) {
+      ThrowTypeError(env, where + "the source address " + srcText + " is not of the destination's IP version");
     }
   }
-  sockaddr_in sa = MakeAddr(dst, port);
-  const int rc = connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+
+  UniqueFd fd = NewTcpSocket(env, dst.any.sa_family, where);
+  if (!srcText.empty() && bind(fd.get(), &src.any, SockAddrLen(src)) != 0) {
+    ThrowError(env, where + "bind " + srcText + ": " + ErrnoText(errno));
+  }
+  const int rc = connect(fd.get(), &dst.any, SockAddrLen(dst));
   const int err = rc == 0 ? 0 : errno;
   if (rc == 0 || err == EINPROGRESS || err == EINTR) {
     Add(env, fd.get(), Kind::kConnecting, where);

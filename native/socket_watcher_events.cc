@@ -19,8 +19,11 @@ constexpr int kMaxAcceptsPerWake = 256;
 // A listener out of descriptors stays readable; polling it again at once would spin.
 constexpr uint64_t kAcceptBackoffMs = 100;
 
-// IPv4 addresses as unsigned 32-bit numbers in host order, like every other record handed to JS.
-Napi::Number IpToJs(Napi::Env env, const sockaddr_in& sa) { return Napi::Number::New(env, ntohl(sa.sin_addr.s_addr)); }
+// IPv4 addresses as unsigned 32-bit numbers in host order, like every other record handed to JS; 0
+// for IPv6, whose address JS reads from the text.
+Napi::Number IpToJs(Napi::Env env, const SockAddr& sa) {
+  return Napi::Number::New(env, sa.any.sa_family == AF_INET ? ntohl(sa.v4.sin_addr.s_addr) : 0);
+}
 
 }  // namespace
 
@@ -39,10 +42,13 @@ bool SocketWatcher::Deliver(const Event& ev) {
     o.Set("type", ev.type == Event::Type::kAccepted ? "accepted" : "connected");
     if (ev.type == Event::Type::kAccepted) o.Set("listenFd", ev.listenFd);
     o.Set("fd", ev.fd);
+    o.Set("ipVersion", ev.hs.remote.any.sa_family == AF_INET6 ? 6 : 4);
     o.Set("localIp", IpToJs(env, ev.hs.local));
-    o.Set("localPort", ntohs(ev.hs.local.sin_port));
+    o.Set("localAddr", IpText(ev.hs.local));
+    o.Set("localPort", PortOf(ev.hs.local));
     o.Set("remoteIp", IpToJs(env, ev.hs.remote));
-    o.Set("remotePort", ntohs(ev.hs.remote.sin_port));
+    o.Set("remoteAddr", IpText(ev.hs.remote));
+    o.Set("remotePort", PortOf(ev.hs.remote));
     o.Set("sndNxt", Napi::Number::New(env, ev.hs.sndNxt));
     o.Set("rcvNxt", Napi::Number::New(env, ev.hs.rcvNxt));
     o.Set("rcvWscale", ev.hs.rcvWscale);

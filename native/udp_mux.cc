@@ -74,7 +74,7 @@ UdpMux::UdpMux(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpMux>(info) 
     recvIov_[2 * k + 1] = iovec{recvOverflow_.get() + k * kOverflowBytes, kOverflowBytes};
     msghdr& h = recvMsgs_[k].msg_hdr;
     h.msg_name = &recvSrc_[k];
-    h.msg_namelen = sizeof(sockaddr_in);
+    h.msg_namelen = sizeof(SockAddr);
     h.msg_iov = &recvIov_[2 * k];
     h.msg_iovlen = 2;
   }
@@ -126,8 +126,8 @@ void UdpMux::Shutdown(Caller caller) {
 
 // ---- sockets ----
 
-int UdpMux::NewSocket(Napi::Env env, const std::string& where) const {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+int UdpMux::NewSocket(Napi::Env env, int family, const std::string& where) const {
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) ThrowError(env, where + "socket: " + ErrnoText(errno));
   SetSocketBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvBuf_);
   SetSocketBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, sndBuf_);
@@ -135,9 +135,9 @@ int UdpMux::NewSocket(Napi::Env env, const std::string& where) const {
 }
 
 uint32_t UdpMux::AddSocket(Napi::Env env, UniqueFd& fd, const std::string& where) {
-  sockaddr_in local{};
+  SockAddr local{};
   socklen_t len = sizeof local;
-  if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &len) != 0) {
+  if (getsockname(fd.get(), &local.any, &len) != 0) {
     ThrowError(env, where + "getsockname: " + ErrnoText(errno));
   }
   const uint32_t id = freeIds_.empty() ? static_cast<uint32_t>(slots_.size()) : freeIds_.top();
@@ -154,7 +154,7 @@ uint32_t UdpMux::AddSocket(Napi::Env env, UniqueFd& fd, const std::string& where
     freeIds_.pop();
   }
   if (++nextSerial_ == 0) nextSerial_ = 1;
-  slots_[id] = Slot{fd.release(), serial, ntohs(local.sin_port)};
+  slots_[id] = Slot{fd.release(), serial, PortOf(local), local.any.sa_family == AF_INET6};
   ++open_;
   return id;
 }
@@ -164,15 +164,17 @@ Napi::Value UdpMux::OpenSocket(const Napi::CallbackInfo& info, bool connected) {
   const std::string method = connected ? "UdpMux.connect" : "UdpMux.bind";
   if (stopped_) ThrowError(env, method + ": mux is stopped");
   const std::string ipWhat = method + ": ip";
-  in_addr_t ip = ParseIpv4(env, ArgString(info[0], ipWhat.c_str()), ipWhat.c_str(), !connected);
+  std::string ipText = ArgString(info[0], ipWhat.c_str());
   uint16_t port = static_cast<uint16_t>(ArgUint(info[1], (method + ": port").c_str(), connected ? 1 : 0, 65535));
-  std::string where =
-      std::string(connected ? "udp connect " : "udp bind ") + Ipv4ToString(ip) + ":" + std::to_string(port) + ": ";
-  UniqueFd fd(NewSocket(env, where));
-  sockaddr_in sa = MakeAddr(ip, port);
+  if (ipText.empty()) {
+    if (connected) ThrowTypeError(env, ipWhat + " must not be empty");
+    ipText = "0.0.0.0";
+  }
+  SockAddr sa = ParseSockAddr(env, ipText, port, ipWhat.c_str());
+  std::string where = std::string(connected ? "udp connect " : "udp bind ") + SockAddrText(sa) + ": ";
+  UniqueFd fd(NewSocket(env, sa.any.sa_family, where));
   // UDP connect() only picks the route and an ephemeral port; it never blocks.
-  const int rc = connected ? connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa)
-                           : bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  const int rc = connected ? connect(fd.get(), &sa.any, SockAddrLen(sa)) : bind(fd.get(), &sa.any, SockAddrLen(sa));
   if (rc != 0) ThrowError(env, where + ErrnoText(errno));
   return Napi::Number::New(env, AddSocket(env, fd, where));
 }

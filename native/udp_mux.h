@@ -23,6 +23,7 @@
 
 #include "batch_arrays.h"
 #include "loop_handle.h"
+#include "net_util.h"
 #include "unique_fd.h"
 
 namespace rsock {
@@ -48,6 +49,7 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
     int fd = -1;
     uint32_t serial = 0;  // 0 while the id is free; tells a reused id from its previous socket
     uint16_t port = 0;    // local port
+    bool v6 = false;      // an AF_INET6 socket: IPv4 destinations go to it as ::ffff:a.b.c.d
   };
   struct Unmap {
     size_t bytes;
@@ -64,7 +66,7 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
   void Shutdown(Caller caller);
   void OnLoopEnvTeardown() override { Shutdown(Caller::kEnvTeardown); }
 
-  int NewSocket(Napi::Env env, const std::string& where) const;
+  int NewSocket(Napi::Env env, int family, const std::string& where) const;
   uint32_t AddSocket(Napi::Env env, UniqueFd& fd, const std::string& where);
   void RecordError(const std::string& text) { lastError_ = text; }
 
@@ -109,13 +111,13 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
   std::unique_ptr<uint8_t, Unmap> recvOverflow_{nullptr, Unmap{0}};
   std::array<mmsghdr, kRecvChunk> recvMsgs_{};
   std::array<iovec, 2 * kRecvChunk> recvIov_{};
-  std::array<sockaddr_in, kRecvChunk> recvSrc_{};
+  std::array<SockAddr, kRecvChunk> recvSrc_{};
   int errorRounds_ = 0;
 
   // Send state, allocated once.
   std::array<mmsghdr, kSendChunk> sendMsgs_{};
   std::array<iovec, kSendChunk> sendIov_{};
-  std::array<sockaddr_in, kSendChunk> sendDst_{};
+  std::array<SockAddr, kSendChunk> sendDst_{};
 
   bool stopped_ = false;
   bool selfRef_ = false;

@@ -84,7 +84,7 @@ bool UdpMux::DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t*
     const int fd = slots_[id].fd;
     const unsigned want = static_cast<unsigned>(std::min<size_t>(kRecvChunk, maxBatch_ - count_));
     if (want == 0) return Flush();  // not reached: a full batch is flushed at once
-    for (unsigned k = 0; k < want; ++k) recvMsgs_[k].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+    for (unsigned k = 0; k < want; ++k) recvMsgs_[k].msg_hdr.msg_namelen = sizeof(SockAddr);
     const int r = recvmmsg(fd, recvMsgs_.data(), want, MSG_DONTWAIT, nullptr);
     if (r < 0) {
       const int err = errno;
@@ -117,14 +117,21 @@ bool UdpMux::DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t*
       const size_t head = std::min(len, kSlotBytes);
       std::memcpy(arrays_.data + used_, recvSlots_.get() + k * kSlotBytes, head);
       if (len > head) std::memcpy(arrays_.data + used_ + head, recvOverflow_.get() + k * kOverflowBytes, len - head);
-      const sockaddr_in& src = recvSrc_[k];
       const bool haveSrc = mh.msg_hdr.msg_namelen >= sizeof(sockaddr_in);
+      const SockAddr src = haveSrc ? Unmapped(recvSrc_[k]) : SockAddr{};
       uint32_t* m = arrays_.meta + static_cast<size_t>(count_) * rec::kStride;
       m[rec::kSocket] = id;
       m[rec::kOffset] = static_cast<uint32_t>(used_);
       m[rec::kLength] = static_cast<uint32_t>(len);
-      m[rec::kSrcIp] = haveSrc ? ntohl(src.sin_addr.s_addr) : 0;
-      m[rec::kSrcPort] = haveSrc ? ntohs(src.sin_port) : 0;
+      const bool v6 = src.any.sa_family == AF_INET6;
+      m[rec::kSrcIp] = src.any.sa_family == AF_INET ? ntohl(src.v4.sin_addr.s_addr) : 0;
+      m[rec::kSrcPort] = haveSrc ? PortOf(src) : 0;
+      m[rec::kIpVersion] = v6 ? 6 : 4;
+      for (int w = 0; w < 4; ++w) {
+        uint32_t word = 0;
+        if (v6) std::memcpy(&word, src.v6.sin6_addr.s6_addr + 4 * w, 4);
+        m[rec::kSrcIp6 + w] = ntohl(word);
+      }
       ++count_;
       used_ += len;
     }

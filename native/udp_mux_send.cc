@@ -28,7 +28,8 @@ Napi::Value UdpMux::Send(const Napi::CallbackInfo& info) {
     if (static_cast<uint64_t>(m[rec::kOffset]) + m[rec::kLength] > data.length) bad("range outside data");
     if (m[rec::kLength] > kMaxDatagram) bad("longer than a UDP datagram can carry (65507 bytes)");
     if (m[rec::kDstPort] > 0xffff) bad("dstPort out of range");
-    if (m[rec::kDstIp] != 0 && m[rec::kDstPort] == 0) bad("dstPort must not be 0");
+    const bool toPeer = m[rec::kIpVersion] != 6 && m[rec::kDstIp] == 0;
+    if (!toPeer && m[rec::kDstPort] == 0) bad("dstPort must not be 0");
   }
 
   uint32_t sent = 0;
@@ -51,14 +52,32 @@ Napi::Value UdpMux::Send(const Napi::CallbackInfo& info) {
       sendIov_[k].iov_base = data.data + m[rec::kOffset];
       sendIov_[k].iov_len = m[rec::kLength];
       msghdr& h = sendMsgs_[k].msg_hdr;
-      if (m[rec::kDstIp] == 0) {
+      if (m[rec::kIpVersion] != 6 && m[rec::kDstIp] == 0) {
         h.msg_name = nullptr;  // the connected peer
         h.msg_namelen = 0;
-      } else {
-        sendDst_[k] = MakeAddr(htonl(m[rec::kDstIp]), static_cast<uint16_t>(m[rec::kDstPort]));
-        h.msg_name = &sendDst_[k];
-        h.msg_namelen = sizeof(sockaddr_in);
+        continue;
       }
+      SockAddr& d = sendDst_[k];
+      d = SockAddr{};
+      const uint16_t port = htons(static_cast<uint16_t>(m[rec::kDstPort]));
+      if (m[rec::kIpVersion] == 6 || slots_[id].v6) {
+        d.v6.sin6_family = AF_INET6;
+        d.v6.sin6_port = port;
+        uint32_t words[4];
+        if (m[rec::kIpVersion] == 6) {
+          for (int w = 0; w < 4; ++w) words[w] = htonl(m[rec::kDstIp6 + w]);
+        } else {
+          words[0] = words[1] = 0;
+          words[2] = htonl(0xffff);
+          words[3] = htonl(m[rec::kDstIp]);
+        }
+        std::memcpy(&d.v6.sin6_addr, words, 16);
+      } else {
+        d.v4 = MakeAddr(htonl(m[rec::kDstIp]), 0);
+        d.v4.sin_port = port;
+      }
+      h.msg_name = &d;
+      h.msg_namelen = SockAddrLen(d);
     }
     sent += SendRun(fd, n);
     i = end;

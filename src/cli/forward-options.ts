@@ -1,6 +1,6 @@
 // --forward (client) and --allow (server): parsing and checks, each bad value a ConfigError naming the flag.
 import { encodeForwardTable, MAX_FORWARDS } from '../core/forwards';
-import { parseHostPort } from '../core/ipv4';
+import { parseHostPort } from '../core/addr';
 import type { ClientForward } from '../tunnel/client-endpoints';
 
 /** Commander's collector for a repeatable flag. */

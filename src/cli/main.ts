@@ -1,7 +1,7 @@
 // What both programs do around the tunnel: parse options, set up logging, daemonise, start, and stop
 // cleanly on SIGUSR1, SIGTERM or SIGINT (telling the peer, closing sockets, removing the pid file).
-import * as dns from 'dns';
 import * as fs from 'fs';
+import { hostPortText } from '../core/addr';
 import { DEFAULT_KEY } from '../core/keys';
 import { nativeIo } from '../io/native-io';
 import { RsockClient } from '../tunnel/client';
@@ -12,7 +12,8 @@ import { MetricsServer, startMetricsServer } from '../ops/metrics-server';
 import type { Status } from '../ops/status';
 import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
 import { statusCommand } from './status-command';
-import { buildCommand, ClientOptions, ConfigError, isIPv4, Kind, resolveOptions, ServerOptions } from './options';
+import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from './options';
+import { familyOf, resolveIp } from './resolve';
 
 interface Tunnel {
   stop(): Promise<void>;
@@ -120,16 +121,6 @@ function formatStats(s: Record<string, number>): string {
     .join(' ');
 }
 
-async function resolveIPv4(host: string, what: string): Promise<string> {
-  if (isIPv4(host)) return host;
-  try {
-    const r = await dns.promises.lookup(host, { family: 4 });
-    return r.address;
-  } catch (e) {
-    throw new Error(`${what}: cannot resolve "${host}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
 /** What both programs' flags say alike. */
 function shared(o: ClientOptions | ServerOptions) {
   return {
@@ -143,7 +134,7 @@ function shared(o: ClientOptions | ServerOptions) {
 }
 
 async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
-  const serverIp = await resolveIPv4(o.serverHost, '--taddr');
+  const serverIp = await resolveIp(o.serverHost, '--taddr', familyOf(o.lcapIp));
   const dev = o.dev ?? routeTo(serverIp).dev;
   const client = new RsockClient(
     {
@@ -153,7 +144,7 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
       ludpHost: o.ludpHost,
       ludpPort: o.ludpPort,
       // Local endpoints resolve here; targets are named as the server knows them, and it resolves its --allow.
-      forwards: await Promise.all(o.forwards.map(async (f) => ({ ...f, localHost: await resolveIPv4(f.localHost, `--forward ${f.localHost}:${f.localPort}`) }))),
+      forwards: await Promise.all(o.forwards.map(async (f) => ({ ...f, localHost: await resolveIp(f.localHost, `--forward ${f.localHost}:${f.localPort}`) }))),
       device: dev,
       localIp: o.lcapIp,
       sni: o.sni,
@@ -169,18 +160,18 @@ async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
 }
 
 async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
-  const targetIp = await resolveIPv4(o.targetHost, '--taddr');
-  const decoy = o.decoy ? { host: await resolveIPv4(o.decoy.host, '--decoy'), port: o.decoy.port } : undefined;
+  const targetIp = await resolveIp(o.targetHost, '--taddr');
+  const decoy = o.decoy ? { host: await resolveIp(o.decoy.host, '--decoy'), port: o.decoy.port } : undefined;
   const server = new RsockServer(
     {
       ...shared(o),
       targetHost: targetIp,
       targetPort: o.targetPort,
-      targetName: isIPv4(o.targetHost) ? undefined : o.targetHost,
-      allow: await Promise.all(o.allow.map(async (a) => ({ host: a.host, ip: await resolveIPv4(a.host, '--allow'), port: a.port }))),
+      targetName: familyOf(o.targetHost) ? undefined : o.targetHost,
+      allow: await Promise.all(o.allow.map(async (a) => ({ host: a.host, ip: await resolveIp(a.host, '--allow'), port: a.port }))),
       device: o.dev ?? defaultDevice() ?? 'any',
       listenIp: o.lcapIp,
-      decoy: decoy ? `${decoy.host}:${decoy.port}` : null,
+      decoy: decoy ? hostPortText(decoy.host, decoy.port) : null,
     },
     log,
     nativeIo({ decoy }),

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { parsePorts, PortListError } from '../core/ports';
-import { parseHostPort } from '../core/ipv4';
+import { hostText, parseHostPort, parseIp } from '../core/addr';
 import { sniError } from '../core/tls-record';
 import { LogFormat } from '../util/log';
 import type { ClientForward } from '../tunnel/client-endpoints';
@@ -78,7 +78,9 @@ export function buildCommand(kind: Kind): Command {
     .addOption(
       new Option(
         '-t, --taddr <addr>',
-        isClient ? "the server's IPv4 address or host name (required)" : 'the target UDP service as host:port, e.g. 127.0.0.1:9999 (required)',
+        isClient
+          ? "the server's IPv4 or IPv6 address or host name (required)"
+          : 'the target UDP service as host:port, e.g. 127.0.0.1:9999 or [::1]:9999 (required)',
       ),
     )
     .addOption(
@@ -92,7 +94,7 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('-p, --ports <list>', 'server ports, e.g. 80,443,10000-10005').default('10001-10010'));
   if (isClient) {
     cmd
-      .addOption(new Option('-l, --ludp <host:port>', "local UDP endpoint your app sends to; it goes to the server's --taddr").default('127.0.0.1:30000'))
+      .addOption(new Option('-l, --ludp <host:port>', "local UDP endpoint your app sends to ([::1]:port for IPv6); it goes to the server's --taddr").default('127.0.0.1:30000'))
       .addOption(
         new Option(
           '--forward <local=target>',
@@ -104,7 +106,7 @@ export function buildCommand(kind: Kind): Command {
   } else {
     cmd
       .addOption(
-        new Option('--decoy <host:port>', 'TCP service that gets connections which are not rsock clients (active probes), e.g. a web server; default: such connections are closed'),
+        new Option('--decoy <host:port>', 'TCP service (host:port or [ipv6]:port) that gets connections which are not rsock clients (active probes), e.g. a web server; default: such connections are closed'),
       )
       .addOption(
         new Option('--allow <host:port>', "a UDP target a client's --forward may name besides --taddr; repeatable; forwards to anything else are refused and logged").argParser(collect),
@@ -114,7 +116,9 @@ export function buildCommand(kind: Kind): Command {
     .addOption(
       new Option(
         '--lcapIp <ip>',
-        isClient ? 'local address to dial from (default: chosen by the kernel)' : 'local address to listen on (default: all)',
+        isClient
+          ? 'local IPv4 or IPv6 address to dial from; a host name in --taddr resolves to its family (default: chosen by the kernel)'
+          : 'local IPv4 or IPv6 address to listen on; "::" all IPv6, "0.0.0.0" all IPv4 (default: all, IPv6 and IPv4)',
       ),
     )
     .addOption(new Option('--duration <seconds>', 'an app flow with no traffic either way for this long is closed').default('30'))
@@ -143,11 +147,13 @@ export function buildCommand(kind: Kind): Command {
       `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGHUP reopens the --log file (for logrotate); SIGUSR2 logs the counters.\n` +
         `Status of a running process started with --metrics: rsock-${kind} status --metrics=HOST:PORT [--watch]\n` +
         (isClient
-          ? '\nExample:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n' +
+          ? '\nExamples:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n' +
+            '  sudo rsock-client --taddr=2001:db8::7 --ports=10001-10010 --ludp=[::1]:30000 --key=SECRET\n' +
             '\nWireGuard and DNS over one tunnel (the server runs --taddr=127.0.0.1:51820 --allow=127.0.0.1:53):\n' +
             '  sudo rsock-client --taddr=203.0.113.7 --ludp=127.0.0.1:30000 --forward=127.0.0.1:5353=127.0.0.1:53 --key=SECRET\n' +
             '  WireGuard peer: Endpoint = 127.0.0.1:30000; DNS: dig -p 5353 @127.0.0.1 example.com\n'
-          : '\nExample:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n' +
+          : '\nExamples:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n' +
+            '  sudo rsock-server --dev=eth0 --taddr=[::1]:9999 --ports=10001-10010 --key=SECRET\n' +
             '\nWireGuard and DNS over one tunnel (clients use --forward=LOCAL:PORT=127.0.0.1:53 for DNS):\n' +
             '  sudo rsock-server --taddr=127.0.0.1:51820 --allow=127.0.0.1:53 --ports=10001-10010 --key=SECRET\n'),
     )
@@ -229,8 +235,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   if (key !== null && hash !== null && key !== hash) throw new ConfigError('--key and --hash are the same setting and were given different values');
   const secret = key ?? hash;
   if (secret !== null && secret.length === 0) throw new ConfigError('--key: the secret is empty');
-  const lcapIp = str('lcapIp') ?? '';
-  if (lcapIp && !isIPv4(lcapIp)) throw new ConfigError(`--lcapIp: "${lcapIp}" is not an IPv4 address`);
+  const lcapIp = hostText(str('lcapIp') ?? '');
+  if (lcapIp && !parseIp(lcapIp)) throw new ConfigError(`--lcapIp: "${lcapIp}" is not an IPv4 or IPv6 address`);
   const verboseV = pick('verbose');
   const obfs = str('obfs') ?? 'tls';
   if (obfs !== 'tls' && obfs !== 'none') throw new ConfigError(`--obfs: "${obfs}" must be tls or none`);
@@ -269,32 +275,21 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');
   if (kind === 'client') {
-    if (/:\d+$/.test(taddr) && !isIPv4(taddr)) {
-      throw new ConfigError(`--taddr: give the server's address only ("${taddr.replace(/:\d+$/, '')}"); its ports go in --ports`);
+    if (!parseIp(hostText(taddr)) && /:\d+$/.test(taddr)) {
+      throw new ConfigError(`--taddr: give the server's address only ("${hostText(taddr.replace(/:\d+$/, ''))}"); its ports go in --ports`);
     }
-    let ludp: { host: string; port: number };
-    try {
-      ludp = parseHostPort(str('ludp') ?? '');
-    } catch (e) {
-      throw new ConfigError(`--ludp: ${(e as Error).message}`);
+    const server = parseIp(hostText(taddr));
+    const local = lcapIp ? parseIp(lcapIp) : null;
+    if (server && local && !server.ip6 !== !local.ip6) {
+      throw new ConfigError(`--lcapIp: ${lcapIp} and the server's address ${hostText(taddr)} are not of the same IP version`);
     }
+    const ludp = hostPort('ludp') ?? { host: '127.0.0.1', port: 30000 };
     const sni = str('sni') ?? DEFAULT_SNI;
     const bad = sniError(sni);
     if (bad) throw new ConfigError(`--sni: "${sni}" is not a host name: ${bad}`);
     const forwards = parseForwards(list('forward'), ludp, configError);
-    return { ...common, kind, serverHost: taddr, ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni, forwards };
+    return { ...common, kind, serverHost: hostText(taddr), ludpHost: ludp.host, ludpPort: ludp.port, conns: num('conns', 1, 64, true), sni, forwards };
   }
-  let target: { host: string; port: number };
-  try {
-    target = parseHostPort(taddr);
-  } catch (e) {
-    throw new ConfigError(`--taddr: ${(e as Error).message}`);
-  }
-  const decoy = hostPort('decoy');
-  return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy, allow: parseAllow(list('allow'), configError) };
-}
-
-export function isIPv4(s: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  return !!m && m.slice(1).every((o) => Number(o) <= 255);
+  const target = hostPort('taddr')!;
+  return { ...common, kind, targetHost: target.host, targetPort: target.port, decoy: hostPort('decoy'), allow: parseAllow(list('allow'), configError) };
 }

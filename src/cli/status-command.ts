@@ -3,7 +3,7 @@
 // single run samples twice, a second apart; --watch redraws every second until Ctrl-C.
 import * as http from 'http';
 import { Command, Option } from 'commander';
-import { parseHostPort } from '../core/ipv4';
+import { parseHostPort } from '../core/addr';
 import { Status } from '../ops/status';
 import { renderStatus } from '../ops/status-table';
 import { Kind } from './options';

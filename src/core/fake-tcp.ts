@@ -1,6 +1,7 @@
 // The TCP half of a tunnel connection, after the kernel's handshake: what seq, ack and window each
 // injected segment carries, when a pure ACK is due, and what an incoming RST or FIN means.
 // Pure: it takes segments and times, and answers with values; the caller does the I/O.
+import type { Ip6Words } from './addr';
 import { ACK, FIN, PSH, RST, Segment, SYN } from './packet';
 import type { OutSegment } from './out-segment';
 import { OPT_TIMESTAMPS } from './out-segment';
@@ -17,7 +18,8 @@ export const enum TcpState {
   Closed = 'CLOSED',
 }
 
-export type Endpoint = { ip: number; port: number };
+/** ip: the address's key (src/core/addr.ts); ip6: its words, for IPv6; flowLabel: the IPv6 label this end sends with. */
+export type Endpoint = { ip: number; port: number; ip6?: Ip6Words | null; flowLabel?: number };
 
 export interface FakeTcpInit {
   local: Endpoint;

@@ -15,12 +15,3 @@ export function ipToInt(ip: string): number {
 export function intToIp(v: number): string {
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
-
-/** Splits "host:port"; the port must be 1-65535. */
-export function parseHostPort(spec: string): { host: string; port: number } {
-  const m = /^(.+):(\d{1,5})$/.exec(spec ?? '');
-  if (!m) throw new Error(`"${spec}" is not host:port`);
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) throw new Error(`port ${port} in "${spec}" is outside 1-65535`);
-  return { host: m[1], port };
-}

@@ -1,17 +1,22 @@
 // A tunnel connection as both sides see it: the kernel socket that owns the 4-tuple, the fake TCP
 // that took over from the kernel after the handshake, and the connection's keys once its own
 // handshake (docs/PROTOCOL.md §3) derived them.
+import { parseIp } from './addr';
 import { Endpoint, FakeTcp } from './fake-tcp';
 import { frameOverhead, WireMode } from './frame';
 import { ReplayWindow } from './replay';
 
-/** What a finished kernel handshake tells us (IPs as u32 in host order). */
+/** What a finished kernel handshake tells us (IPv4 as u32 in host order; IPv6 as text). */
 export interface Handshake {
   fd: number;
+  /** 6: the addresses are IPv6, in localAddr and remoteAddr (localIp and remoteIp are 0). */
+  ipVersion?: 4 | 6;
   localIp: number;
   localPort: number;
   remoteIp: number;
   remotePort: number;
+  localAddr?: string;
+  remoteAddr?: string;
   /** Own ISN+1 and peer ISN+1, as the kernel left them. */
   sndNxt: number;
   rcvNxt: number;
@@ -62,16 +67,17 @@ export interface Link extends Carrier {
   readonly path: FakeTcp;
 }
 
-/** What the capture saw of the handshake, and a random start for the IP id counter. */
+/** What the capture saw of the handshake, a random start for the IP id counter and, for IPv6, a random flow label. */
 export interface HandshakeExtras {
   tsRecent?: number;
   ipId: number;
+  flowLabel?: number;
 }
 
 export function linkFromHandshake(hs: Handshake, mode: WireMode, extras: HandshakeExtras, now: number): Link {
   const tcp = new FakeTcp({
-    local: { ip: hs.localIp >>> 0, port: hs.localPort },
-    remote: { ip: hs.remoteIp >>> 0, port: hs.remotePort },
+    local: { ...handshakeEndpoint(hs.ipVersion, hs.localIp, hs.localAddr, hs.localPort), flowLabel: (extras.flowLabel ?? 0) & 0xfffff },
+    remote: handshakeEndpoint(hs.ipVersion, hs.remoteIp, hs.remoteAddr, hs.remotePort),
     sndNxt: hs.sndNxt,
     rcvNxt: hs.rcvNxt,
     now,
@@ -90,4 +96,11 @@ export function linkFromHandshake(hs: Handshake, mode: WireMode, extras: Handsha
     maxDatagram: Math.max(hs.mss - frameOverhead(mode), 0),
     wire: { txSlot: -1, rxSlot: -1, rxFrom: 0, replay: new ReplayWindow() },
   };
+}
+
+function handshakeEndpoint(version: 4 | 6 | undefined, ip: number, text: string | undefined, port: number): Endpoint {
+  if (version !== 6) return { ip: ip >>> 0, port, ip6: null };
+  const a = text === undefined ? null : parseIp(text);
+  if (!a) throw new Error(`the kernel reported an IPv6 connection with the address "${text}"`);
+  return { ip: a.key, port, ip6: a.ip6 };
 }

@@ -7,6 +7,8 @@
 import * as path from 'path';
 
 export * from './records';
+export type { HandshakeInfo, WatcherEvent } from './handshake-info';
+import type { WatcherEvent } from './handshake-info';
 import type { KeySlotLayout, RecordLayout } from './records';
 export type { Crypto } from '../core/crypto';
 import type { Crypto } from '../core/crypto';
@@ -38,15 +40,15 @@ export interface CaptureStats {
   /** Batches delivered to JS. */ batches: number;
   /** pcap_stats ps_drop: dropped by the kernel because the ring was full. */ dropped: number;
   /** pcap_stats ps_ifdrop. */ ifDropped: number;
-  /** Packets skipped because the link header was unknown or the packet was not IPv4. */ skipped: number;
+  /** Packets skipped because the link header was unknown or the packet was neither IPv4 nor IPv6. */ skipped: number;
 }
 
 /**
  * Called with one batch, synchronously from the event loop when the capture ring has packets (no
  * thread involved; process.nextTick callbacks and microtasks queued here run right after it
- * returns, and an exception thrown here is an uncaught exception). `data` holds the IPv4 packets
+ * returns, and an exception thrown here is an uncaught exception). `data` holds the IP packets (IPv4 or IPv6)
  * back to back, link header already stripped; `meta` holds CAPTURE_STRIDE words per packet (see
- * CAPTURE: offset, length), of which the first `count` records belong to this batch. A packet's length is its IP total length (link padding removed), except
+ * CAPTURE: offset, length), of which the first `count` records belong to this batch. A packet's length is its IP total length (IPv6: 40 + payload length; link padding removed), except
  * for a packet longer than snaplen: that one is delivered as captured, shorter than its IP total
  * length says.
  *
@@ -77,7 +79,7 @@ export interface InjectorStats {
 
 export interface Injector {
   /**
-   * Sends `count` IPv4+TCP segments described by `meta` (TX_STRIDE words each, see TX) with the
+   * Sends `count` IPv4+TCP or IPv6+TCP segments described by `meta` (TX_STRIDE words each, see TX) with the
    * payload bytes in `data`, with one sendmmsg per 64 segments. The addon writes the headers (DF set;
    * TTL, IP id and the timestamp option as the record says) with valid IP and TCP checksums; the
    * payload is handed to the kernel where it lies in `data`, without a copy of its own. Returns how
@@ -90,46 +92,6 @@ export interface Injector {
   close(): void;
 }
 
-/** What a kernel TCP socket's handshake produced; everything the fake-TCP connection needs to take over. */
-export interface HandshakeInfo {
-  fd: number;
-  /**
-   * Both addresses as IPv4 in host byte order (a.b.c.d => (a<<24|b<<16|c<<8|d) >>> 0), like the IPs
-   * of every other record (TX, UDP_RX); intToIp() in src/core/ipv4.ts gives the dotted text.
-   */
-  localIp: number; localPort: number;
-  remoteIp: number; remotePort: number;
-  /** Our next sequence number (own ISN+1), read with TCP_REPAIR/TCP_QUEUE_SEQ. */
-  sndNxt: number;
-  /** The peer's next sequence number (peer ISN+1). */
-  rcvNxt: number;
-  /** Window scale we must apply to our window field (what we advertised, tcpi_rcv_wscale). */
-  rcvWscale: number;
-  /** Window scale the peer advertised (tcpi_snd_wscale). */
-  sndWscale: number;
-  /** MSS from TCP_INFO (tcpi_snd_mss). */
-  mss: number;
-  /**
-   * The handshake negotiated TCP timestamps (tcpi_options & TCPI_OPT_TIMESTAMPS): both SYNs carried the
-   * option, so a real kernel would put it on every later segment of this connection.
-   */
-  tsOk: boolean;
-  /**
-   * The TSval the kernel would put on a segment sent now (getsockopt TCP_TIMESTAMP): its ms clock plus
-   * this connection's random offset. Rounded down to even by Linux (the low bit flags a µs clock).
-   */
-  tsVal: number;
-  /** The TTL the kernel sends this connection's segments with (getsockopt IP_TTL: net.ipv4.ip_default_ttl unless set). */
-  ttl: number;
-  /** The kernel's receive window in bytes, unscaled (TCP_REPAIR_WINDOW rcv_wnd, read in repair mode). */
-  rcvWnd: number;
-}
-
-export type WatcherEvent =
-  | ({ type: 'accepted'; listenFd: number } & HandshakeInfo)
-  | ({ type: 'connected' } & HandshakeInfo)
-  | { type: 'failed'; fd: number; errno: number; error: string };
-
 /**
  * The kernel TCP sockets whose handshakes rsock borrows, served on the JS thread's own event loop (one
  * epoll instance watched by a libuv poll handle; no thread). Events are delivered one per onEvent call,
@@ -141,16 +103,18 @@ export type WatcherEvent =
  */
 export interface SocketWatcher {
   /**
-   * Creates a TCP listening socket on ip:port (ip "" or "0.0.0.0" for any) with SO_REUSEADDR and a
+   * Creates a TCP listening socket on ip:port with SO_REUSEADDR and a
    * classic BPF socket filter that drops every segment carrying payload (so injected data never reaches
    * the kernel's TCP, while the handshake still works), then listen(). Accepted sockets are reported
    * as 'accepted' events after the watcher has learned their sequence numbers and replaced the filter
-   * with one that drops everything. Throws Error("listen 0.0.0.0:10001: Address already in use") etc.
+   * with one that drops everything. ip "" listens on IPv6 and IPv4 at once (:: with IPV6_V6ONLY off;
+   * 0.0.0.0 on a kernel without IPv6), "0.0.0.0" and "::" on one family, any other address on itself.
+   * Throws Error("listen 0.0.0.0:10001: Address already in use") etc.
    */
   listen(ip: string, port: number, backlog: number): number;
   /**
    * Creates a socket, attaches the payload-dropping filter, binds to srcIp ("" = kernel's choice) and
-   * starts a non-blocking connect to dstIp:dstPort. Returns the fd at once; the outcome arrives as a
+   * starts a non-blocking connect to dstIp:dstPort (IPv4 or IPv6 text; srcIp of the same version). Returns the fd at once; the outcome arrives as a
    * 'connected' event (with the filter replaced by drop-everything) or a 'failed' event. The caller owns
    * timeouts: to abandon a dial it calls close(fd).
    */
@@ -232,7 +196,8 @@ export type UdpBatchFn = (data: Buffer, meta: Uint32Array, count: number) => voi
  */
 export interface UdpMux {
   /**
-   * Binds a UDP socket to ip:port (ip "" or "0.0.0.0" for any; port 0 = ephemeral); returns its id, a
+   * Binds a UDP socket to ip:port (IPv4 or IPv6 text; "" or "0.0.0.0" for any IPv4, "::" for any IPv6
+   * and IPv4; port 0 = ephemeral); returns its id, a
    * small non-negative integer, never reused while open (the lowest free one is reused after close).
    * Throws Error("udp bind 127.0.0.1:30000: Address already in use") etc.
    */
@@ -264,7 +229,10 @@ export interface NativeAddon {
    * ridden out without a word.
    */
   Capture: new (opts: CaptureOptions, onBatch: CaptureBatchFn, onError: (err: Error) => void) => Capture;
-  /** Opens a raw IPv4 socket (IPPROTO_RAW) to inject on. Throws a clear Error without CAP_NET_RAW. */
+  /**
+   * Opens raw IPv4 and IPv6 sockets (IPPROTO_RAW) to inject on. Throws a clear Error without CAP_NET_RAW;
+   * on a kernel without IPv6 only IPv6 segments fail (counted in stats()).
+   */
   Injector: new () => Injector;
   SocketWatcher: new (onEvent: (ev: WatcherEvent) => void) => SocketWatcher;
   UdpMux: new (onBatch: UdpBatchFn, opts?: UdpMuxOptions) => UdpMux;

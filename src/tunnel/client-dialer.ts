@@ -2,7 +2,7 @@
 // kernel, greet, ping, close, and say in the log what happened to each connection.
 import { ClientPool, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType } from '../core/frame';
-import { intToIp } from '../core/ipv4';
+import { endpointText } from '../core/addr';
 import { Logger } from '../util/log';
 import { ClientGreeter, GreetingLink } from './client-greeting';
 import { Engine } from './engine';
@@ -70,7 +70,7 @@ export class ClientDialer implements PoolDriver<ClientLink> {
 
   onUp(slot: Slot<ClientLink>, reconnect: boolean): void {
     const t = slot.link?.tcp;
-    const where = t ? `${intToIp(t.local.ip)}:${t.local.port}` : '?';
+    const where = t ? endpointText(t.local) : '?';
     this.log.info(
       `connection ${slot.id} to port ${slot.port} up${reconnect ? ' again' : ''} (from ${where}); ${this.pool.liveCount}/${this.pool.slots.length} live`,
     );

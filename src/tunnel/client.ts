@@ -3,7 +3,8 @@
 // The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
 import { ClientPool, DEFAULT_POOL_OPTIONS } from '../core/client-pool';
 import { FrameType, WireMode } from '../core/frame';
-import { intToIp, ipToInt } from '../core/ipv4';
+import { ipToInt } from '../core/ipv4';
+import { hostPortText, parseIp } from '../core/addr';
 import { linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
@@ -60,7 +61,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     private readonly log: Logger,
     private readonly io: TunnelIo,
   ) {
-    ipToInt(cfg.serverIp); // throws early for anything but an IPv4 address
+    if (!parseIp(cfg.serverIp)) throw new Error(`the server address "${cfg.serverIp}" is not an IPv4 or IPv6 address`);
     this.sessionId = io.crypto.randomU32() || 1;
     this.endpoints = new ClientEndpoints(cfg.forwards ?? [], log);
     this.flows = new ClientFlows(cfg.durationMs, (f) => {
@@ -87,6 +88,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     );
     this.greeter = this.dialer.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table });
     if (cfg.transport !== 'tcp') {
+      if (parseIp(cfg.serverIp)?.ip6) throw new Error(`--type=${cfg.transport}: the UDP transport carries IPv4 only so far; use --type=tcp with the IPv6 server ${cfg.serverIp}`);
       const udpCfg = { serverIp: ipToInt(cfg.serverIp) >>> 0, ports: cfg.ports, mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table, fallback: cfg.transport === 'all' };
       this.udp = new ClientUdp(io, udpCfg, this.engine.keys, log, {
         onData: (link, flowId, buf, off, len) => this.deliver(link, flowId, buf, off, len, this.io.clock()),
@@ -119,7 +121,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     }
     this.log.info(
       `dialing ${this.cfg.serverIp} on ${this.cfg.ports.length} port(s) x ${this.cfg.connsPerPort} (--type=${this.cfg.transport}) via ${this.cfg.device}; ` +
-        `local udp ${this.cfg.ludpHost}:${this.cfg.ludpPort}` +
+        `local udp ${hostPortText(this.cfg.ludpHost, this.cfg.ludpPort)}` +
         (this.endpoints.count ? ` and ${this.endpoints.count} forward(s): ${this.cfg.forwards!.map((_f, i) => this.endpoints.name(i + 1)).join(', ')}` : ''),
     );
   }
@@ -154,7 +156,11 @@ export class RsockClient implements EngineHandler<ClientLink> {
     for (let i = 0; i < count; i++) {
       const m = i * UDP_RX_STRIDE;
       const len = meta[m + UDP_RX.LENGTH];
-      const flow = this.flows.from(this.endpoints.index(meta[m + UDP_RX.SOCKET]), meta[m + UDP_RX.SRC_IP], meta[m + UDP_RX.SRC_PORT], now);
+      const flow = this.flows.fromRecord(this.endpoints.index(meta[m + UDP_RX.SOCKET]), meta, m, now);
+      if (!flow) {
+        this.counters.droppedNoFlow++;
+        continue;
+      }
       this.counts.of(flow).received++;
       this.counters.bytesIn += len;
       if (!this.endpoints.allowed(flow.fwd)) {
@@ -198,7 +204,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     this.counts.of(flow).sent++;
     this.counters.udpOut++;
     this.counters.bytesOut += len;
-    this.engine.udpTx.add(this.endpoints.socks[flow.fwd], buf, off, len, flow.ip, flow.port);
+    this.engine.udpTx.add(this.endpoints.socks[flow.fwd], buf, off, len, flow.ip, flow.port, flow.ip6);
   }
 
   // ---- Engine callbacks ----
@@ -216,7 +222,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     const base = linkFromHandshake(ev, this.cfg.mode, this.engine.extras(ev), now);
     const link: ClientLink = { ...base, slot, slotId: slot.id, hello: this.greeter.create(now) };
     this.engine.add(link);
-    this.log.debug(`port ${ev.remotePort}: tcp up from ${intToIp(ev.localIp)}:${ev.localPort}, greeting`);
+    this.log.debug(`port ${ev.remotePort}: tcp up from ${ev.localAddr}:${ev.localPort}, greeting`);
     this.pool.onConnected(ev.fd, link, now);
   }
 
@@ -264,7 +270,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
   private pathUp(): void {
     if (!this.everUp) {
       this.everUp = true;
-      this.log.info(`rsock-client ready: udp ${this.cfg.ludpHost}:${this.cfg.ludpPort} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
+      this.log.info(`rsock-client ready: udp ${hostPortText(this.cfg.ludpHost, this.cfg.ludpPort)} -> ${this.cfg.serverIp} ports ${this.cfg.ports.join(',')}`);
       for (const w of this.readyWaiters.splice(0)) w();
     }
   }

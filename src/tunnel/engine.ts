@@ -112,7 +112,10 @@ export class Engine<L extends Link> implements RxHandler<L> {
 
   /** What a new link needs beyond the kernel's handshake: the peer's TSval from it, a random IP id start. */
   extras(hs: Handshake): HandshakeExtras {
-    return { tsRecent: this.rxPath?.handshakeTs(hs.remoteIp, hs.remotePort, hs.localPort), ipId: this.io.crypto.randomU32() & 0xffff };
+    const crypto = this.io.crypto;
+    // A label of its own per connection, never 0 (what Linux's auto flow labels look like; PROTOCOL.md §1).
+    const flowLabel = hs.ipVersion === 6 ? (crypto.randomU32() & 0xfffff) || 1 : 0;
+    return { tsRecent: this.rxPath?.handshakeTs(hs.remoteIp, hs.remotePort, hs.localPort), ipId: crypto.randomU32() & 0xffff, flowLabel };
   }
 
   /** A link starts carrying: captured segments of its 4-tuple now reach it. */

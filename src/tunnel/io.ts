@@ -13,9 +13,9 @@ export interface CaptureSpec {
   ports: number[];
   /** Whether `ports` are the segments' source ports (client: the server's) or destination ports (server: its own). */
   portSide: 'src' | 'dst';
-  /** Only segments from this IPv4 address (the client's server). */
+  /** Only segments from this address, IPv4 or IPv6 (the client's server). */
   fromHost?: string;
-  /** Only segments to this IPv4 address (a server listening on one address, not "0.0.0.0"). */
+  /** Only segments to this address (a server listening on one address, not "", "0.0.0.0" or "::"). */
   toHost?: string;
 }
 

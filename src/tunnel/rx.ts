@@ -2,8 +2,10 @@
 // handshake bytes to the handler, find the frames (unmasking their headers in rounds, since in
 // --obfs=none only a header tells where the next frame starts), open them all with one native call,
 // drop replays, then deliver what is left in order.
+import { sameIp6 } from '../core/addr';
 import { CRYPTO, CRYPTO_STRIDE, FRAME_HEADER, type Crypto } from '../core/crypto';
 import { RECORD_HEADER, readRecordHeader, tagLen, WireMode } from '../core/frame';
+import type { Endpoint } from '../core/fake-tcp';
 import type { KeyTable } from '../core/key-table';
 import type { Link } from '../core/link';
 import { emptySegment, FIN, parseSegment, RST, Segment } from '../core/packet';
@@ -32,7 +34,7 @@ export interface RxHandler<L extends Link> {
 
 export interface RxStats {
   packets: number;
-  /** Not IPv4/TCP, truncated, or for no connection we know. */
+  /** Not TCP over IPv4 or IPv6, truncated, or for no connection we know. */
   unknown: number;
   /** Payload that does not split into frames. */
   malformed: number;
@@ -88,7 +90,7 @@ export class RxPath<L extends Link> {
         continue;
       }
       const link = this.links.get(seg.srcIp, seg.srcPort, seg.dstPort);
-      if (!link) {
+      if (!link || !fromPeer(link.tcp.remote, seg)) {
         this.stats.unknown++;
         if (seg.hasTs) this.noteTs(seg);
         continue;
@@ -191,4 +193,10 @@ export class RxPath<L extends Link> {
     }
     list.clear();
   }
+}
+
+/** Whether a segment that found a connection by key really comes from its peer: IPv6 keys are hashes. */
+function fromPeer(peer: Endpoint, seg: Segment): boolean {
+  if (seg.ipVersion !== 6) return !peer.ip6;
+  return !!peer.ip6 && sameIp6(peer.ip6, seg.src6);
 }

@@ -1,6 +1,6 @@
 // The server's log of what happens to sessions, connections and flows (ServerSessions' events), and
 // the counters they move.
-import { intToIp } from '../core/ipv4';
+import { endpointText } from '../core/addr';
 import { flowName, hex, SessionCarrier, SessionEvent } from '../core/server-sessions';
 import { isUdpLink } from '../core/udp-link';
 import { Logger } from '../util/log';
@@ -44,5 +44,5 @@ export function logSessionEvent(ev: SessionEvent, log: Logger, counters: FlowCou
 }
 
 export function ipPort(link: SessionCarrier): string {
-  return `${intToIp(link.path.remote.ip)}:${link.path.remote.port}`;
+  return endpointText(link.path.remote);
 }

@@ -4,6 +4,7 @@
 import { AllowedTarget, encodeForwardAnswers, targetName } from '../core/forwards';
 import { FrameType, readJoin, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
+import { hostPortText } from '../core/addr';
 import { linkFromHandshake } from '../core/link';
 import { DEFAULT_SESSION_OPTIONS, Goodbye, ServerSessions, Session, SessionCarrier, SessionDriver, SessionEvent, SessionLink } from '../core/server-sessions';
 import { isUdpLink, TransportType } from '../core/udp-link';
@@ -18,7 +19,7 @@ import { TunnelIo, WatcherEvent } from './io';
 import { ServerUdp } from './server-udp';
 
 export interface ServerConfig {
-  /** IPv4 address of the target UDP service (resolved before start). */
+  /** IPv4 or IPv6 address of the target UDP service (resolved before start). */
   targetHost: string;
   targetPort: number;
   /** What a client's --forward may name besides --taddr (addresses resolved before start). */
@@ -27,7 +28,7 @@ export interface ServerConfig {
   targetName?: string;
   ports: number[];
   device: string;
-  /** Address to listen on; "" for all. */
+  /** Address to listen on; "" for all, IPv6 and IPv4 ("0.0.0.0": all IPv4, "::": all IPv6). */
   listenIp: string;
   key: string;
   mode: WireMode;
@@ -95,7 +96,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     }
     const over = { tcp: 'fake tcp', udp: 'udp', all: 'fake tcp and udp' }[this.cfg.transport];
     this.log.info(
-      `rsock-server ready: ports ${this.cfg.ports.join(',')} (${over}) on ${this.cfg.device} -> udp ${this.cfg.targetHost}:${this.cfg.targetPort}` +
+      `rsock-server ready: ports ${this.cfg.ports.join(',')} (${over}) on ${this.cfg.device} -> udp ${hostPortText(this.cfg.targetHost, this.cfg.targetPort)}` +
         (this.cfg.allow?.length ? `; forwards allowed to ${this.cfg.allow.map(targetName).join(', ')}` : ''),
     );
   }
@@ -288,5 +289,5 @@ function allowedTargets(cfg: ServerConfig): AllowedTarget[] {
 }
 
 function anyAddress(ip: string): boolean {
-  return ip === '' || ip === '0.0.0.0';
+  return ip === '' || ip === '0.0.0.0' || ip === '::';
 }

@@ -151,6 +151,16 @@ export class TxBatch {
     m[b + TX.OPTIONS] = s.options;
     m[b + TX.IP_ID] = s.ipId;
     m[b + TX.TTL] = s.ttl;
+    const src6 = tcp.local.ip6;
+    const dst6 = tcp.remote.ip6;
+    if (src6 && dst6) {
+      m[b + TX.IP_VERSION] = 6;
+      m.set(src6, b + TX.SRC_IP6);
+      m.set(dst6, b + TX.DST_IP6);
+    } else {
+      m[b + TX.IP_VERSION] = 4;
+    }
+    m[b + TX.FLOW_LABEL] = tcp.local.flowLabel ?? 0;
     this.count++;
     this.lastTcp = len > 0 ? tcp : null;
   }

@@ -19,8 +19,11 @@ export class UdpTxBatch {
     private readonly timers: Timers,
   ) {}
 
-  /** Queues src[off, off+len) for socket `id`, to ip:port (0, 0 for a connected socket). */
-  add(id: number, src: Buffer, off: number, len: number, ip: number, port: number): void {
+  /**
+   * Queues src[off, off+len) for socket `id`, to ip:port (0, 0 for a connected socket); `ip6` given,
+   * to that IPv6 address instead of `ip`.
+   */
+  add(id: number, src: Buffer, off: number, len: number, ip: number, port: number, ip6: Uint32Array | null = null): void {
     if (this.count >= MAX_BATCH || this.used + len > this.data.length) this.flush();
     if (len > this.data.length) return;
     if (!this.scheduled) {
@@ -32,8 +35,15 @@ export class UdpTxBatch {
     this.meta[m + UDP_TX.SOCKET] = id;
     this.meta[m + UDP_TX.OFFSET] = this.used;
     this.meta[m + UDP_TX.LENGTH] = len;
-    this.meta[m + UDP_TX.DST_IP] = ip;
     this.meta[m + UDP_TX.DST_PORT] = port;
+    if (ip6) {
+      this.meta[m + UDP_TX.IP_VERSION] = 6;
+      this.meta[m + UDP_TX.DST_IP] = 0;
+      this.meta.set(ip6, m + UDP_TX.DST_IP6);
+    } else {
+      this.meta[m + UDP_TX.IP_VERSION] = 4;
+      this.meta[m + UDP_TX.DST_IP] = ip;
+    }
     this.count++;
     this.used += len;
   }

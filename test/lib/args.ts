@@ -1,11 +1,18 @@
 // Tiny argument parsing for the helper scripts (--name value or --name=value).
 
+/** "host:port" or "[ipv6]:port"; the host comes back without brackets. */
 export function splitHostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
   if (i < 0) throw new Error(`expected HOST:PORT, got ${s}`);
   const port = Number(s.slice(i + 1));
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port in ${s}`);
-  return { host: s.slice(0, i), port };
+  const host = s.slice(0, i);
+  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port };
+}
+
+/** The dgram socket type for a host: IPv6 literals need udp6. */
+export function udpType(host: string): 'udp4' | 'udp6' {
+  return host.includes(':') ? 'udp6' : 'udp4';
 }
 
 export function parseArgs(argv: string[]): { positional: string[]; opts: Map<string, string> } {

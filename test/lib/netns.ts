@@ -4,6 +4,9 @@
 //   10.201.1.2          .1 10.201.1.0/24
 //                       .1 10.201.2.0/24      10.201.2.2
 //
+// With { ipv6: true } every link also carries IPv6 (ADDR6, a ULA prefix), routed and NATed alike, and
+// serverAddr is the server's IPv6 address.
+//
 // The client has only a route to 10.201.2.0/24 (no default route). The router forwards with strict
 // conntrack (nf_conntrack_tcp_be_liberal=0), drops INVALID and every UDP packet, counts forwarded TCP
 // per direction, and masquerades towards the server, so the server sees 10.201.2.1.
@@ -29,6 +32,16 @@ export const ADDR = {
   serverNet: '10.201.2.0/24',
 } as const;
 
+/** The IPv6 twin of ADDR (unique local addresses), for topologies made with { ipv6: true }. */
+export const ADDR6 = {
+  client: 'fd00:201:1::2',
+  routerClient: 'fd00:201:1::1',
+  routerServer: 'fd00:201:2::1',
+  server: 'fd00:201:2::2',
+  clientNet: 'fd00:201:1::/64',
+  serverNet: 'fd00:201:2::/64',
+} as const;
+
 /** nftables objects on the router, in one table so tests can read and extend them. */
 export const NFT = {
   family: 'inet',
@@ -47,10 +60,13 @@ export class Topology extends NsSet<Role> {
   /** Interface names: client's veth, router's two veths, server's veth. */
   readonly dev: { client: string; routerClient: string; routerServer: string; server: string };
   /** The address the client reaches the server at (rsock-client's --taddr). */
-  readonly serverAddr: string = ADDR.server;
+  readonly serverAddr: string;
+  readonly ipv6: boolean;
 
-  constructor() {
+  constructor(o: { ipv6?: boolean } = {}) {
     super({ client: 'cli', router: 'rtr', server: 'srv' });
+    this.ipv6 = o.ipv6 ?? false;
+    this.serverAddr = this.ipv6 ? ADDR6.server : ADDR.server;
     // Interface names must fit in 15 characters: "rk" + 6 hex + 2 = 10.
     this.dev = {
       client: `rk${this.id}c0`,
@@ -87,9 +103,25 @@ export class Topology extends NsSet<Role> {
     await ip('-n', C, 'route', 'add', ADDR.serverNet, 'via', ADDR.routerClient);
     // Server: a way back to the client subnet (in practice it only talks to 10.201.2.1: masquerade).
     await ip('-n', S, 'route', 'add', ADDR.clientNet, 'via', ADDR.routerServer);
+    if (this.ipv6) await this.upIpv6();
     // Router: nftables first (loads nf_conntrack in this namespace), then the sysctls.
     await this.nft('router', this.routerRuleset());
     await this.exec('router', ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.netfilter.nf_conntrack_tcp_be_liberal=0']);
+  }
+
+  /** IPv6 on every link: addresses without duplicate address detection (usable at once), routes, forwarding. */
+  private async upIpv6(): Promise<void> {
+    const { client: C, router: R, server: S } = this.ns;
+    const d = this.dev;
+    for (const r of this.roles) await this.exec(r, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.default.disable_ipv6=0']);
+    const ip = (...a: string[]) => exec(['ip', ...a]);
+    await ip('-n', C, '-6', 'addr', 'add', `${ADDR6.client}/64`, 'dev', d.client, 'nodad');
+    await ip('-n', R, '-6', 'addr', 'add', `${ADDR6.routerClient}/64`, 'dev', d.routerClient, 'nodad');
+    await ip('-n', R, '-6', 'addr', 'add', `${ADDR6.routerServer}/64`, 'dev', d.routerServer, 'nodad');
+    await ip('-n', S, '-6', 'addr', 'add', `${ADDR6.server}/64`, 'dev', d.server, 'nodad');
+    await ip('-n', C, '-6', 'route', 'add', ADDR6.serverNet, 'via', ADDR6.routerClient);
+    await ip('-n', S, '-6', 'route', 'add', ADDR6.clientNet, 'via', ADDR6.routerServer);
+    await this.exec('router', ['sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
   }
 
   private routerRuleset(): string {
@@ -117,6 +149,12 @@ table ip rsknat {
     oifname "${d.routerServer}" masquerade
   }
 }
+${this.ipv6 ? `table ip6 rsknat6 {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "${d.routerServer}" masquerade
+  }
+}` : ''}
 `;
   }
 

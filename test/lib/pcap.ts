@@ -1,5 +1,5 @@
 // A small reader for the pcap files tcpdump writes in the tests (Ethernet or Linux cooked link
-// layer, IPv4, TCP), so the wire analyses need no dissector: every header field and every TCP
+// layer, IPv4 or IPv6, TCP), so the wire analyses need no dissector: every header field and every TCP
 // option is read here from the bytes as they crossed the router.
 import * as fs from 'fs';
 
@@ -9,7 +9,11 @@ export interface TcpPacket {
   /** Capture time in ms (fractional). */
   timeMs: number;
   src: string; dst: string; sport: number; dport: number;
+  /** IPv6: ttl is the hop limit, df true (IPv6 routers never fragment), ipId 0. */
+  ipVersion: 4 | 6;
   ttl: number; df: boolean; ipId: number;
+  /** IPv6 only (0 for IPv4). */
+  flowLabel: number;
   seq: number; ack: number;
   /** TCP flags byte (FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128). */
   flags: number;
@@ -19,7 +23,7 @@ export interface TcpPacket {
   /** Raw option kinds in order (NOP 1, MSS 2, WS 3, SACK_OK 4, TS 8, ...). */
   optionKinds: number[];
   payload: Buffer;
-  /** The whole IPv4 packet (header, TCP header and payload) as captured. */
+  /** The whole IP packet (header, TCP header and payload) as captured. */
   ip: Buffer;
   /** The whole link-layer frame as captured. */
   frame: Buffer;
@@ -34,13 +38,25 @@ function ipText(b: Buffer, off: number): string {
   return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
 }
 
-/** Parses one IPv4+TCP packet; undefined for anything else (ARP, UDP, fragments, truncated). */
+function ip6Text(b: Buffer, off: number): string {
+  const g: string[] = [];
+  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(off + 2 * i).toString(16));
+  // The longest run of zero groups becomes "::" (RFC 5952), as rsock and ip(8) print them.
+  const s = g.join(':');
+  const runs = s.match(/(^|:)0(:0)+(:|$)/g);
+  if (!runs) return s;
+  const longest = runs.reduce((a, b) => (b.length > a.length ? b : a));
+  return s.replace(longest, '::');
+}
+
+/** Parses one IPv4+TCP or IPv6+TCP packet; undefined for anything else (ARP, UDP, fragments, extension headers, truncated). */
 export function parseIpTcp(ip: Buffer): Omit<TcpPacket, 'index' | 'timeMs' | 'frame'> | undefined {
-  if (ip.length < 20 || ip[0] >> 4 !== 4) return undefined;
-  const ihl = (ip[0] & 0x0f) * 4;
-  const total = ip.readUInt16BE(2);
-  if (ip[9] !== 6 || ihl < 20 || ip.length < ihl + 20) return undefined;
-  const fragOff = ip.readUInt16BE(6) & 0x1fff;
+  const v6 = ip.length >= 40 && ip[0] >> 4 === 6;
+  if (!v6 && (ip.length < 20 || ip[0] >> 4 !== 4)) return undefined;
+  const ihl = v6 ? 40 : (ip[0] & 0x0f) * 4;
+  const total = v6 ? 40 + ip.readUInt16BE(4) : ip.readUInt16BE(2);
+  if ((v6 ? ip[6] : ip[9]) !== 6 || ihl < 20 || ip.length < ihl + 20) return undefined;
+  const fragOff = v6 ? 0 : ip.readUInt16BE(6) & 0x1fff;
   if (fragOff !== 0) return undefined;
   const t = ihl;
   const doff = (ip[t + 12] >> 4) * 4;
@@ -58,15 +74,17 @@ export function parseIpTcp(ip: Buffer): Omit<TcpPacket, 'index' | 'timeMs' | 'fr
     if (kind === 8 && len === 10) ts = { val: ip.readUInt32BE(o + 2), ecr: ip.readUInt32BE(o + 6) };
     o += len;
   }
+  const addrs = v6
+    ? { ipVersion: 6 as const, src: ip6Text(ip, 8), dst: ip6Text(ip, 24), ttl: ip[7], df: true, ipId: 0, flowLabel: ip.readUInt32BE(0) & 0xfffff }
+    : { ipVersion: 4 as const, src: ipText(ip, 12), dst: ipText(ip, 16), ttl: ip[8], df: (ip.readUInt16BE(6) & 0x4000) !== 0, ipId: ip.readUInt16BE(4), flowLabel: 0 };
   return {
-    src: ipText(ip, 12), dst: ipText(ip, 16), sport: ip.readUInt16BE(t), dport: ip.readUInt16BE(t + 2),
-    ttl: ip[8], df: (ip.readUInt16BE(6) & 0x4000) !== 0, ipId: ip.readUInt16BE(4),
+    ...addrs, sport: ip.readUInt16BE(t), dport: ip.readUInt16BE(t + 2),
     seq: ip.readUInt32BE(t + 4), ack: ip.readUInt32BE(t + 8), flags: ip[t + 13], window: ip.readUInt16BE(t + 14),
     ts, optionKinds, payload: ip.subarray(t + doff, end), ip: ip.subarray(0, end),
   };
 }
 
-/** Reads every IPv4/TCP packet of a pcap file (microsecond or nanosecond, either byte order). */
+/** Reads every IPv4/TCP and IPv6/TCP packet of a pcap file (microsecond or nanosecond, either byte order). */
 export function readPcap(file: string): TcpPacket[] {
   const b = fs.readFileSync(file);
   if (b.length < 24) return [];
@@ -99,7 +117,7 @@ export function readPcap(file: string): TcpPacket[] {
       etherType = frame.readUInt16BE(14);
       ipOff = 16;
     }
-    if (etherType !== 0x0800) continue;
+    if (etherType !== 0x0800 && etherType !== 0x86dd) continue;
     const p = parseIpTcp(frame.subarray(ipOff));
     if (!p) continue;
     out.push({ ...p, index, timeMs: sec * 1000 + (nano ? frac / 1e6 : frac / 1e3), frame });

@@ -120,13 +120,13 @@ export async function serveResult(p: Proc, op: 'sink' | 'source', nth: number, t
 export const KCPTUN_COMMON = ['--crypt', 'none', '--nocomp', '--mode', 'fast3', '--mtu', '1200', '--datashard', '0', '--parityshard', '0',
   '--sndwnd', '1024', '--rcvwnd', '1024', '--quiet'];
 
-/** kcptun-server in the server ns on the rsock target, forwarding to `target` (TCP). */
-export function startKcptunServer(topo: Topology, key: string, target: string): Proc {
-  return topo.spawn('server', ['kcptun-server', '--listen', SERVER_TARGET, '--target', target, '--key', key, ...KCPTUN_COMMON], { name: 'kcptun-server' });
+/** kcptun-server in the server ns on the rsock target (default SERVER_TARGET), forwarding to `target` (TCP). */
+export function startKcptunServer(topo: Topology, key: string, target: string, listen = SERVER_TARGET): Proc {
+  return topo.spawn('server', ['kcptun-server', '--listen', listen, '--target', target, '--key', key, ...KCPTUN_COMMON], { name: 'kcptun-server' });
 }
 
-/** kcptun-client in the client ns listening on `listen` (TCP), sending to rsock-client's --ludp. */
-export function startKcptunClient(topo: Topology, key: string, listen: string): Proc {
-  return topo.spawn('client', ['kcptun-client', '--localaddr', listen, '--remoteaddr', CLIENT_LUDP, '--key', key, '--conn', '1', ...KCPTUN_COMMON],
+/** kcptun-client in the client ns listening on `listen` (TCP), sending to rsock-client's --ludp (default CLIENT_LUDP). */
+export function startKcptunClient(topo: Topology, key: string, listen: string, ludp = CLIENT_LUDP): Proc {
+  return topo.spawn('client', ['kcptun-client', '--localaddr', listen, '--remoteaddr', ludp, '--key', key, '--conn', '1', ...KCPTUN_COMMON],
     { name: 'kcptun-client' });
 }

@@ -7,13 +7,13 @@
 import * as crypto from 'crypto';
 import * as dgram from 'dgram';
 import { HEADER, MAGIC_SINK } from './payload';
-import { parseArgs, splitHostPort } from './args';
+import { parseArgs, splitHostPort, udpType } from './args';
 
 function main(): void {
   const bindArg = parseArgs(process.argv.slice(2)).opts.get('bind');
   if (!bindArg) throw new Error('usage: udp-echo --bind HOST:PORT');
   const { host, port } = splitHostPort(bindArg);
-  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  const sock = dgram.createSocket({ type: udpType(host), recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
   let echoed = 0;
   let sunk = 0;
   let dupes = 0;

@@ -16,7 +16,7 @@
 import * as crypto from 'crypto';
 import * as dgram from 'dgram';
 import { checkDatagram, makeDatagram, mixedSize, MAGIC_ECHO, MAGIC_SINK } from './payload';
-import { numOpt, parseArgs, splitHostPort } from './args';
+import { numOpt, parseArgs, splitHostPort, udpType } from './args';
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
@@ -32,10 +32,10 @@ async function main(): Promise<void> {
   if (!mode || !to) throw new Error('usage: udp-probe echo|until-echo|send --to HOST:PORT [...]');
   const { host, port } = splitHostPort(to);
   const tag = process.pid;
-  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+  const sock = dgram.createSocket({ type: udpType(host), recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
   let sendErrors = 0;
   sock.on('error', () => { sendErrors++; });
-  await new Promise<void>((r) => sock.bind(0, '0.0.0.0', () => r()));
+  await new Promise<void>((r) => sock.bind(0, udpType(host) === 'udp6' ? '::' : '0.0.0.0', () => r()));
   const send = (b: Buffer) => sock.send(b, port, host, (err) => { if (err) sendErrors++; });
 
   if (mode === 'echo') {

@@ -105,7 +105,8 @@ export function fidelity(conns: Conn[]): Fidelity {
         if (p.ttl !== ref.ttl) { f.ttlMismatch++; note(`${c.key} ${dir} TTL ${p.ttl} at #${p.index}, handshake had ${ref.ttl}`); }
         if (p.df !== ref.df) { f.dfMismatch++; note(`${c.key} ${dir} DF ${p.df} at #${p.index}, handshake had ${ref.df}`); }
       }
-      if (segs.length >= 3) {
+      // IPv6 has no IP id.
+      if (segs.length >= 3 && segs[0].ipVersion === 4) {
         f.ipIdDirs++;
         if (segs.every((p) => p.ipId === segs[0].ipId)) { f.ipIdConstant++; note(`${c.key} ${dir}: all ${segs.length} IP ids are ${segs[0].ipId}`); }
       }

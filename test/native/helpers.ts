@@ -50,11 +50,12 @@ export function runChild(body: string, timeoutMs = 10000, wrapper: string[] = []
 function packRecords<L extends Readonly<Record<string, number>>>(
   stride: number,
   layout: L,
-  rows: Array<{ [F in keyof L]: number }>,
+  rows: Array<{ [F in keyof L]?: number }>,
 ): Uint32Array {
+  // Fields a row leaves out are 0, as in a fresh record (IP_VERSION 0: IPv4).
   const meta = new Uint32Array(rows.length * stride);
   rows.forEach((row, i) => {
-    for (const f of Object.keys(layout) as Array<keyof L>) meta[i * stride + layout[f]] = row[f];
+    for (const f of Object.keys(layout) as Array<keyof L>) meta[i * stride + layout[f]] = row[f] ?? 0;
   });
   return meta;
 }

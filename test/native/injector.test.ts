@@ -131,7 +131,7 @@ test('injector: rejects bad batches before sending anything', () => {
       m[TX.OPTIONS] = options;
       return m;
     };
-    assert.throws(() => send(big, at(65535 - 40 + 1, 0), 1), /payload longer than an IPv4 packet can carry/);
+    assert.throws(() => send(big, at(65535 - 40 + 1, 0), 1), /payload longer than an IP packet can carry/);
     assert.throws(() => send(big, at(65535 - 52 + 1, TX_OPT_TIMESTAMP), 1), /payload longer/);
     // A later bad record stops the whole batch: nothing at all was sent.
     const two = new Uint32Array([...good(), ...bad(TX.TTL, 300)]);

@@ -73,7 +73,7 @@ test('udp mux: bad arguments throw clear errors and never crash', async () => {
   const holder = dgram.createSocket('udp4');
   try {
     assert.throws(() => mux.bind(), { name: 'TypeError', message: /ip must be a string/ });
-    assert.throws(() => mux.bind('nope', 0), { name: 'TypeError', message: /not an IPv4 address/ });
+    assert.throws(() => mux.bind('nope', 0), { name: 'TypeError', message: /not an IPv4 or IPv6 address/ });
     assert.throws(() => mux.bind(LO, 70000), { name: 'RangeError', message: /port must be between 0 and 65535/ });
     assert.throws(() => mux.bind(LO, -1), RangeError);
     assert.throws(() => mux.bind(LO, '1'), TypeError);

@@ -1,11 +1,11 @@
 // The tunnel's I/O on the simulated network: a TunnelIo for one process on one SimHost. kill() is a
 // SIGKILL: the process's timers stop and its sockets and captures vanish without a word on the wire.
-import { ipToInt } from '../../src/core/ipv4';
 import type { Crypto } from '../../src/core/crypto';
 import { OPT_TIMESTAMPS } from '../../src/core/fake-tcp';
 import { Segment } from '../../src/core/packet';
 import { TX, TX_STRIDE, UdpBatchFn, WatcherEvent } from '../../src/io/native';
 import type { Capture, CaptureBatchFn, CaptureSpec, Injector, SocketWatcher, Timers, TunnelIo, UdpMux } from '../../src/tunnel/io';
+import { simIp, simIp6 } from './addr';
 import { CaptureSink, SimHost } from './network';
 import { buildTcp, merge, packBatch, parse } from './packet';
 import { SimSockets } from './sockets';
@@ -66,8 +66,8 @@ class SimCapture implements Capture, CaptureSink {
   private readonly counts = { delivered: 0, batches: 0, dropped: 0, ifDropped: 0, skipped: 0 };
 
   constructor(private readonly io: SimIo, private readonly spec: CaptureSpec, private readonly onBatch: CaptureBatchFn) {
-    this.fromIp = spec.fromHost ? ipToInt(spec.fromHost) : null;
-    this.toIp = spec.toHost ? ipToInt(spec.toHost) : null;
+    this.fromIp = spec.fromHost ? simIp(spec.fromHost) : null;
+    this.toIp = spec.toHost ? simIp(spec.toHost) : null;
     this.arrivals = new InstantBatcher(io.host.net.time, (pkts) => this.flush(pkts));
     io.host.captures.add(this);
   }
@@ -135,10 +135,11 @@ class SimInjector implements Injector {
     for (let i = 0; i < count; i++) {
       const b = i * TX_STRIDE;
       const off = meta[b + TX.PAYLOAD_OFF];
+      const v6 = meta[b + TX.IP_VERSION] === 6;
       const pkt = buildTcp(
         {
-          srcIp: meta[b + TX.SRC_IP],
-          dstIp: meta[b + TX.DST_IP],
+          srcIp: v6 ? simIp6(meta, b + TX.SRC_IP6) : meta[b + TX.SRC_IP],
+          dstIp: v6 ? simIp6(meta, b + TX.DST_IP6) : meta[b + TX.DST_IP],
           srcPort: meta[b + TX.SRC_PORT],
           dstPort: meta[b + TX.DST_PORT],
           seq: meta[b + TX.SEQ],
@@ -151,6 +152,7 @@ class SimInjector implements Injector {
           ts: meta[b + TX.OPTIONS] & OPT_TIMESTAMPS ? [meta[b + TX.TS_VAL], meta[b + TX.TS_ECR]] : undefined,
           ttl: meta[b + TX.TTL],
           ipId: meta[b + TX.IP_ID],
+          flowLabel: meta[b + TX.FLOW_LABEL],
         },
       );
       this.io.host.net.transmit(this.io.host, pkt);

@@ -1,9 +1,11 @@
-// A small simulated IPv4 network for the tunnel's in-memory tests: hosts joined by one link with a
+// A small simulated IPv4 and IPv6 network for the tunnel's in-memory tests: hosts joined by one link with a
 // fixed latency; each host has a kernel that does TCP handshakes and answers strangers' segments with
 // RSTs as Linux does, local UDP sockets, and the captures of the tunnels running on it. Rules on the
 // link can drop, reject with a reset, or rewrite packets; GRO merging and a capture snap length are
 // switches. Everything runs on VirtualTime, so a test of minutes takes milliseconds.
 import { ACK, RST, Segment } from '../../src/core/packet';
+import { isV6Key } from '../../src/core/addr';
+import { isLoopback, simIp } from './addr';
 import { buildTcp, parse } from './packet';
 import { VirtualTime } from './time';
 
@@ -37,6 +39,7 @@ export interface CaptureSink {
 }
 
 export const LOOPBACK = 0x7f000001;
+export const LOOPBACK6 = simIp('::1');
 
 export class SimHost {
   readonly listeners = new Map<number, KernelSocket>();
@@ -47,7 +50,8 @@ export class SimHost {
   private nextPort = 40000;
   private nextFd = 3;
 
-  constructor(readonly net: SimNetwork, readonly ip: number, readonly name: string) {}
+  /** `ip6`: the host's IPv6 address key, when it has one. */
+  constructor(readonly net: SimNetwork, readonly ip: number, readonly name: string, readonly ip6: number | null = null) {}
 
   allocFd(): number {
     return this.nextFd++;
@@ -97,7 +101,7 @@ export class SimHost {
     this.net.stats.kernelRsts++;
     const hasAck = (seg.flags & ACK) !== 0;
     const rst = buildTcp({
-      srcIp: this.ip,
+      srcIp: seg.dstIp,
       dstIp: seg.srcIp,
       srcPort: seg.dstPort,
       dstPort: seg.srcPort,
@@ -158,9 +162,10 @@ export class SimNetwork {
   wire: { at: number; from: string; seg: Segment | null; pkt: Buffer }[] | null = null;
   private seed = 0x2545f491;
 
-  host(name: string, ip: number): SimHost {
-    const h = new SimHost(this, ip >>> 0, name);
+  host(name: string, ip: number, ip6: number | null = null): SimHost {
+    const h = new SimHost(this, ip >>> 0, name, ip6);
     this.hosts.set(h.ip, h);
+    if (ip6 !== null) this.hosts.set(ip6, h);
     return h;
   }
 
@@ -211,9 +216,10 @@ export class SimNetwork {
 
   /** UDP: loopback stays on the host, other addresses go to the host that has them (lost only by udpRules). */
   sendUdp(from: SimHost, srcPort: number, dstIp: number, dstPort: number, data: Buffer): void {
-    const loop = dstIp >>> 24 === 127 || dstIp === from.ip;
-    const to = loop ? from : this.hosts.get(dstIp >>> 0);
-    const srcIp = loop ? LOOPBACK : from.ip;
+    const v6 = isV6Key(dstIp);
+    const loop = isLoopback(dstIp) || dstIp === from.ip || dstIp === from.ip6;
+    const to = loop ? from : this.hosts.get(dstIp);
+    const srcIp = loop ? (v6 ? LOOPBACK6 : LOOPBACK) : v6 ? from.ip6 ?? 0 : from.ip;
     const copy = Buffer.from(data);
     this.stats.udp++;
     if (!loop) {
@@ -235,9 +241,9 @@ export class SimNetwork {
 }
 
 function sameHost(a: number, b: number): boolean {
-  return a >>> 0 === b >>> 0 || (a >>> 24 === 127 && b >>> 24 === 127);
+  return a === b || (isLoopback(a) && isLoopback(b) && isV6Key(a) === isV6Key(b));
 }
 
 function tupleKey(localPort: number, remoteIp: number, remotePort: number): string {
-  return `${localPort}/${remoteIp >>> 0}/${remotePort}`;
+  return `${localPort}/${remoteIp}/${remotePort}`;
 }

@@ -1,11 +1,12 @@
 // Kernel TCP sockets on a simulated host, behind the SocketWatcher interface: listeners, dials whose
 // SYN and SYN-ACK cross the link's rules, accepted connections, and close() that sends nothing.
-import { ipToInt } from '../../src/core/ipv4';
+import { isV6Key } from '../../src/core/addr';
 import { SYN, ACK } from '../../src/core/packet';
 import type { SocketWatcher, WatcherEvent } from '../../src/tunnel/io';
 import type { SimIo } from './io';
 import { KernelSocket } from './network';
 import { buildTcp, parse } from './packet';
+import { simIp, simIpText } from './addr';
 
 const ECONNREFUSED = 111;
 const WSCALE = 7;
@@ -33,7 +34,7 @@ export class SimSockets implements SocketWatcher {
     const host = this.io.host;
     if (host.listeners.has(port)) throw new Error(`listen ${ip || '0.0.0.0'}:${port}: Address already in use`);
     const fd = host.allocFd();
-    const localIp = ip && ip !== '0.0.0.0' ? ipToInt(ip) : 0;
+    const localIp = ip && ip !== '0.0.0.0' && ip !== '::' ? simIp(ip) : 0;
     host.addSocket({ fd, kind: 'listen', localIp, localPort: port, remoteIp: 0, remotePort: 0, owner: this });
     this.mine.add(fd);
     return fd;
@@ -42,10 +43,11 @@ export class SimSockets implements SocketWatcher {
   connect(srcIp: string, dstIp: string, dstPort: number): number {
     const host = this.io.host;
     const net = host.net;
-    const remoteIp = ipToInt(dstIp);
+    const remoteIp = simIp(dstIp);
+    const v6 = isV6Key(remoteIp);
     const fd = host.allocFd();
     const localPort = host.ephemeralPort((p) => host.hasTuple(p, remoteIp, dstPort));
-    const sock: KernelSocket = { fd, kind: 'connecting', localIp: srcIp ? ipToInt(srcIp) : host.ip, localPort, remoteIp, remotePort: dstPort, owner: this };
+    const sock: KernelSocket = { fd, kind: 'connecting', localIp: srcIp ? simIp(srcIp) : v6 ? host.ip6 ?? 0 : host.ip, localPort, remoteIp, remotePort: dstPort, owner: this };
     host.addSocket(sock);
     this.mine.add(fd);
     net.stats.dials++;
@@ -67,7 +69,15 @@ export class SimSockets implements SocketWatcher {
       const afd = server.allocFd();
       const acc: KernelSocket = { fd: afd, kind: 'established', localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, owner: l.owner };
       server.addSocket(acc);
-      const hs = { rcvWscale: WSCALE, sndWscale: WSCALE, mss: net.mss, tsOk: true, ttl: TTL, rcvWnd: RCV_WND };
+      const hs = { rcvWscale: WSCALE, sndWscale: WSCALE, mss: v6 ? net.mss - 20 : net.mss, tsOk: true, ttl: TTL, rcvWnd: RCV_WND };
+      // As the addon reports them: IPv6 addresses only as text.
+      const addrs = (local: number, remote: number) => ({
+        ipVersion: v6 ? (6 as const) : (4 as const),
+        localIp: v6 ? 0 : local,
+        remoteIp: v6 ? 0 : remote,
+        localAddr: simIpText(local),
+        remoteAddr: simIpText(remote),
+      });
       // Each side's TS clock: virtual milliseconds plus a random offset, as Linux gives each connection.
       const cTs = net.random32();
       const sTs = net.random32();
@@ -75,10 +85,10 @@ export class SimSockets implements SocketWatcher {
       net.time.after(net.latencyMs, () => {
         if (!open()) return;
         sock.kind = 'established';
-        this.socketEvent({ type: 'connected', fd, localIp: sock.localIp, localPort, remoteIp, remotePort: dstPort, sndNxt: (cIsn + 1) >>> 0, rcvNxt: (sIsn + 1) >>> 0, tsVal: tsNow(cTs), ...hs });
+        this.socketEvent({ type: 'connected', fd, ...addrs(sock.localIp, remoteIp), localPort, remotePort: dstPort, sndNxt: (cIsn + 1) >>> 0, rcvNxt: (sIsn + 1) >>> 0, tsVal: tsNow(cTs), ...hs });
         net.time.after(net.latencyMs, () => {
           if (server.sockets.get(afd) !== acc || server.listeners.get(dstPort) !== l) return;
-          l.owner.socketEvent({ type: 'accepted', listenFd: l.fd, fd: afd, localIp: remoteIp, localPort: dstPort, remoteIp: sock.localIp, remotePort: localPort, sndNxt: (sIsn + 1) >>> 0, rcvNxt: (cIsn + 1) >>> 0, tsVal: tsNow(sTs), ...hs });
+          l.owner.socketEvent({ type: 'accepted', listenFd: l.fd, fd: afd, ...addrs(remoteIp, sock.localIp), localPort: dstPort, remotePort: localPort, sndNxt: (sIsn + 1) >>> 0, rcvNxt: (cIsn + 1) >>> 0, tsVal: tsNow(sTs), ...hs });
         });
       });
     });

@@ -1,17 +1,19 @@
 // A client host and a server host on the simulated network, with the real RsockClient and RsockServer
 // on them, an echo service behind the server and app sockets on the client: the in-memory tunnel.
-import { ipToInt } from '../../src/core/ipv4';
 import type { Crypto } from '../../src/core/crypto';
 import type { WireMode } from '../../src/core/frame';
 import type { TransportType } from '../../src/core/udp-link';
 import { RsockClient, ClientConfig } from '../../src/tunnel/client';
 import { RsockServer, ServerConfig } from '../../src/tunnel/server';
 import { Level, Logger } from '../../src/util/log';
+import { simIp } from './addr';
 import { SimIo } from './io';
 import { SimHost, SimNetwork, UdpApp } from './network';
 
 export const CLIENT_IP = '10.9.0.1';
 export const SERVER_IP = '10.9.0.2';
+export const CLIENT_IP6 = '2001:db8:9::1';
+export const SERVER_IP6 = '2001:db8:9::2';
 export const TARGET_PORT = 9999;
 export const LUDP_PORT = 30000;
 
@@ -26,6 +28,11 @@ export interface SimTunnelOptions {
   decoy?: string | null;
   /** --type of both ends; default tcp. */
   transport?: TransportType;
+  /**
+   * Everything over IPv6: the client dials SERVER_IP6, its --ludp and the server's target are [::1].
+   * Both hosts keep their IPv4 addresses too (a dual-stack network).
+   */
+  ipv6?: boolean;
 }
 
 export class SimTunnel {
@@ -40,16 +47,20 @@ export class SimTunnel {
   readonly log = new Logger((process.env.RSOCK_SIM_LOG as Level) ?? 'error');
   private readonly serverCfg: ServerConfig;
   private readonly clientCfg: ClientConfig;
+  /** Where apps send: 127.0.0.1 or ::1. */
+  readonly ludpHost: string;
 
   constructor(private readonly crypto: Crypto, o: SimTunnelOptions = {}) {
-    this.clientHost = this.net.host('client', ipToInt(CLIENT_IP));
-    this.serverHost = this.net.host('server', ipToInt(SERVER_IP));
+    this.clientHost = this.net.host('client', simIp(CLIENT_IP), simIp(CLIENT_IP6));
+    this.serverHost = this.net.host('server', simIp(SERVER_IP), simIp(SERVER_IP6));
+    this.ludpHost = o.ipv6 ? '::1' : '127.0.0.1';
     this.echo = this.serverHost.udpSocket(TARGET_PORT);
+    const loopback = this.ludpHost;
     this.echo.echo = true;
     const mode = o.mode ?? { obfs: 'tls', aead: false };
     const common = { key: o.key ?? 'sim-key', mode, durationMs: o.durationMs ?? 30000, keepaliveMs: o.keepaliveMs ?? 2000, transport: o.transport ?? 'tcp', ports: o.ports ?? [10001, 10002, 10003], device: 'sim0' };
-    this.serverCfg = { ...common, targetHost: '127.0.0.1', targetPort: TARGET_PORT, listenIp: '', decoy: o.decoy ?? null };
-    this.clientCfg = { ...common, serverIp: SERVER_IP, connsPerPort: o.connsPerPort ?? 1, ludpHost: '127.0.0.1', ludpPort: LUDP_PORT, localIp: '', sni: 'sim.example' };
+    this.serverCfg = { ...common, targetHost: loopback, targetPort: TARGET_PORT, listenIp: '', decoy: o.decoy ?? null };
+    this.clientCfg = { ...common, serverIp: o.ipv6 ? SERVER_IP6 : SERVER_IP, connsPerPort: o.connsPerPort ?? 1, ludpHost: loopback, ludpPort: LUDP_PORT, localIp: '', sni: 'sim.example' };
   }
 
   startServer(cfg: Partial<ServerConfig> = {}): RsockServer {
@@ -83,7 +94,7 @@ export class SimTunnel {
   }
 
   send(app: UdpApp, data: Buffer): void {
-    app.send(ipToInt('127.0.0.1'), LUDP_PORT, data);
+    app.send(simIp(this.ludpHost), LUDP_PORT, data);
   }
 
   run(ms: number): void {

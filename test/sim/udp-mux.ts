@@ -1,6 +1,7 @@
 // The UdpMux interface on a simulated host: bound and connected UDP sockets, datagrams handed to the
 // tunnel in batches of UDP_RX records, sends of UDP_TX records.
-import { ipToInt } from '../../src/core/ipv4';
+import { isV6Key } from '../../src/core/addr';
+import { ip6Of, simIp, simIp6 } from './addr';
 import { UDP_RX, UDP_RX_STRIDE, UDP_TX, UDP_TX_STRIDE, UdpBatchFn } from '../../src/io/native';
 import type { UdpMux } from '../../src/tunnel/io';
 import type { SimIo } from './io';
@@ -36,7 +37,7 @@ export class SimUdpMux implements UdpMux {
 
   connect(ip: string, port: number): number {
     const host = this.io.host;
-    return this.open(host.ephemeralPort((p) => host.udp.has(p)), { ip: ipToInt(ip), port });
+    return this.open(host.ephemeralPort((p) => host.udp.has(p)), { ip: simIp(ip), port });
   }
 
   private open(port: number, peer?: { ip: number; port: number }): number {
@@ -65,8 +66,14 @@ export class SimUdpMux implements UdpMux {
       meta[m + UDP_RX.SOCKET] = d.id;
       meta[m + UDP_RX.OFFSET] = off;
       meta[m + UDP_RX.LENGTH] = d.data.length;
-      meta[m + UDP_RX.SRC_IP] = d.ip;
       meta[m + UDP_RX.SRC_PORT] = d.port;
+      if (isV6Key(d.ip)) {
+        meta[m + UDP_RX.IP_VERSION] = 6;
+        meta.set(ip6Of(d.ip)!, m + UDP_RX.SRC_IP6);
+      } else {
+        meta[m + UDP_RX.IP_VERSION] = 4;
+        meta[m + UDP_RX.SRC_IP] = d.ip;
+      }
       off += d.data.length;
     });
     this.counts.received += batch.length;
@@ -85,8 +92,10 @@ export class SimUdpMux implements UdpMux {
     for (let i = 0; i < count; i++) {
       const m = i * UDP_TX_STRIDE;
       const s = this.socks.get(meta[m + UDP_TX.SOCKET]);
-      const dstIp = meta[m + UDP_TX.DST_IP] || s?.peer?.ip;
-      const dstPort = meta[m + UDP_TX.DST_IP] ? meta[m + UDP_TX.DST_PORT] : s?.peer?.port;
+      const v6 = meta[m + UDP_TX.IP_VERSION] === 6;
+      const given = v6 || meta[m + UDP_TX.DST_IP] !== 0;
+      const dstIp = v6 ? simIp6(meta, m + UDP_TX.DST_IP6) : given ? meta[m + UDP_TX.DST_IP] : s?.peer?.ip;
+      const dstPort = given ? meta[m + UDP_TX.DST_PORT] : s?.peer?.port;
       if (!s || !this.io.alive || dstIp === undefined || dstPort === undefined) {
         this.counts.sendErrors++;
         continue;

@@ -54,7 +54,7 @@ test('the config file takes both as lists (or one string); flags replace the fil
 test('bad forwards and allows: one line naming the flag', () => {
   const bad: [string[], RegExp][] = [
     [['--forward=127.0.0.1:5353'], /^--forward: "127.0.0.1:5353" is not LOCAL_HOST:PORT=TARGET_HOST:PORT$/],
-    [['--forward=127.0.0.1:5353=127.0.0.1'], /^--forward: "127.0.0.1:5353=127.0.0.1": "127.0.0.1" is not host:port$/],
+    [['--forward=127.0.0.1:5353=127.0.0.1'], /^--forward: "127.0.0.1:5353=127.0.0.1": "127.0.0.1" is not host:port \(IPv6: \[addr\]:port\)$/],
     [['--forward=127.0.0.1:0=127.0.0.1:53'], /^--forward: .*outside 1-65535/],
     [['--forward=127.0.0.1:30000=127.0.0.1:53'], /^--forward: .*127.0.0.1:30000 is already a local endpoint/],
     [['--forward=127.0.0.1:1=a:1', '--forward=127.0.0.1:1=b:1'], /already a local endpoint/],
@@ -65,7 +65,7 @@ test('bad forwards and allows: one line naming the flag', () => {
   for (const [args, re] of bad) {
     assert.throws(() => parse('client', ['--taddr=10.0.0.1', ...args]), (e: Error) => e instanceof ConfigError && re.test(e.message), args.join(' '));
   }
-  assert.throws(() => parse('server', ['--taddr=127.0.0.1:9999', '--allow=127.0.0.1']), (e: Error) => e instanceof ConfigError && /^--allow: "127.0.0.1" is not host:port$/.test(e.message));
+  assert.throws(() => parse('server', ['--taddr=127.0.0.1:9999', '--allow=127.0.0.1']), (e: Error) => e instanceof ConfigError && /^--allow: "127.0.0.1" is not host:port \(IPv6: \[addr\]:port\)$/.test(e.message));
 });
 
 test('--help explains forwards with a WireGuard + DNS example', () => {

@@ -2,11 +2,11 @@
 // keepalive RTT, its flows, and the totals and drops from the counters it already keeps.
 import { ClientPool } from '../core/client-pool';
 import { Carrier } from '../core/link';
-import { ConnectionStatus, DROP_CAUSES, FLOW_LIST, FlowStatus, ReconnectCause, Status } from '../ops/status';
+import { ConnectionStatus, FLOW_LIST, FlowStatus, ReconnectCause, Status } from '../ops/status';
 import { versionLine } from '../cli/version';
 import { PROTOCOL_VERSION } from '../core/frame';
 import { ClientFlows, flowSource } from './client-flows';
-import { Counts } from './counts';
+import { Counts, dropCounts } from './counts';
 
 export interface ClientStatusSource {
   cfg: { serverIp: string; ludpHost: string; ludpPort: number; transport: string };
@@ -48,14 +48,7 @@ export function clientStatus(src: ClientStatusSource): Status {
   flows.sort((a, b) => a.idleSec - b.idleSec);
   const reconnects = { ...src.reconnects };
   for (const [k, v] of Object.entries(src.udp?.reconnects ?? {})) reconnects[k as ReconnectCause] += v;
-  const drops = Object.fromEntries(DROP_CAUSES.map((k) => [k, 0])) as Status['drops'];
-  drops.forged = (e.rxForged ?? 0) + (udp.udpPathForged ?? 0);
-  drops.replayed = (e.rxReplayed ?? 0) + (udp.udpPathReplayed ?? 0);
-  drops.malformed = (e.rxMalformed ?? 0) + (e.rxTruncated ?? 0) + (udp.udpPathMalformed ?? 0);
-  drops.too_big = c.droppedTooBig;
-  drops.no_flow = c.droppedNoFlow;
-  drops.no_connection = c.droppedNoConn;
-  drops.refused = c.droppedRefused;
+  const drops = dropCounts(e, udp, c);
   return {
     program: 'rsock-client',
     version: versionLine('client').split(' ')[1],

@@ -1,5 +1,7 @@
 // Datagrams counted per connection and per flow, for --metrics' status, without a field on every
 // link and flow type: a WeakMap keyed by the object, so what is gone is forgotten with it.
+import type { DropCause } from '../ops/status';
+
 export interface Counted {
   /** Connection: Data frames (whole datagrams) received on it; flow: datagrams from its app. */
   received: number;
@@ -15,6 +17,20 @@ export class Counts {
     if (!c) this.m.set(o, (c = { received: 0, sent: 0 }));
     return c;
   }
+}
+
+/** The drops by cause, from the engine's, the UDP transport's and the program's own counters. */
+export function dropCounts(engine: Record<string, number>, udp: Record<string, number>, own: Record<string, number>): Record<DropCause, number> {
+  const n = (r: Record<string, number>, k: string) => r[k] ?? 0;
+  return {
+    forged: n(engine, 'rxForged') + n(udp, 'udpPathForged'),
+    replayed: n(engine, 'rxReplayed') + n(udp, 'udpPathReplayed'),
+    malformed: n(engine, 'rxMalformed') + n(engine, 'rxTruncated') + n(udp, 'udpPathMalformed'),
+    too_big: n(own, 'droppedTooBig'),
+    no_flow: n(own, 'droppedNoFlow'),
+    no_connection: n(own, 'droppedNoConn'),
+    refused: n(own, 'droppedRefused'),
+  };
 }
 
 /** A client connection's way down, as rsock_reconnects_total{cause} counts it, from the reason the pool gives. */

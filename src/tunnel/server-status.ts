@@ -4,8 +4,8 @@ import { PROTOCOL_VERSION } from '../core/frame';
 import { hex, ServerSessions } from '../core/server-sessions';
 import { isUdpLink } from '../core/udp-link';
 import { versionLine } from '../cli/version';
-import { ConnectionStatus, DROP_CAUSES, FLOW_LIST, FlowStatus, RECONNECT_CAUSES, Status } from '../ops/status';
-import { Counts } from './counts';
+import { ConnectionStatus, FLOW_LIST, FlowStatus, RECONNECT_CAUSES, Status } from '../ops/status';
+import { Counts, dropCounts } from './counts';
 import { ipPort } from './server-events';
 
 export function serverStatus(sessions: ServerSessions, counts: Counts, c: Record<string, number>, e: Record<string, number>,
@@ -26,14 +26,7 @@ export function serverStatus(sessions: ServerSessions, counts: Counts, c: Record
       idleSec: (now - f.lastActive) / 1000, in: n.received, out: n.sent });
   }
   flows.sort((a, b) => a.idleSec - b.idleSec);
-  const drops = Object.fromEntries(DROP_CAUSES.map((k) => [k, 0])) as Status['drops'];
-  drops.forged = (e.rxForged ?? 0) + (udp.udpPathForged ?? 0);
-  drops.replayed = (e.rxReplayed ?? 0) + (udp.udpPathReplayed ?? 0);
-  drops.malformed = (e.rxMalformed ?? 0) + (e.rxTruncated ?? 0) + (udp.udpPathMalformed ?? 0);
-  drops.too_big = c.droppedTooBig;
-  drops.no_flow = c.droppedNoFlow;
-  drops.no_connection = c.droppedNoConn;
-  drops.refused = c.droppedRefused;
+  const drops = dropCounts(e, udp, c);
   return {
     program: 'rsock-server',
     version: versionLine('server').split(' ')[1],

@@ -1,11 +1,12 @@
 // kcptun through the tunnel with 10 % random loss on the router (issue 9): 10 MB each way, sha256
 // checked at both ends. The router drops one TCP packet in ten from either side, at random, before
-// conntrack sees it (as if lost on the wire; nftables' numgen, since some kernels lack tc netem).
+// conntrack sees it (test/lib/router-loss.ts).
 // rsock never retransmits, so each loss reaches kcptun, whose ARQ must repair it; afterwards the router
 // has seen no INVALID segment: the lost segments leave no hole that conntrack would object to.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { NFT, Topology } from '../lib/netns';
+import { Topology } from '../lib/netns';
+import { addRouterLoss, routerLossDrops } from '../lib/router-loss';
 import { Proc } from '../lib/proc';
 import { startTunnel, testKey } from '../lib/rsock';
 import { serveResult, startKcptunClient, startKcptunServer, startTcpServe, tcpTransfer } from '../lib/traffic';
@@ -26,23 +27,13 @@ before(topo.guard(async () => {
   startKcptunServer(topo, key, SINK);
   const kc = startKcptunClient(topo, key, KCP_LOCAL);
   await kc.waitFor(/listening on/, 5000).catch(() => undefined);
-  await topo.nft('router', [
-    `add counter ${NFT.family} ${NFT.table} rsk_loss_c2s`,
-    `add counter ${NFT.family} ${NFT.table} rsk_loss_s2c`,
-    `insert rule ${NFT.family} ${NFT.table} ${NFT.pre} iifname "${topo.dev.routerClient}" meta l4proto tcp numgen random mod 10 == 0 counter name rsk_loss_c2s drop`,
-    `insert rule ${NFT.family} ${NFT.table} ${NFT.pre} iifname "${topo.dev.routerServer}" meta l4proto tcp numgen random mod 10 == 0 counter name rsk_loss_s2c drop`,
-  ].join('\n') + '\n');
+  await addRouterLoss(topo, 10);
 }));
 after(() => topo.destroy());
 
 async function lossCounters(): Promise<{ c2s: number; s2c: number }> {
-  const r = await topo.exec('router', ['nft', '-j', 'list', 'counters', 'table', NFT.family, NFT.table]);
-  const out = { c2s: 0, s2c: 0 };
-  for (const item of JSON.parse(r.stdout).nftables as Array<Record<string, any>>) {
-    if (item.counter?.name === 'rsk_loss_c2s') out.c2s = item.counter.packets;
-    if (item.counter?.name === 'rsk_loss_s2c') out.s2c = item.counter.packets;
-  }
-  return out;
+  const d = await routerLossDrops(topo);
+  return { c2s: d.fromClient, s2c: d.fromServer };
 }
 
 test('10 MB client -> server through kcptun with 10 % loss, sha256 match', { timeout: TRANSFER_TIMEOUT_MS + 20_000 }, topo.guard(async () => {

@@ -5,7 +5,8 @@
 // was sent) or not at all: a lost fragment loses its datagram, never cuts it short or mixes it up.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { NFT, Topology } from '../lib/netns';
+import { Topology } from '../lib/netns';
+import { addRouterLoss, routerLossDrops } from '../lib/router-loss';
 import { startTunnel } from '../lib/rsock';
 import { startUdpEcho, untilEcho } from '../lib/traffic';
 
@@ -13,23 +14,14 @@ const topo = new Topology();
 const COUNT = 300;
 
 /** Packets the loss rule dropped, per side they came from. */
-async function lossDrops(): Promise<{ fromClient: number; fromServer: number }> {
-  const c = await topo.listCounters('router', NFT.table, NFT.family);
-  return { fromClient: c.rsk_loss_c2s?.packets ?? NaN, fromServer: c.rsk_loss_s2c?.packets ?? NaN };
-}
+const lossDrops = () => routerLossDrops(topo);
 
 before(topo.guard(async () => {
   await topo.up();
   await startUdpEcho(topo);
   await startTunnel(topo);
   assert.ok((await untilEcho(topo, 10_000)).ok, 'no echo within 10 s');
-  // Inserted at the head of the prerouting chain (priority -300, before conntrack).
-  await topo.nft('router', [
-    `add counter ${NFT.family} ${NFT.table} rsk_loss_c2s`,
-    `add counter ${NFT.family} ${NFT.table} rsk_loss_s2c`,
-    `insert rule ${NFT.family} ${NFT.table} ${NFT.pre} iifname "${topo.dev.routerClient}" meta l4proto tcp numgen random mod 100 == 0 counter name rsk_loss_c2s drop`,
-    `insert rule ${NFT.family} ${NFT.table} ${NFT.pre} iifname "${topo.dev.routerServer}" meta l4proto tcp numgen random mod 100 == 0 counter name rsk_loss_s2c drop`,
-  ].join('\n') + '\n');
+  await addRouterLoss(topo, 100);
 }));
 after(() => topo.destroy());
 

@@ -5,9 +5,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { endpointText, formatIp6, isV6Key, key6, keyWithPort, parseHostPort, parseIp } from '../../src/core/addr';
 import { emptySegment, parseSegment } from '../../src/core/packet';
-import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from '../../src/cli/options';
+import { buildCommand, ClientOptions, ConfigError, Kind, ServerOptions } from '../../src/cli/options';
 import { simIp } from '../sim/addr';
 import { buildTcp } from '../sim/packet';
+import { parseFlags } from '../lib/parse-flags';
 
 const words = (text: string) => [...parseIp(text)!.ip6!];
 
@@ -120,13 +121,7 @@ test('an IPv6 segment parses like an IPv4 one; extension headers and short paylo
   assert.equal(parseSegment(v5, 0, v5.length, seg), false);
 });
 
-function parse(kind: Kind, args: string[]) {
-  const cmd = buildCommand(kind);
-  cmd.exitOverride();
-  cmd.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-  cmd.parse(['node', `rsock-${kind}`, ...args]);
-  return resolveOptions(cmd, kind);
-}
+const parse = parseFlags;
 
 test('flags take IPv6: --taddr bare or in brackets, --ludp=[::1]:port, --lcapIp, the server target [::1]:port', () => {
   const c = parse('client', ['--taddr=2001:db8::1', '--ludp=[::1]:30000', '--lcapIp=2001:db8::2']) as ClientOptions;

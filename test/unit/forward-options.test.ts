@@ -5,18 +5,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from '../../src/cli/options';
+import { buildCommand, ClientOptions, ConfigError, Kind, ServerOptions } from '../../src/cli/options';
+import { parseFlags } from '../lib/parse-flags';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsock-fwd-opts-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function parse(kind: Kind, args: string[]) {
-  const cmd = buildCommand(kind);
-  cmd.exitOverride();
-  cmd.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-  cmd.parse(['node', `rsock-${kind}`, ...args]);
-  return resolveOptions(cmd, kind);
-}
+const parse = parseFlags;
 
 function config(name: string, data: object): string {
   const f = path.join(dir, name);

@@ -5,20 +5,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildCommand, ConfigError, Kind, resolveOptions, versionLine } from '../../src/cli/options';
+import { buildCommand, ConfigError, Kind, versionLine } from '../../src/cli/options';
 import { PROTOCOL_VERSION } from '../../src/core/frame';
 import { Logger } from '../../src/util/log';
+import { parseFlags } from '../lib/parse-flags';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsock-log-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function parse(kind: Kind, args: string[]) {
-  const cmd = buildCommand(kind);
-  cmd.exitOverride();
-  cmd.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-  cmd.parse(['node', `rsock-${kind}`, ...args]);
-  return resolveOptions(cmd, kind);
-}
+const parse = parseFlags;
 
 test('text lines carry time and level; json lines parse back to the same message', () => {
   const lines: string[] = [];

@@ -3,18 +3,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from '../../src/cli/options';
+import { buildCommand, ClientOptions, ConfigError, Kind, ServerOptions } from '../../src/cli/options';
+import { parseFlags } from '../lib/parse-flags';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rsock-opts-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function parse(kind: Kind, args: string[]) {
-  const cmd = buildCommand(kind);
-  cmd.exitOverride();
-  cmd.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-  cmd.parse(['node', `rsock-${kind}`, ...args]);
-  return resolveOptions(cmd, kind);
-}
+const parse = parseFlags;
 
 test('client defaults and both --flag=value and --flag value forms', () => {
   const a = parse('client', ['--taddr=10.0.0.1']) as ClientOptions;

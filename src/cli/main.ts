@@ -8,10 +8,9 @@ import { RsockClient } from '../tunnel/client';
 import { RsockServer } from '../tunnel/server';
 import { Logger } from '../util/log';
 import { defaultDevice, routeTo } from '../util/route';
-import { MetricsServer, startMetricsServer } from '../ops/metrics-server';
+import type { MetricsServer } from '../ops/metrics-server';
 import type { Status } from '../ops/status';
 import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
-import { statusCommand } from './status-command';
 import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from './options';
 import { familyOf, resolveIp } from './resolve';
 
@@ -23,7 +22,8 @@ interface Tunnel {
 
 export async function main(kind: Kind, argv: string[] = process.argv): Promise<void> {
   const name = `rsock-${kind}`;
-  if (argv[2] === 'status') process.exit(await statusCommand(kind, argv.slice(3)));
+  // Loaded only when used (http and friends cost about a MiB of RSS that most processes never need).
+  if (argv[2] === 'status') process.exit(await (await import('./status-command')).statusCommand(kind, argv.slice(3)));
   const cmd = buildCommand(kind);
   cmd.parse(argv);
   let opts: ClientOptions | ServerOptions;
@@ -67,6 +67,7 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
   let metrics: MetricsServer | null = null;
   if (opts.metrics) {
     try {
+      const { startMetricsServer } = await import('../ops/metrics-server');
       metrics = await startMetricsServer(opts.metrics.host, opts.metrics.port, () => tunnel.status());
       log.info(`metrics at http://${metrics.address}/metrics, status at http://${metrics.address}/status`);
     } catch (e) {

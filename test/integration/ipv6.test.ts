@@ -104,7 +104,8 @@ test('IPv6: kernel-generated TCP segments < 1 % of the tunnel segments; 0 INVALI
   assert.equal(r.bad, 0);
   assert.ok(r.ratio >= 0.95, `bulk echo: only ${r.received}/${r.sent} echoed`);
   assert.ok(tunnel >= 2 * 10_000 * r.ratio * 0.99, `router forwarded only ${tunnel} TCP segments for ${r.sent} datagrams each way`);
-  assert.equal(tunnel6, tunnel, 'every TCP segment the router forwarded should be IPv6');
+  // The two counters are read one after the other: a keepalive in between may count in one only.
+  assert.ok(Math.abs(tunnel6 - tunnel) <= 4, `every TCP segment the router forwarded should be IPv6 (${tunnel6} IPv6 of ${tunnel})`);
   assert.ok(ratio < 0.01, `kernel chatter ${(ratio * 100).toFixed(2)} % >= 1 %`);
   assert.equal(r1.invalid_drops.packets, 0, 'router dropped INVALID segments');
   assert.equal(r1.udp_drops.packets - r0.udp_drops.packets, 0, 'no UDP should reach the router');

@@ -66,6 +66,9 @@ export class Slot<L extends Carrier = Carrier> {
   pingNonce = 0;
   /** Round trip of the last answered keepalive (Ping to its Pong), for status; null before one. */
   rttMs: number | null = null;
+  /** Datagrams sent and received on this slot's connections, for status. */
+  sent = 0;
+  received = 0;
   /** How many times this slot has gone live; 1 is the first connection, more are reconnects. */
   ups = 0;
   readonly backoff: Backoff;
@@ -74,6 +77,9 @@ export class Slot<L extends Carrier = Carrier> {
     this.backoff = new Backoff({ firstMs: opts.backoffFirstMs, maxMs: opts.backoffMaxMs, jitter: 0.2, random: opts.random });
   }
 }
+
+/** Why a slot went down: a reset, FIN or Close from the peer, silence, a failed dial, or a handshake that did not finish. */
+export type DownCause = 'reset' | 'fin' | 'close' | 'silence' | 'dial_failure' | 'handshake';
 
 export interface PoolDriver<L extends Carrier = Carrier> {
   /** Starts a kernel dial to the slot's port; returns the socket handle, or throws if it can't even start. */
@@ -86,7 +92,7 @@ export interface PoolDriver<L extends Carrier = Carrier> {
   sendClose(slot: Slot<L>): void;
   onUp(slot: Slot<L>, reconnect: boolean): void;
   /** `wasUp`: the slot was carrying traffic (LIVE) until now, as opposed to a failed attempt. */
-  onDown(slot: Slot<L>, reason: string, retryInMs: number, wasUp: boolean): void;
+  onDown(slot: Slot<L>, reason: string, retryInMs: number, wasUp: boolean, cause: DownCause): void;
 }
 
 export class ClientPool<L extends Carrier = Carrier> {
@@ -130,7 +136,7 @@ export class ClientPool<L extends Carrier = Carrier> {
       this.byFd.set(s.fd, s);
     } catch (e) {
       s.fd = -1;
-      this.down(s, now, `dial failed: ${(e as Error).message}`);
+      this.down(s, now, `dial failed: ${(e as Error).message}`, 'dial_failure');
     }
   }
 
@@ -149,7 +155,7 @@ export class ClientPool<L extends Carrier = Carrier> {
   onDialFailed(fd: number, error: string, now: number): void {
     const s = this.byFd.get(fd);
     if (!s || s.state !== SlotState.Dialing) return;
-    this.down(s, now, `dial failed: ${error}`);
+    this.down(s, now, `dial failed: ${error}`, 'dial_failure');
   }
 
   onJoined(s: Slot<L>, now: number): void {
@@ -169,10 +175,10 @@ export class ClientPool<L extends Carrier = Carrier> {
   }
 
   /** The TCP layer saw a reset or the peer's FIN, or the server said Close. */
-  onLost(s: Slot<L>, now: number, reason: string): void {
+  onLost(s: Slot<L>, now: number, reason: string, cause: 'reset' | 'fin' | 'close' | 'handshake'): void {
     // A server with another key or mode takes our greeting for a probe and closes or hands us to its decoy.
-    if (s.state === SlotState.Hello) this.down(s, now, `${reason} during the handshake (a different --key, --obfs or --crypt on the server?)`);
-    else if (s.state === SlotState.Live) this.down(s, now, reason);
+    if (s.state === SlotState.Hello) this.down(s, now, `${reason} during the handshake (a different --key, --obfs or --crypt on the server?)`, 'handshake');
+    else if (s.state === SlotState.Live) this.down(s, now, reason, cause);
   }
 
   tick(now: number): void {
@@ -183,10 +189,10 @@ export class ClientPool<L extends Carrier = Carrier> {
           if (now >= s.dueAt) this.dial(s, now);
           break;
         case SlotState.Dialing:
-          if (now >= s.dueAt) this.down(s, now, `no answer from port ${s.port} within ${now - s.stateSince} ms`);
+          if (now >= s.dueAt) this.down(s, now, `no answer from port ${s.port} within ${now - s.stateSince} ms`, 'dial_failure');
           break;
         case SlotState.Hello:
-          if (now >= s.dueAt) this.down(s, now, 'the server did not answer the greeting (a different --key, --obfs or --crypt, or not an rsock server)');
+          if (now >= s.dueAt) this.down(s, now, 'the server did not answer the greeting (a different --key, --obfs or --crypt, or not an rsock server)', 'handshake');
           else if (now - s.lastPingAt >= this.opts.helloIntervalMs) {
             s.lastPingAt = now;
             this.driver.sendHello(s);
@@ -196,7 +202,7 @@ export class ClientPool<L extends Carrier = Carrier> {
           const conn = s.link!.path;
           if (now - conn.lastRecvAt >= this.opts.deadAfterMs) {
             this.driver.sendClose(s);
-            this.down(s, now, `no reply for ${Math.round((now - conn.lastRecvAt) / 1000)} s`);
+            this.down(s, now, `no reply for ${Math.round((now - conn.lastRecvAt) / 1000)} s`, 'silence');
           } else if (now - s.lastPingAt >= this.opts.keepaliveMs) {
             s.lastPingAt = now;
             s.pingNonce = (s.pingNonce + 1) >>> 0;
@@ -210,7 +216,7 @@ export class ClientPool<L extends Carrier = Carrier> {
     }
   }
 
-  private down(s: Slot<L>, now: number, reason: string): void {
+  private down(s: Slot<L>, now: number, reason: string, cause: DownCause): void {
     const wasUp = s.state === SlotState.Live;
     if (wasUp) {
       this.live = this.live.filter((x) => x !== s);
@@ -226,7 +232,7 @@ export class ClientPool<L extends Carrier = Carrier> {
     const delay = s.backoff.next();
     this.setState(s, SlotState.Backoff, now);
     s.dueAt = now + delay;
-    this.driver.onDown(s, reason, delay, wasUp);
+    this.driver.onDown(s, reason, delay, wasUp, cause);
   }
 
   /** Nothing is live: dial the next slot that waits in backoff (round robin, so every port gets its turn). */

@@ -6,6 +6,12 @@ import { Endpoint, FakeTcp } from './fake-tcp';
 import { frameOverhead, WireMode } from './frame';
 import { ReplayWindow } from './replay';
 
+/** Datagrams a connection or a flow carried, for status: sent on it (or to its app) and received. */
+export interface Counted {
+  sent: number;
+  received: number;
+}
+
 /** What a finished kernel handshake tells us (IPv4 as u32 in host order; IPv6 as text). */
 export interface Handshake {
   fd: number;

@@ -5,10 +5,10 @@
 import { FlowTable, Flow } from './flow-table';
 import { AllowedTarget, flowTarget, resolveForwards, SessionForwards } from './forwards';
 import { CloseReason, Join, PROTOCOL_VERSION } from './frame';
-import { Carrier, Link } from './link';
+import { Carrier, Counted, Link } from './link';
 
 /** What the sessions keep per link, whatever carries it. */
-export interface SessionState {
+export interface SessionState extends Counted {
   /** Null until a valid Join: such a link carries nothing. */
   session: Session | null;
   /** The client's slot number, from its Join. */
@@ -24,7 +24,7 @@ export type SessionCarrier = Carrier & SessionState;
 
 export interface SessionLink extends Link, SessionState {}
 
-export interface ServerFlow extends Flow {
+export interface ServerFlow extends Flow, Counted {
   session: Session;
   /** The flow's own UDP socket towards the target; negative for a refused flow, which has none. */
   sock: number;
@@ -124,7 +124,7 @@ export class ServerSessions {
 
   /** A kernel handshake finished on a listening port: the link waits for the client's greeting and Join. */
   accept<B extends Carrier>(base: B, now: number): B & SessionState {
-    const link: B & SessionState = { ...base, session: null, slot: -1, greeting: null, acceptedAt: now, deadAfterMs: deadAfter(this.opts.keepaliveMs) };
+    const link: B & SessionState = { ...base, session: null, slot: -1, greeting: null, acceptedAt: now, sent: 0, received: 0, deadAfterMs: deadAfter(this.opts.keepaliveMs) };
     this.links.add(link);
     return link;
   }
@@ -192,7 +192,7 @@ export class ServerSessions {
           return null;
         }
       }
-      flow = { id: flowId, lastActive: now, session: s, sock, link: null };
+      flow = { id: flowId, lastActive: now, session: s, sock, link: null, sent: 0, received: 0 };
       s.flows.set(flowId, flow);
       this.flows.set(sock, flow);
       // Logged once: the refused flow stays, silent, until it idles out like any other.

@@ -1,13 +1,14 @@
 // What a running rsock-client or rsock-server reports about itself (`--metrics`): one Status object,
 // served as JSON at /status and as Prometheus text at /metrics (names and types follow Prometheus'
 // conventions: `_total` counters, gauges without it, base units, `# HELP` and `# TYPE` for each).
+import type { DownCause } from '../core/client-pool';
 
 /** Why a frame or datagram was dropped. */
 export const DROP_CAUSES = ['forged', 'replayed', 'malformed', 'too_big', 'no_flow', 'no_connection', 'refused'] as const;
 export type DropCause = (typeof DROP_CAUSES)[number];
-/** Why a client connection went down and was redialed. */
-export const RECONNECT_CAUSES = ['reset', 'fin', 'close', 'silence', 'dial_failure', 'handshake'] as const;
-export type ReconnectCause = (typeof RECONNECT_CAUSES)[number];
+/** Why a client connection went down and was redialed: the pool's own causes. */
+export type ReconnectCause = DownCause;
+export const RECONNECT_CAUSES: readonly ReconnectCause[] = ['reset', 'fin', 'close', 'silence', 'dial_failure', 'handshake'];
 
 export interface ConnectionStatus {
   /** The server port (client) or the local port the client connected to (server). */

@@ -1,12 +1,11 @@
 // What the client's connection life cycle (the pure ClientPool) does to the world: dial through the
 // kernel, greet, ping, close, and say in the log what happened to each connection.
-import { ClientPool, PoolDriver, Slot } from '../core/client-pool';
+import { ClientPool, DownCause, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType } from '../core/frame';
 import { endpointText } from '../core/addr';
 import { Logger } from '../util/log';
 import { ClientGreeter, GreetingLink } from './client-greeting';
 import { Engine } from './engine';
-import { reconnectCause } from './counts';
 import { TunnelIo } from './io';
 import type { ReconnectCause } from '../ops/status';
 
@@ -77,8 +76,8 @@ export class ClientDialer implements PoolDriver<ClientLink> {
     this.onFirstUp();
   }
 
-  onDown(slot: Slot<ClientLink>, reason: string, retryInMs: number, wasUp: boolean): void {
-    this.reconnects[reconnectCause(reason)]++;
+  onDown(slot: Slot<ClientLink>, reason: string, retryInMs: number, wasUp: boolean, cause: DownCause): void {
+    this.reconnects[cause]++;
     // Losing a live connection is always worth a line; repeated failed redials only now and then.
     this.log.rateLimited(
       'warn',

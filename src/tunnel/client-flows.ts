@@ -3,10 +3,11 @@
 // connections, so they survive every reconnect.
 import { endpointText, Ip6Words, key6, keyWithPort } from '../core/addr';
 import { Flow, FlowTable } from '../core/flow-table';
+import type { Counted } from '../core/link';
 import { FLOW_COUNTER_MASK, flowIdOf } from '../core/forwards';
 import { UDP_RX } from '../io/records';
 
-export interface ClientFlow extends Flow {
+export interface ClientFlow extends Flow, Counted {
   /** Forward index: 0 for --ludp, else the --forward's place in the table (1-based). */
   fwd: number;
   /** The source's address key (src/core/addr.ts) and, for IPv6, its words. */
@@ -70,7 +71,7 @@ export class ClientFlows {
         id = flowIdOf(fwd, this.counter);
       }
       const ip6 = words && ip >= 0x100000000 ? words.slice(at, at + 4) : null;
-      flow = { id, fwd, lastActive: now, ip, port, ip6 };
+      flow = { id, fwd, lastActive: now, ip, port, ip6, sent: 0, received: 0 };
       this.counter = (this.counter + 1) & FLOW_COUNTER_MASK || 1;
       table.set(key, flow);
       this.byId.set(flow.id, flow);

@@ -3,10 +3,8 @@
 import { ClientPool } from '../core/client-pool';
 import { Carrier } from '../core/link';
 import { ConnectionStatus, FLOW_LIST, FlowStatus, ReconnectCause, Status } from '../ops/status';
-import { versionLine } from '../cli/version';
-import { PROTOCOL_VERSION } from '../core/frame';
 import { ClientFlows, flowSource } from './client-flows';
-import { Counts, dropCounts } from './counts';
+import { dropCounts, processFields } from './status-common';
 
 export interface ClientStatusSource {
   cfg: { serverIp: string; ludpHost: string; ludpPort: number; transport: string };
@@ -17,18 +15,16 @@ export interface ClientStatusSource {
   udp: { pool: ClientPool<Carrier>; stats(): Record<string, number>; reconnects: Record<ReconnectCause, number> } | null;
   pool: ClientPool<Carrier>;
   flows: ClientFlows;
-  counts: Counts;
   reconnects: Record<ReconnectCause, number>;
   /** How the log names forward `fwd` (1 and up). */
   name(fwd: number): string;
 }
 
-function connections(pool: ClientPool<Carrier>, transport: 'tcp' | 'udp', peer: string, counts: Counts, now: number): ConnectionStatus[] {
+function connections(pool: ClientPool<Carrier>, transport: 'tcp' | 'udp', peer: string, now: number): ConnectionStatus[] {
   return pool.slots.map((s) => {
-    const c = s.link ? counts.of(s.link) : { sent: 0, received: 0 };
     return {
       port: s.port, state: s.state, peer, transport, ageSec: (now - s.stateSince) / 1000,
-      rttMs: s.state === 'LIVE' ? s.rttMs : null, txFrames: c.sent, rxFrames: c.received,
+      rttMs: s.state === 'LIVE' ? s.rttMs : null, txFrames: s.sent, rxFrames: s.received,
     };
   });
 }
@@ -37,25 +33,19 @@ export function clientStatus(src: ClientStatusSource): Status {
   const { counters: c, engine: e, now } = src;
   const udp = src.udp?.stats() ?? {};
   // --type=udp never dials its fake TCP slots: they are not connections.
-  const conns = [...(src.udp ? connections(src.udp.pool, 'udp', src.cfg.serverIp, src.counts, now) : []),
-    ...(src.cfg.transport === 'udp' ? [] : connections(src.pool, 'tcp', src.cfg.serverIp, src.counts, now))];
+  const conns = [...(src.udp ? connections(src.udp.pool, 'udp', src.cfg.serverIp, now) : []),
+    ...(src.cfg.transport === 'udp' ? [] : connections(src.pool, 'tcp', src.cfg.serverIp, now))];
   const flows: FlowStatus[] = [];
   for (const f of src.flows.all()) {
-    const n = src.counts.of(f);
     flows.push({ id: f.id, app: flowSource(f), target: f.fwd === 0 ? `the server's --taddr (via ${src.cfg.ludpHost}:${src.cfg.ludpPort})` : src.name(f.fwd),
-      idleSec: (now - f.lastActive) / 1000, in: n.received, out: n.sent });
+      idleSec: (now - f.lastActive) / 1000, in: f.received, out: f.sent });
   }
   flows.sort((a, b) => a.idleSec - b.idleSec);
   const reconnects = { ...src.reconnects };
   for (const [k, v] of Object.entries(src.udp?.reconnects ?? {})) reconnects[k as ReconnectCause] += v;
   const drops = dropCounts(e, udp, c);
   return {
-    program: 'rsock-client',
-    version: versionLine('client').split(' ')[1],
-    protocol: PROTOCOL_VERSION,
-    pid: process.pid,
-    startTime: Math.floor(src.startedAt / 1000),
-    uptimeSec: Math.floor((Date.now() - src.startedAt) / 1000),
+    ...processFields('rsock-client', src.startedAt),
     datagrams: { in: c.udpIn, out: c.udpOut },
     bytes: { in: c.bytesIn, out: c.bytesOut },
     drops,

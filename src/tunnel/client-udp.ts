@@ -2,8 +2,7 @@
 // the same life cycle as a fake TCP connection (ClientPool): greeting, answer, Join, Joined, Ping
 // every keepalive; silence for 2 keepalives + 0.5 s marks it dead, and it redials (a new socket, a
 // fresh greeting) with a backoff capped at a few seconds, which is how UDP is probed again.
-import { ClientPool, DEFAULT_POOL_OPTIONS, PoolDriver, Slot } from '../core/client-pool';
-import { reconnectCause } from './counts';
+import { ClientPool, DEFAULT_POOL_OPTIONS, DownCause, PoolDriver, Slot } from '../core/client-pool';
 import type { ReconnectCause } from '../ops/status';
 import { CloseReason, FrameType, JOIN_LEN, PROTOCOL_VERSION, WireMode, writeJoin } from '../core/frame';
 import { checkServerGreeting, clientGreeting } from '../core/greeting';
@@ -131,7 +130,7 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
   }
 
   onClosed(link: ClientUdpLink, now: number): void {
-    this.pool.onLost(link.slot, now, 'the server closed the udp path');
+    this.pool.onLost(link.slot, now, 'the server closed the udp path', 'close');
   }
 
   // ---- Pool driver ----
@@ -193,8 +192,8 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
     this.events.onUp();
   }
 
-  onDown(slot: Slot<ClientUdpLink>, reason: string, retryInMs: number, wasUp: boolean): void {
-    this.reconnects[reconnectCause(reason)]++;
+  onDown(slot: Slot<ClientUdpLink>, reason: string, retryInMs: number, wasUp: boolean, cause: DownCause): void {
+    this.reconnects[cause]++;
     const line = `udp path to port ${slot.port} down: ${reason}; asking again in ${(retryInMs / 1000).toFixed(1)} s; ${this.pool.liveCount}/${this.pool.slots.length} live`;
     // A path lost is always worth a line; while UDP is blocked every port's probes fail: one line now and then.
     if (wasUp) this.log.warn(line);

@@ -5,14 +5,13 @@ import { ClientPool, DEFAULT_POOL_OPTIONS } from '../core/client-pool';
 import { FrameType, WireMode } from '../core/frame';
 import { ipToInt } from '../core/ipv4';
 import { hostPortText, parseIp } from '../core/addr';
-import { linkFromHandshake } from '../core/link';
+import { Counted, linkFromHandshake } from '../core/link';
 import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
 import { Logger } from '../util/log';
 import { ClientEndpoints, ClientForward } from './client-endpoints';
 import { ClientFlows, flowSource } from './client-flows';
 import { ClientDialer, ClientLink } from './client-dialer';
 import { clientStatus } from './client-status';
-import { Counts } from './counts';
 import type { Status } from '../ops/status';
 import { ClientGreeter } from './client-greeting';
 import { Engine, EngineHandler } from './engine';
@@ -51,7 +50,6 @@ export class RsockClient implements EngineHandler<ClientLink> {
   readonly sessionId: number;
   private everUp = false;
   private readonly dialer: ClientDialer;
-  private readonly counts = new Counts();
   private readonly startedAt = Date.now();
   private readyWaiters: (() => void)[] = [];
   readonly counters = { udpIn: 0, udpOut: 0, bytesIn: 0, bytesOut: 0, droppedNoConn: 0, droppedTooBig: 0, droppedNoFlow: 0, droppedRefused: 0, flowsExpired: 0 };
@@ -91,7 +89,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
       if (parseIp(cfg.serverIp)?.ip6) throw new Error(`--type=${cfg.transport}: the UDP transport carries IPv4 only so far; use --type=tcp with the IPv6 server ${cfg.serverIp}`);
       const udpCfg = { serverIp: ipToInt(cfg.serverIp) >>> 0, ports: cfg.ports, mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table, fallback: cfg.transport === 'all' };
       this.udp = new ClientUdp(io, udpCfg, this.engine.keys, log, {
-        onData: (link, flowId, buf, off, len) => this.deliver(link, flowId, buf, off, len, this.io.clock()),
+        onData: (link, flowId, buf, off, len) => this.deliver(link.slot, flowId, buf, off, len, this.io.clock()),
         onUp: () => this.pathUp(),
         onJoined: (buf, off, len) => this.endpoints.onJoined(buf, off, len),
       });
@@ -161,7 +159,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
         this.counters.droppedNoFlow++;
         continue;
       }
-      this.counts.of(flow).received++;
+      flow.received++;
       this.counters.bytesIn += len;
       if (!this.endpoints.allowed(flow.fwd)) {
         this.counters.droppedRefused++;
@@ -173,7 +171,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
       }
       const path = this.udp?.pick();
       if (path) {
-        if (this.udp!.sendDatagram(path, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) this.counts.of(path).sent++;
+        if (this.udp!.sendDatagram(path, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) path.slot.sent++;
         else this.counters.droppedTooBig++;
         continue;
       }
@@ -184,7 +182,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
         continue;
       }
       // Datagrams larger than a segment go as fragments: nothing an app sends over UDP is too big.
-      if (this.engine.sendDatagram(link, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) this.counts.of(link).sent++;
+      if (this.engine.sendDatagram(link, flow.id, data, meta[m + UDP_RX.OFFSET], len, now)) link.slot.sent++;
       else {
         this.counters.droppedTooBig++;
         this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte datagram: more than 255 fragments of ${link.maxDatagram} bytes`);
@@ -193,15 +191,16 @@ export class RsockClient implements EngineHandler<ClientLink> {
   }
 
   /** A datagram from the server (either transport) for the app behind flow `flowId`. */
-  private deliver(link: object, flowId: number, buf: Buffer, off: number, len: number, now: number): void {
-    this.counts.of(link).received++;
+  /** A datagram from the server, on the connection or path of `slot`, to its flow's app. */
+  private deliver(slot: Counted, flowId: number, buf: Buffer, off: number, len: number, now: number): void {
+    slot.received++;
     const flow = this.flows.byFlowId(flowId);
     if (!flow) {
       this.counters.droppedNoFlow++;
       return;
     }
     flow.lastActive = now;
-    this.counts.of(flow).sent++;
+    flow.sent++;
     this.counters.udpOut++;
     this.counters.bytesOut += len;
     this.engine.udpTx.add(this.endpoints.socks[flow.fwd], buf, off, len, flow.ip, flow.port, flow.ip6);
@@ -232,7 +231,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     const r = this.greeter.answer(link, buf, off, len);
     if (typeof r === 'string') {
       this.log.rateLimited('warn', 'badanswer', 10000, `the server on port ${link.tcp.remote.port} answered with ${r}: --key, --obfs and --crypt must be the same on both ends`);
-      this.pool.onLost(link.slot, now, `the server's answer is ${r}`);
+      this.pool.onLost(link.slot, now, `the server's answer is ${r}`, 'handshake');
       return -1;
     }
     return r;
@@ -244,7 +243,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
   }
 
   onFrame(link: ClientLink, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
-    if (type === FrameType.Data) this.deliver(link, arg, buf, off, len, now);
+    if (type === FrameType.Data) this.deliver(link.slot, arg, buf, off, len, now);
     else if (type === FrameType.Pong) this.pool.onPong(link.slot, arg, now);
     else if (type === FrameType.Joined) {
       if (arg !== this.sessionId) return;
@@ -253,8 +252,8 @@ export class RsockClient implements EngineHandler<ClientLink> {
     }
   }
 
-  onLinkLost(link: ClientLink, reason: string, now: number): void {
-    this.pool.onLost(link.slot, now, reason);
+  onLinkLost(link: ClientLink, reason: string, now: number, cause: 'reset' | 'fin' | 'close'): void {
+    this.pool.onLost(link.slot, now, reason, cause);
   }
 
   onTick(now: number): void {
@@ -278,7 +277,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
   /** What --metrics serves (src/ops/status.ts). */
   status(): Status {
     return clientStatus({ cfg: this.cfg, now: this.io.clock(), startedAt: this.startedAt, counters: this.counters, engine: this.engine.counters(),
-      udp: this.udp, pool: this.pool, flows: this.flows, counts: this.counts, reconnects: this.dialer.reconnects, name: (f) => this.endpoints.name(f) });
+      udp: this.udp, pool: this.pool, flows: this.flows, reconnects: this.dialer.reconnects, name: (f) => this.endpoints.name(f) });
   }
 
   stats(): Record<string, number> {

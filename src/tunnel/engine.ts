@@ -34,7 +34,7 @@ export interface EngineHandler<L extends Link> {
   onGreeting(link: L, buf: Buffer, off: number, len: number, at: number, now: number): number;
   afterGreeting(link: L, now: number): void;
   /** The peer or the path ended the link (reset, FIN, Close); what had to be answered was answered. */
-  onLinkLost(link: L, reason: string, now: number): void;
+  onLinkLost(link: L, reason: string, now: number, cause: 'reset' | 'fin' | 'close'): void;
   onSocketEvent(ev: WatcherEvent, now: number): void;
   /** Datagrams from local UDP sockets (UDP_RX_STRIDE words each in meta). */
   onUdp(data: Buffer, meta: Uint32Array, count: number, now: number): void;
@@ -179,7 +179,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
         return;
       case FrameType.Close:
         this.txBatch!.fin(link.tcp, now);
-        this.handler.onLinkLost(link, `the ${this.peer} closed the connection`, now);
+        this.handler.onLinkLost(link, `the ${this.peer} closed the connection`, now, 'close');
         return;
       case FrameType.Padding:
         return;
@@ -228,7 +228,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
 
   onTcpEnd(link: L, verdict: 'reset' | 'fin', now: number): void {
     if (verdict === 'fin') this.txBatch!.fin(link.tcp, now);
-    this.handler.onLinkLost(link, verdict === 'reset' ? 'connection reset' : `FIN from the ${this.peer}`, now);
+    this.handler.onLinkLost(link, verdict === 'reset' ? 'connection reset' : `FIN from the ${this.peer}`, now, verdict);
   }
 
   private tick(): void {

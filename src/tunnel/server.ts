@@ -13,7 +13,6 @@ import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
 import { ipPort, logSessionEvent } from './server-events';
 import { serverStatus } from './server-status';
-import { Counts } from './counts';
 import type { Status } from '../ops/status';
 import { TunnelIo, WatcherEvent } from './io';
 import { ServerUdp } from './server-udp';
@@ -52,7 +51,6 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   private readonly sessions: ServerSessions;
   private readonly listenFds = new Map<number, number>();
   private readonly udp: ServerUdp | null = null;
-  private readonly counts = new Counts();
   private readonly startedAt = Date.now();
   readonly counters = { toTarget: 0, fromTarget: 0, bytesIn: 0, bytesOut: 0, droppedNoFlow: 0, droppedRefused: 0, droppedNoConn: 0, flowsOpened: 0, flowsExpired: 0, flowsRefused: 0, accepted: 0, probes: 0, droppedTooBig: 0 };
 
@@ -168,7 +166,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   onFrame(link: SessionCarrier, type: number, arg: number, buf: Buffer, off: number, len: number, now: number): void {
     switch (type) {
       case FrameType.Data: {
-        this.counts.of(link).received++;
+        link.received++;
         const flow = this.sessions.data(link, arg, now);
         if (!flow) {
           // A flow the sessions keep but return no socket for is a refused one.
@@ -176,7 +174,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
           else this.counters.droppedNoFlow++;
           return;
         }
-        this.counts.of(flow).sent++;
+        flow.sent++;
         this.counters.toTarget++;
         this.counters.bytesOut += len;
         this.engine.udpTx.add(flow.sock, buf, off, len, 0, 0);
@@ -206,11 +204,11 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
       }
       this.counters.fromTarget++;
       this.counters.bytesIn += len;
-      this.counts.of(r.flow).received++;
+      r.flow.received++;
       const sent = isUdpLink(r.link)
         ? this.udp!.sendDatagram(r.link, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now)
         : this.engine.sendDatagram(r.link as SessionLink, r.flow.id, data, meta[m + UDP_RX.OFFSET], len, now);
-      if (sent) this.counts.of(r.link).sent++;
+      if (sent) r.link.sent++;
       else {
         this.counters.droppedTooBig++;
         this.log.rateLimited('warn', 'toobig', 5000, `dropped a ${len}-byte reply from the target: more than 255 fragments of ${r.link.maxDatagram} bytes`);
@@ -265,7 +263,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
 
   /** What --metrics serves (src/ops/status.ts). */
   status(): Status {
-    return serverStatus(this.sessions, this.counts, this.counters, this.engine.counters(), this.udp?.stats() ?? {}, this.io.clock(), this.startedAt);
+    return serverStatus(this.sessions, this.counters, this.engine.counters(), this.udp?.stats() ?? {}, this.io.clock(), this.startedAt);
   }
 
   stats(): Record<string, number> {

@@ -130,7 +130,7 @@ test('an unanswered dial times out; reset and FIN take a live connection down', 
   pool.tick(redial);
   for (const s of pool.slots) bringUp(pool, s, redial);
   assert.equal(pool.liveCount, 2);
-  pool.onLost(pool.slots[0], 7000, 'connection reset');
+  pool.onLost(pool.slots[0], 7000, 'connection reset', 'reset');
   assert.equal(pool.liveCount, 1);
   assert.equal(pool.pick()!.port, 10002);
   pool.stop(8000);

@@ -47,7 +47,7 @@ test('a reconnect is counted under its cause, and the slot shows its new state',
   await t.server.stop();
   t.run(3000); // silence: the client's connection is declared dead and redialed
   const c = t.client.status();
-  assert.ok(c.reconnects.close + c.reconnects.silence + c.reconnects.reset + c.reconnects.fin >= 1, JSON.stringify(c.reconnects));
+  assert.ok(c.reconnects.close >= 1, `the server's Close is counted as close: ${JSON.stringify(c.reconnects)}`);
   assert.notEqual(c.connections[0].state, 'LIVE');
   await t.stop();
 });

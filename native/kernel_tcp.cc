@@ -34,6 +34,13 @@ int AttachFilter(int fd, const sock_filter* prog, unsigned short len) {
 
 int SetReuseAddr(int fd) { return SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1); }
 
+int SetAbortOnClose(int fd, bool on) {
+  linger l{};
+  l.l_onoff = on ? 1 : 0;
+  l.l_linger = 0;
+  return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) == 0 ? 0 : errno;
+}
+
 int ProbeRepair(int fd) {
   if (int err = SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_ON)) return err;
   return SetInt(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);

@@ -48,4 +48,10 @@ void CloseSilently(int fd);
 
 int SetReuseAddr(int fd);
 
+// SO_LINGER {1, 0}: a close() that is not silent (the process died; CloseSilently goes through repair
+// mode and stays silent anyway) aborts the socket with an RST instead of a FIN. Without it the dead
+// process's sockets linger as orphans in FIN-WAIT-1, still holding their 4-tuples behind the drop-all
+// filter, so the peer's probes meet silence instead of the restarted host's RST.
+int SetAbortOnClose(int fd, bool on);
+
 }  // namespace rsock

@@ -236,6 +236,8 @@ void SocketWatcher::HandBack(const Napi::CallbackInfo& info) {
   if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof unused) != 0) {
     ThrowError(env, where + "SO_DETACH_FILTER: " + ErrnoText(errno));
   }
+  // A probe served as plain TCP ends as plain TCP does, with a FIN.
+  if (int err = SetAbortOnClose(fd, false)) ThrowError(env, where + "SO_LINGER: " + ErrnoText(err));
   // Established sockets are not in the epoll set and have no queued event: forgetting is all.
   fds_.erase(it);
 }

@@ -127,6 +127,10 @@ bool SocketWatcher::HandleListener(int listenFd, uint32_t listenSerial) {
     // pure ACK could still draw a reply.
     int err = AttachFilter(fd, kDropAllFilter);
     if (err == 0) err = LearnHandshake(fd, &ev.hs, &step);
+    if (err == 0) {
+      step = "SO_LINGER";
+      err = SetAbortOnClose(fd, true);
+    }
     if (err != 0) {
       // listen() proved TCP_REPAIR works, so this means the connection died between handshake and
       // accept (getpeername fails). There is nothing to hand over; the peer's dial times out.
@@ -160,6 +164,10 @@ bool SocketWatcher::HandleConnecting(int fd, uint32_t serial, uint32_t revents) 
     const char* step = "SO_ATTACH_FILTER";
     int err = AttachFilter(fd, kDropAllFilter);
     if (err == 0) err = LearnHandshake(fd, &ev.hs, &step);
+    if (err == 0) {
+      step = "SO_LINGER";
+      err = SetAbortOnClose(fd, true);
+    }
     if (err == 0) {
       ev.type = Event::Type::kConnected;
     } else {

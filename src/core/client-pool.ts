@@ -37,6 +37,11 @@ export interface PoolOptions {
   probeEveryMs: number;
   /** How long such a probe dial may take (a fresh SYN soon beats the kernel's SYN retransmits at 1, 3, 7 s). */
   probeDialTimeoutMs: number;
+  /**
+   * A live connection that has heard nothing for this long is checked (PoolDriver.probeQuiet) this
+   * often: a server that restarted lost it, and only such a check makes its host say so before deadAfterMs.
+   */
+  quietProbeMs: number;
   random?: () => number;
 }
 
@@ -51,6 +56,7 @@ export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   stableAfterMs: 10000,
   probeEveryMs: 1000,
   probeDialTimeoutMs: 1500,
+  quietProbeMs: 1000,
 };
 
 export class Slot<L extends Carrier = Carrier> {
@@ -63,6 +69,7 @@ export class Slot<L extends Carrier = Carrier> {
   stateSince = 0;
   liveSince = 0;
   lastPingAt = 0;
+  lastQuietProbeAt = 0;
   pingNonce = 0;
   /** Round trip of the last answered keepalive (Ping to its Pong), for status; null before one. */
   rttMs: number | null = null;
@@ -88,6 +95,8 @@ export interface PoolDriver<L extends Carrier = Carrier> {
   closeSocket(fd: number, link: L | null): void;
   sendHello(slot: Slot<L>): void;
   sendPing(slot: Slot<L>, nonce: number): void;
+  /** The server has been quiet for quietProbeMs or more: check that it still has the connection, if the transport can. */
+  probeQuiet?(slot: Slot<L>): void;
   /** In-tunnel Close then FIN, before a local decision to drop a working connection. */
   sendClose(slot: Slot<L>): void;
   onUp(slot: Slot<L>, reconnect: boolean): void;
@@ -207,6 +216,9 @@ export class ClientPool<L extends Carrier = Carrier> {
             s.lastPingAt = now;
             s.pingNonce = (s.pingNonce + 1) >>> 0;
             this.driver.sendPing(s, s.pingNonce);
+          } else if (now - conn.lastRecvAt >= this.opts.quietProbeMs && now - s.lastQuietProbeAt >= this.opts.quietProbeMs) {
+            s.lastQuietProbeAt = now;
+            this.driver.probeQuiet?.(s);
           }
           break;
         }

@@ -55,12 +55,18 @@ export class ClientDialer implements PoolDriver<ClientLink> {
   }
 
   sendPing(slot: Slot<ClientLink>, nonce: number): void {
-    const now = this.io.clock();
+    this.engine.tx.frame(slot.link!, FrameType.Ping, nonce, null, 0, 0, this.io.clock());
+  }
+
+  /**
+   * Quiet since we last sent: a pure ACK at our exact seq and ack. A live server's kernel socket drops
+   * it (its filter), and so does rsock. A server that restarted has no socket for the 4-tuple, and its
+   * kernel answers a payload-less segment with an RST at the seq we expect (data it drops silently,
+   * through the listener's filter), so the slot redials within a round trip instead of deadAfterMs.
+   */
+  probeQuiet(slot: Slot<ClientLink>): void {
     const tcp = slot.link!.tcp;
-    this.engine.tx.frame(slot.link!, FrameType.Ping, nonce, null, 0, 0, now);
-    // When the server has been quiet, add a pure ACK: if the server lost the connection (restart),
-    // its kernel answers a payload-less segment with an RST at once, while data is dropped silently.
-    if (now - tcp.lastRecvAt >= this.cfg.keepaliveMs) this.engine.tx.pureAck(tcp, now);
+    if (tcp.lastSendAt > tcp.lastRecvAt) this.engine.tx.pureAck(tcp, this.io.clock());
   }
 
   sendClose(slot: Slot<ClientLink>): void {

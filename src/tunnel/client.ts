@@ -81,7 +81,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     this.pool = this.dialer.pool = new ClientPool<ClientLink>(
       cfg.ports,
       cfg.connsPerPort,
-      { ...DEFAULT_POOL_OPTIONS, keepaliveMs, deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500) },
+      { ...DEFAULT_POOL_OPTIONS, keepaliveMs, deadAfterMs: Math.max(3 * keepaliveMs + 500, 1500), quietProbeMs: Math.min(DEFAULT_POOL_OPTIONS.quietProbeMs, keepaliveMs) },
       this.dialer,
     );
     this.greeter = this.dialer.greeter = new ClientGreeter(this.engine, io, { mode: cfg.mode, sni: cfg.sni, keepaliveMs, sessionId: this.sessionId, forwardTable: this.endpoints.table });

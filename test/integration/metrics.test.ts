@@ -1,10 +1,11 @@
 // --metrics and `status` on the real programs (issue 9): after a known number of echoed datagrams,
 // a scrape of either end shows at least that many in the right counters, Prometheus' promtool accepts
-// the text, and `rsock-client status` / `rsock-server status` name every port with its state.
+// the text, and `rsock-client status` / `rsock-server status` name every port with its state;
+// `status --watch` redraws every second with counts that move, and stops on Ctrl-C.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Topology } from '../lib/netns';
-import { sleep } from '../lib/proc';
+import { Proc, sleep } from '../lib/proc';
 import { CLIENT_BIN, PORT_MAX, PORT_MIN, SERVER_BIN, startTunnel } from '../lib/rsock';
 import { startUdpEcho, udpEcho, untilEcho } from '../lib/traffic';
 
@@ -68,4 +69,23 @@ test('`status --metrics` prints every port with its state, on both programs', { 
   const bad = await topo.exec('client', [process.execPath, CLIENT_BIN, 'status', '--metrics=127.0.0.1:9'], { allowFail: true, timeoutMs: 10_000 });
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /cannot read http:\/\/127\.0\.0\.1:9\/status: ECONNREFUSED/);
+}));
+
+test('`status --watch` redraws about once a second while traffic moves the counts, and exits 0 on SIGINT', { timeout: 40_000 }, topo.guard(async () => {
+  const watch: Proc = topo.spawn('client', [process.execPath, CLIENT_BIN, 'status', `--metrics=${CLIENT_METRICS}`, '--watch'], { name: 'status-watch' });
+  const t0 = Date.now();
+  const traffic = udpEcho(topo, { count: 1500, rate: 300 });
+  await sleep(4500);
+  await traffic;
+  const tables = watch.output().split(/^rsock-client \S+ \(wire protocol 2\)/m).slice(1);
+  console.log(`metrics: status --watch drew ${tables.length} tables in ${Date.now() - t0} ms; the last:\n${tables.at(-1)}`);
+  assert.ok(watch.running, `status --watch exited early (code ${watch.exitCode}): ${watch.output()}`);
+  assert.ok(tables.length >= 3 && tables.length <= 6, `${tables.length} tables in about 4.5 s`);
+  for (const t of tables) for (let p = PORT_MIN; p <= PORT_MAX; p++) assert.match(t, new RegExp(`^${p} +tcp +\\S+ +LIVE `, 'm'));
+  // The totals line counts datagrams: it must change from one redraw to the next while traffic flows.
+  const totals = tables.map((t) => t.split('\n').filter((l) => /datagram/i.test(l)).join('|'));
+  assert.ok(new Set(totals).size >= 2, `the counts never moved between redraws: ${totals.join(' // ')}`);
+  watch.signal('SIGINT');
+  assert.ok(await watch.waitExit(3000), 'status --watch did not stop on SIGINT');
+  assert.ok(watch.exitCode === 0 || watch.exitSignal === 'SIGINT', `status --watch ended with code ${watch.exitCode} signal ${watch.exitSignal}`);
 }));

@@ -26,6 +26,9 @@ class Recorder implements PoolDriver {
   sendClose(slot: Slot): void {
     this.log.push(`closeframe ${slot.port}`);
   }
+  probeQuiet(slot: Slot): void {
+    this.log.push(`quiet ${slot.port}`);
+  }
   onUp(slot: Slot, reconnect: boolean): void {
     this.log.push(`up ${slot.port}${reconnect ? ' again' : ''}`);
   }
@@ -136,4 +139,32 @@ test('an unanswered dial times out; reset and FIN take a live connection down', 
   pool.stop(8000);
   assert.ok(pool.slots.every((s) => s.state === SlotState.Stopped));
   assert.equal(pool.pick(), undefined);
+});
+
+test('a live connection that hears nothing is checked once per quietProbeMs, and not while the server talks', () => {
+  const d = new Recorder();
+  const pool = new ClientPool([10001], 1, { ...opts, keepaliveMs: 2000, deadAfterMs: 6500, quietProbeMs: 1000 }, d);
+  pool.start(0);
+  const s = pool.slots[0];
+  bringUp(pool, s, 0);
+  const heard = (now: number) => ((s.link!.path as FakeTcp).lastRecvAt = now);
+  // The server answers within 100 ms of every tick: never quiet for a second.
+  for (let now = 100; now <= 5000; now += 100) {
+    pool.tick(now);
+    heard(now);
+  }
+  assert.equal(d.count('quiet'), 0, 'no check while the server is heard');
+  // Silence from 5000 on: a check at 6000, 7000, 8000..., never two within a second, until deadAfterMs ends it.
+  const at: number[] = [];
+  for (let now = 5100; now <= 12000; now += 100) {
+    const before = d.count('quiet');
+    pool.tick(now);
+    if (d.count('quiet') > before) at.push(now);
+  }
+  assert.ok(at.length >= 4, `checked at ${at.join(', ')}`);
+  assert.ok(at[0] >= 6000 && at[0] <= 6100, `first check at ${at[0]}`);
+  for (let i = 1; i < at.length; i++) assert.ok(at[i] - at[i - 1] >= 1000, `checks at ${at.join(', ')}`);
+  assert.equal(d.count('down'), 1, 'silence still ends the connection at deadAfterMs');
+  assert.notEqual(s.state, SlotState.Live);
+  assert.ok(at.every((t) => t < 11500), 'no check after the slot went down');
 });

@@ -81,9 +81,14 @@ export function writeBenchmarks(file: string, r: Results, table: string, notes: 
       : []),
     '<!-- BENCH:END -->',
   ].join('\n');
+  replaceSection(file, 'BENCH', gen);
+}
+
+/** Replaces the text between the `name` markers of `file` (gen includes the markers), or appends it under `heading`. */
+export function replaceSection(file: string, name: string, gen: string, heading = ''): void {
   let doc = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
-  const re = /<!-- BENCH:BEGIN[\s\S]*?<!-- BENCH:END -->/;
+  const re = new RegExp(`<!-- ${name}:BEGIN[\\s\\S]*?<!-- ${name}:END -->`);
   if (doc && re.test(doc)) doc = doc.replace(re, () => gen);
-  else doc = (doc ? `${doc}\n\n` : '# Benchmarks\n\n') + gen;
+  else doc = `${doc ? `${doc}\n\n` : '# Benchmarks\n\n'}${heading ? `${heading}\n\n` : ''}${gen}`;
   fs.writeFileSync(file, `${doc}\n`);
 }

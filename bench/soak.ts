@@ -115,7 +115,7 @@ export async function runSoak(o: Options, r: Results, topo: Topology): Promise<n
     `Samples every ${SAMPLE_MS / 1000} s; growth is the highest sample after the first minute against the first sample after it.`];
   if (loads.length) {
     const mean = loads.reduce((a, x) => a + x, 0) / loads.length;
-    notes.push(`Load average (1 min) of the shared 2-core machine during the soak: mean ${mean.toFixed(1)}, max ${Math.max(...loads).toFixed(1)} (other sessions' work included; the soak itself accounts for about 1).`);
+    notes.push(`Load average (1 min) of the shared 2-core machine during the soak: mean ${mean.toFixed(1)}, max ${Math.max(...loads).toFixed(1)} (other sessions' work and the soak's own processes included).`);
   }
   if (!alive) notes.push('An rsock process died during the soak (see its log).');
   const i = r.info;

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Topology } from '../test/lib/netns';
-import { Proc } from '../test/lib/proc';
+import { Proc, sleep } from '../test/lib/proc';
 import { statusMiB } from '../test/lib/procstat';
 import { CLIENT_LUDP, REPO, startTunnel } from '../test/lib/rsock';
 import { startUdpEcho, untilEcho } from '../test/lib/traffic';
@@ -78,6 +78,16 @@ export async function runSoak(o: Options, r: Results, topo: Topology): Promise<n
     '--seconds', String(secs), '--churn', String(CHURN), '--min', '64', '--max', '1200'], 'soak-load');
   const { samples, loads } = await watch(r, load, tunnel, secs);
   const alive = tunnel.client.running && tunnel.server.running;
+  // Where datagrams were lost: rsock's capture (captureDropped), or the echo target (toTarget - fromTarget).
+  const counters: string[] = [];
+  if (alive) {
+    for (const p of [tunnel.client, tunnel.server]) p.signal('SIGUSR2');
+    await sleep(500);
+    for (const side of ['client', 'server'] as const) {
+      const c = tunnel[side].output().split('\n').filter((l) => /counters:/.test(l)).pop();
+      if (c) counters.push(`rsock-${side} at the end: \`${c.replace(/^.*?counters:/, 'counters:').slice(0, 420)}\``);
+    }
+  }
   const line = load.stdout().split('\n').find((l) => l.startsWith('{"result"'));
   if (!line) {
     console.error(`bench: soak-load gave no result${alive ? '' : ' (an rsock process died)'}:\n${load.output().slice(-2000)}`);
@@ -118,6 +128,7 @@ export async function runSoak(o: Options, r: Results, topo: Topology): Promise<n
     notes.push(`Load average (1 min) of the shared 2-core machine during the soak: mean ${mean.toFixed(1)}, max ${Math.max(...loads).toFixed(1)} (other sessions' work and the soak's own processes included).`);
   }
   if (!alive) notes.push('An rsock process died during the soak (see its log).');
+  notes.push(...counters);
   const i = r.info;
   process.stdout.write(`\nMode: ${i.mode}   Date: ${i.date}   rsock: ${i.rsock_commit}\nKernel: ${i.kernel}   CPU: ${i.cpu}\nCommand: sudo ${i.command}\n\n${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   if (o.write) {

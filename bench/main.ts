@@ -21,6 +21,7 @@ import { context, Results } from './results';
 import { routerPath } from './router';
 import { Prober, Track } from './search';
 import { runSoak } from './soak';
+import { stopUdp2raw, udp2rawFigures } from './udp2raw';
 import * as udpload from './udpload';
 
 const have = (cmd: string) => execSyncQuiet(['sh', '-c', `command -v ${cmd}`]).trim() !== '';
@@ -68,14 +69,17 @@ async function session1(pair: DirectPair, r: Results, o: Options, prober: Prober
     if (!o.smoke) keys.push('cpu_us_per_dgram', 'rss_10k_client_mb', 'rss_10k_server_mb', 'tunnel_rate_10k', 'header_bytes');
     for (const k of keys) r.missing(k, aReason);
   }
+  const u2r = await udp2rawFigures(pair, r, prober, measure, '', o.smoke, 50);
   const tracks: Track[] = [{ key: 'direct_rate', route: 'direct', flows: 1 }];
   if (a) tracks.push({ key: 'tunnel_rate', route: 'tunnel', flows: 1 });
+  if (u2r.track) tracks.push(u2r.track);
   if (!o.smoke) {
     if (b) tracks.push({ key: 'tunnel_rate_10k', route: `tunnel:${CONF.ludp2}`, flows: 10000 });
     tracks.push({ key: 'direct_rate_10k', route: 'direct', flows: 10000 });
   }
   r.say(`datagrams/s, probes interleaved: ${tracks.map((t) => `${t.key},${t.route},${t.flows}`).join(' ')}`);
   await prober.search(o.smoke, tracks);
+  if (u2r.u) await stopUdp2raw(u2r.u);
   if (a && !o.smoke) {
     // A separate search, so that the 1200 B figures above keep their own interleaving.
     r.say('datagrams/s of 4,000 B (rsock splits each into fragments; direct UDP is fragmented by IP), probes interleaved');

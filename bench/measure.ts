@@ -7,7 +7,7 @@ import type { BenchHost } from './host';
 import { Instance, Instances } from './instances';
 import { CONF } from './options';
 import { Results } from './results';
-import { Prober } from './search';
+import { Prober, Route } from './search';
 import * as udpload from './udpload';
 
 export class Measure {
@@ -57,13 +57,13 @@ export class Measure {
   }
 
   /** utime+stime of both rsock processes over a paced 20k/s x 5 s probe, per delivered datagram; pre: the path's key prefix. */
-  async cpu(a: Instance, pre = ''): Promise<void> {
+  async cpu(a: Instance, pre = '', route: Route = 'tunnel'): Promise<void> {
     const { pair, r } = this;
     const names = ['tx_bytes', 'tx_packets', 'rx_bytes', 'rx_packets'] as const;
     const c0 = cpuTicks(a.client.pid);
     const s0 = cpuTicks(a.server.pid);
     const d0 = await pair.devStats('client', pair.dev.client, names);
-    const p = await this.prober.probe('tunnel', 20000, 5, 1);
+    const p = await this.prober.probe(route, 20000, 5, 1);
     const c1 = cpuTicks(a.client.pid);
     const s1 = cpuTicks(a.server.pid);
     const d1 = await pair.devStats('client', pair.dev.client, names);

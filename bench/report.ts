@@ -65,12 +65,17 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
     dv(d.kcp_up_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_up_ratio, (x) => x >= 0.9), ['kcp_direct_up_mbps', 'kcp_tunnel_up_mbps']);
   row('kcptun goodput server→client (-R), Mbit/s', val('kcp_direct_down_mbps', f0), val('kcp_tunnel_down_mbps', f0),
     dv(d.kcp_down_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_down_ratio, (x) => x >= 0.9), ['kcp_direct_down_mbps', 'kcp_tunnel_down_mbps']);
-  const rttRows = (pre: string, label: string) => {
+  const rttRows = (pre: string, label: string, via = 'tunnel') => {
     for (const kind of RTT_KINDS) {
       const how = kind === 'rtt' ? 'one in flight' : `paced ${int(CONF.pacedRate)}/s`;
       for (const [q, name, lim] of QUANTILES) {
-        const [a, b] = [`${pre}${kind}_direct_${q}_ms`, `${pre}${kind}_tunnel_${q}_ms`];
-        const x = d[`${pre}${kind}_added_${q}_ms`];
+        const [a, b] = [`${pre}${kind}_direct_${q}_ms`, `${pre}${kind}_${via}_${q}_ms`];
+        const x = via === 'tunnel' ? d[`${pre}${kind}_added_${q}_ms`] : r.has(a) && r.has(b) ? m[b] - m[a] : undefined;
+        if (via !== 'tunnel') {
+          if (r.has(b) || na[b]) rows.push({ metric: `${label}RTT ${name}, ${kind === 'rtt' ? 'one in flight' : 'paced'}, ms`, base: val(a, ms), rs: val(b, ms),
+            rel: dv(x, (v) => `${signed(v, 3)} ms`), target: '—', result: '—', keys: [a, b] });
+          continue;
+        }
         row(`${label}UDP ping-pong RTT ${name}, ${how}, ms${kind === 'rtt' && q === 'p50' ? ' (baseline: direct)' : ''}`, val(a, ms), val(b, ms),
           dv(x, (v) => `${signed(v, 3)} ms`), lim === undefined ? '—' : `≤ +${lim} ms`, lim === undefined ? '—' : verdict(x, (v) => v <= lim), [a, b]);
       }
@@ -105,6 +110,17 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
     [`${PRE}direct_rate`, `${PRE}tunnel_rate`]);
   rttRows(PRE, rl);
   cpuRow(PRE, rl);
+  // udp2raw (udp2raw.ts), a comparison on both paths when RSOCK_BENCH_UDP2RAW is set: no targets.
+  for (const [pre, where] of [["", ""], [PRE, ", router path"]]) {
+    const [base, k, c] = [`${pre}direct_rate`, `${pre}udp2raw_rate`, `${pre}udp2raw_cpu_us_per_dgram`];
+    const ul = `udp2raw faketcp, no crypto${where} (comparison; its figure in the rsock column): `;
+    if (r.has(k) || na[k]) {
+      rows.push({ metric: `${ul}datagrams/s, 1200 B, < 1 % loss`, base: val(base, int), rs: val(k, int),
+        rel: r.has(k) && r.has(base) ? `${fix((m[k] / m[base]) * 100, 0)} %` : 'n/a', target: '—', result: '—', keys: [base, k] });
+    }
+    rttRows(pre, ul, 'udp2raw');
+    if (r.has(c) || na[c]) rows.push({ metric: `${ul}CPU per datagram, client+server, µs (20k/s, 5 s)`, base: '—', rs: val(c, (x) => fix(x, 2)), rel: '—', target: '—', result: '—', keys: [c] });
+  }
   return rows;
 }
 

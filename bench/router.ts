@@ -10,6 +10,7 @@ import { Measure } from './measure';
 import { CONF, Options } from './options';
 import { Results } from './results';
 import { Prober, Track } from './search';
+import { stopUdp2raw, udp2rawFigures } from './udp2raw';
 import * as udpload from './udpload';
 
 export const PRE = 'rtr_';
@@ -60,10 +61,13 @@ export async function routerPath(o: Options, r: Results, topo: Topology): Promis
       await measure.cpu(a, PRE);
     }
   }
+  const u2r = await udp2rawFigures(topo, r, prober, measure, PRE, o.smoke, 150);
   const tracks: Track[] = [{ key: `${PRE}direct_rate`, route: 'direct', flows: 1 }];
   if (a) tracks.push({ key: `${PRE}tunnel_rate`, route: 'tunnel', flows: 1 });
+  if (u2r.track) tracks.push(u2r.track);
   r.say(`router path, datagrams/s, probes interleaved: ${tracks.map((t) => t.key).join(' ')}`);
   await prober.search(o.smoke, tracks);
+  if (u2r.u) await stopUdp2raw(u2r.u);
   const c = await topo.readNftCounters().catch(() => undefined);
   if (c) r.note(`${PRE}invalid_drops`, c.invalid_drops.packets);
   if (a) {

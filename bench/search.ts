@@ -117,10 +117,13 @@ export class Prober {
     }
   }
 
-  /** RTT with one datagram in flight (figures `${pre}rtt_${route}_*`), then paced at CONF.pacedRate/s (`${pre}rtt_paced_${route}_*`). */
-  async latency(route: 'direct' | 'tunnel', pre: string, smoke: boolean): Promise<boolean> {
-    const one = await this.rtt(route, smoke ? 200 : 10000, `${pre}rtt_${route}`, smoke);
-    const paced = await this.rtt(route, smoke ? 400 : 10000, `${pre}rtt_paced_${route}`, smoke, CONF.pacedRate);
+  /**
+   * RTT with one datagram in flight (figures `${pre}rtt_${name}_*`), then paced at CONF.pacedRate/s
+   * (`${pre}rtt_paced_${name}_*`); name: the route's name in the keys ('direct', 'tunnel', 'udp2raw').
+   */
+  async latency(route: Route, pre: string, smoke: boolean, name: string = route): Promise<boolean> {
+    const one = await this.rtt(route, smoke ? 200 : 10000, `${pre}rtt_${name}`, smoke);
+    const paced = await this.rtt(route, smoke ? 400 : 10000, `${pre}rtt_paced_${name}`, smoke, CONF.pacedRate);
     return one && paced;
   }
 
@@ -128,7 +131,7 @@ export class Prober {
    * UDP ping-pong from the client ns, direct or through rsock: figures `${pre}_p50_ms`, `_p99_ms`,
    * `_p999_ms`. rate 0: one datagram in flight; rate R: paced at R/s (udpload ping --rate).
    */
-  async rtt(route: 'direct' | 'tunnel', count: number, pre: string, smoke: boolean, rate = 0): Promise<boolean> {
+  async rtt(route: Route, count: number, pre: string, smoke: boolean, rate = 0): Promise<boolean> {
     const r = this.r;
     const warmup = rate > 0 ? Math.ceil(rate / 5) : smoke ? 20 : 200;
     const maxSecs = rate > 0 ? Math.ceil((count + warmup) / rate) + 5 : 30;

@@ -111,7 +111,7 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
   rttRows(PRE, rl);
   cpuRow(PRE, rl);
   // udp2raw (udp2raw.ts), a comparison on both paths when RSOCK_BENCH_UDP2RAW is set: no targets.
-  for (const [pre, where] of [["", ""], [PRE, ", router path"]]) {
+  for (const [pre, where] of [['', ''], [PRE, ', router path']]) {
     const [base, k, c] = [`${pre}direct_rate`, `${pre}udp2raw_rate`, `${pre}udp2raw_cpu_us_per_dgram`];
     const ul = `udp2raw faketcp, no crypto${where} (comparison; its figure in the rsock column): `;
     if (r.has(k) || na[k]) {

@@ -72,7 +72,7 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
         const [a, b] = [`${pre}${kind}_direct_${q}_ms`, `${pre}${kind}_${via}_${q}_ms`];
         const x = via === 'tunnel' ? d[`${pre}${kind}_added_${q}_ms`] : r.has(a) && r.has(b) ? m[b] - m[a] : undefined;
         if (via !== 'tunnel') {
-          if (r.has(b) || na[b]) rows.push({ metric: `${label}RTT ${name}, ${kind === 'rtt' ? 'one in flight' : 'paced'}, ms`, base: val(a, ms), rs: val(b, ms),
+          if (r.has(b) || na[b]) rows.push({ metric: `${label}RTT ${name}, ${how}, ms`, base: val(a, ms), rs: val(b, ms),
             rel: dv(x, (v) => `${signed(v, 3)} ms`), target: '—', result: '—', keys: [a, b] });
           continue;
         }
@@ -111,9 +111,9 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
   rttRows(PRE, rl);
   cpuRow(PRE, rl);
   // udp2raw (udp2raw.ts), a comparison on both paths when RSOCK_BENCH_UDP2RAW is set: no targets.
-  for (const [pre, where] of [['', ''], [PRE, ', router path']]) {
+  for (const [pre, where] of [['', ''], [PRE, 'Router path, ']]) {
     const [base, k, c] = [`${pre}direct_rate`, `${pre}udp2raw_rate`, `${pre}udp2raw_cpu_us_per_dgram`];
-    const ul = `udp2raw faketcp, no crypto${where} (comparison; its figure in the rsock column): `;
+    const ul = `${where}udp2raw (comparison, in the rsock column): `;
     if (r.has(k) || na[k]) {
       rows.push({ metric: `${ul}datagrams/s, 1200 B, < 1 % loss`, base: val(base, int), rs: val(k, int),
         rel: r.has(k) && r.has(base) ? `${fix((m[k] / m[base]) * 100, 0)} %` : 'n/a', target: '—', result: '—', keys: [base, k] });

@@ -18,6 +18,8 @@ Load comes from bench/udpload.c (compiled here with gcc -O2 into bench/build/), 
 over kcptun. The last output line is "BENCH_JSON {...}" for machines.
 
 RSOCK_SERVER_BIN / RSOCK_CLIENT_BIN (environment) point it at other builds of the programs.
+RSOCK_BENCH_UDP2RAW=/path/to/udp2raw adds udp2raw (faketcp, no crypto) on both paths as a
+comparison (RTT, CPU, rate; no targets). It is not packaged: build it outside this repository.
 
 Exit status: 0 numbers came out (smoke: direct and tunnel on both paths; soak: the load's result
 and both processes' samples); 3 smoke: the baseline came out but the tunnel did not (rsock not

@@ -52,8 +52,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
   if (o.soak && o.smoke) return 'bench: --soak and --smoke do not go together';
   const args = argv.join(' ');
-  if (env.npm_lifecycle_event === 'bench') o.command = `npm run bench${args ? ` -- ${args}` : ''}`;
-  else o.command = `${env.RSOCK_BENCH_VIA || 'node dist/bench/main.js'}${args ? ` ${args}` : ''}`;
+  // udp2raw's rows come from the environment, so the command shown must say so
+  const u2r = env.RSOCK_BENCH_UDP2RAW ? `RSOCK_BENCH_UDP2RAW=${env.RSOCK_BENCH_UDP2RAW} ` : '';
+  if (env.npm_lifecycle_event === 'bench') o.command = `${u2r}npm run bench${args ? ` -- ${args}` : ''}`;
+  else o.command = `${u2r}${env.RSOCK_BENCH_VIA || 'node dist/bench/main.js'}${args ? ` ${args}` : ''}`;
   return o;
 }
 

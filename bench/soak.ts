@@ -21,7 +21,11 @@ const FLOWS = 200;
 const CHURN = 20;
 const SETTLED_S = 60;
 const SAMPLE_MS = 5000;
-/** Targets: delivered share, and growth of RSS and fds from the first minute to the highest sample after it. */
+/**
+ * Targets (issue 9): the delivered share, and RSS and fds at the end at most 10 % above their level
+ * after the first minute (a leak grows; fewer fds at the end only means fewer live flows at that
+ * moment). The highest sample in between is shown too (soak.test.ts judges that one).
+ */
 const MIN_DELIVERED = 0.999;
 const MAX_GROWTH = 0.1;
 
@@ -108,21 +112,21 @@ export async function runSoak(o: Options, r: Results, topo: Topology): Promise<n
     const later = s.filter((x) => x.t >= base.t);
     for (const [what, k, unit] of [['RSS', 'rss', 'MiB'], ['Open fds', 'fds', '']] as const) {
       const max = Math.max(...later.map((x) => x[k]));
-      const growth = (max / base[k] - 1) * 100;
+      const growth = (end[k] / base[k] - 1) * 100;
       r.res(`soak_${side}_${k}_1min`, base[k]);
       r.res(`soak_${side}_${k}_end`, end[k]);
       r.res(`soak_${side}_${k}_max`, max);
       rows.push([`${what} of rsock-${side}${unit ? `, ${unit}` : ''}`, `${base[k]} (at ${base.t.toFixed(0)} s)`, `${end[k]} (at ${end.t.toFixed(0)} s)`,
-        `max ${max}: ${pct(growth)}`, '≤ +10 %', verdict(max <= base[k] * (1 + MAX_GROWTH))]);
+        `end ${pct(growth)}; highest ${max} (${pct((max / base[k] - 1) * 100)})`, '≤ +10 % at the end', verdict(growth <= MAX_GROWTH * 100)]);
     }
   }
-  const head = ['Metric', 'After the first minute', 'At the end', 'Growth / result', 'Target', 'Result'];
+  const head = ['Metric', 'After the first minute', 'At the end', 'Change', 'Target', 'Result'];
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((c) => c[i].length)));
   const fmt = (c: string[]) => `| ${c.map((x, i) => x.padEnd(width[i])).join(' | ')} |`;
   const table = [fmt(head), `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(fmt)].join('\n');
   const notes = [`${res.flowsOpened.toLocaleString('en-US')} app flows opened in all; ${res.bad} wrong echoes, ${res.dup} duplicated.`,
     `The load sent ${Math.round(res.sent / secs).toLocaleString('en-US')} datagrams/s on average (${RATE.toLocaleString('en-US')}/s asked; less when the machine starves it).`,
-    `Samples every ${SAMPLE_MS / 1000} s; growth is the highest sample after the first minute against the first sample after it.`];
+    `Samples every ${SAMPLE_MS / 1000} s; the change is the last sample against the first one after the first minute; "highest" is the largest sample after that one.`];
   if (loads.length) {
     const mean = loads.reduce((a, x) => a + x, 0) / loads.length;
     notes.push(`Load average (1 min) of the shared 2-core machine during the soak: mean ${mean.toFixed(1)}, max ${Math.max(...loads).toFixed(1)} (other sessions' work and the soak's own processes included).`);

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DirectPair } from '../test/lib/direct-pair';
+import type { BenchHost } from './host';
 import { Proc, sleep } from '../test/lib/proc';
 import { clientArgs, LOG, READY_TIMEOUT_MS, REPO, RsockOptions, serverArgs } from '../test/lib/rsock';
 import { lastLine, Results } from './results';
@@ -14,11 +14,11 @@ export interface Instance { name: string; n: number; server: Proc; client: Proc 
 const short = (argv: string[], prog: string) => [prog, ...argv.slice(2)].join(' ').replace(/--key=\S+/, '--key=K');
 
 export class Instances {
-  private count = 0;
   /** Why the last start() failed. */
   reason = '';
 
-  constructor(private readonly pair: DirectPair, private readonly r: Results, private readonly key: string) {}
+  /** count: the start number before the first, so that two paths' notes (rsock_client_exit_N) do not collide. */
+  constructor(private readonly pair: BenchHost, private readonly r: Results, private readonly key: string, private count = 0) {}
 
   /** Starts server then client (each must log "ready" within 15 s); undefined (and `reason`) on failure. */
   async start(name: string, ports: string, taddr: string, ludp: number, extra: string[] = []): Promise<Instance | undefined> {

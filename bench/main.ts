@@ -1,10 +1,13 @@
 // rsock benchmark (`sudo npm run bench`, see --help and BENCHMARKS.md): direct UDP (baseline)
 // against the same traffic through rsock, in one run, on the namespace harness of the integration
-// tests (test/lib). Every process runs in the run's two namespaces and is stopped by PID; the
-// namespaces are removed on success, failure, Ctrl-C and when the time budget runs out.
-import * as os from 'os';
+// tests (test/lib): first on a plain veth (two namespaces), then through the tests' strict
+// conntrack router (three, router.ts); or, with --soak, only the long soak (soak.ts). Every process
+// runs in the run's namespaces and is stopped by PID; the namespaces are removed on success,
+// failure, Ctrl-C and when the time budget runs out.
 import * as path from 'path';
 import { DirectPair } from '../test/lib/direct-pair';
+import { Topology } from '../test/lib/netns';
+import { NsSet } from '../test/lib/ns-set';
 import { execSyncQuiet, sleep } from '../test/lib/proc';
 import { statusMiB } from '../test/lib/procstat';
 import { REPO } from '../test/lib/rsock';
@@ -14,27 +17,19 @@ import { Measure } from './measure';
 import { CONF, HELP, Options, parseOptions } from './options';
 import { printReport } from './report';
 import { writeBenchmarks } from './report-doc';
-import { Results } from './results';
+import { context, Results } from './results';
+import { routerPath } from './router';
 import { Prober, Track } from './search';
+import { runSoak } from './soak';
+import { stopUdp2raw, udp2rawFigures } from './udp2raw';
 import * as udpload from './udpload';
 
 const have = (cmd: string) => execSyncQuiet(['sh', '-c', `command -v ${cmd}`]).trim() !== '';
 
-function context(r: Results, o: Options): void {
-  const cpu = os.cpus();
-  const dirty = execSyncQuiet(['git', '-C', REPO, 'status', '--porcelain']).trim() ? '+dirty' : '';
-  r.note('mode', o.smoke ? 'smoke' : 'full');
-  r.note('date', new Date().toISOString().replace(/T(\d\d:\d\d).*$/, ' $1 UTC'));
-  r.note('kernel', os.release());
-  r.note('cpu', `${(cpu[0]?.model ?? '?').trim()} (${cpu.length} cores)`);
-  r.note('command', o.command);
-  r.note('rsock_commit', `${execSyncQuiet(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD']).trim() || 'unknown'}${dirty}`);
-}
-
 /** Session 1: instance A (10 ports, 1 flow) and B (10 other ports, 10k flows); every rate probe interleaved. */
 async function session1(pair: DirectPair, r: Results, o: Options, prober: Prober, inst: Instances, measure: Measure): Promise<boolean> {
-  r.say('direct: RTT');
-  await prober.rtt('direct', o.smoke ? 200 : 10000, 'rtt_direct', o.smoke);
+  r.say('direct: RTT (one in flight, then paced)');
+  await prober.latency('direct', '', o.smoke);
   r.say(`tunnel: starting rsock A (ports 10001-10010, ludp :${CONF.ludp})`);
   const target = `127.0.0.1:${CONF.targetPort}`;
   const a = await inst.start('A', '10001-10010', target, CONF.ludp);
@@ -49,8 +44,8 @@ async function session1(pair: DirectPair, r: Results, o: Options, prober: Prober
   if (a) {
     await sleep(1000); // let every connection come up
     measure.idleRss(a);
-    r.say('tunnel: RTT');
-    await prober.rtt('tunnel', o.smoke ? 200 : 10000, 'rtt_tunnel', o.smoke);
+    r.say('tunnel: RTT (one in flight, then paced)');
+    await prober.latency('tunnel', '', o.smoke);
     if (!o.smoke && have('tcpdump')) {
       r.say('tunnel: header bytes (tcpdump)');
       await measure.headerBytes();
@@ -69,18 +64,22 @@ async function session1(pair: DirectPair, r: Results, o: Options, prober: Prober
     }
   } else {
     r.say(`tunnel: n/a: ${aReason}`);
-    const keys = ['tunnel_rate', 'rtt_tunnel_p50_ms', 'rtt_tunnel_p99_ms', 'rss_idle_client_mb', 'rss_idle_server_mb'];
+    const rtt = ['rtt', 'rtt_paced'].flatMap((k) => ['p50', 'p99', 'p999'].map((q) => `${k}_tunnel_${q}_ms`));
+    const keys = ['tunnel_rate', ...rtt, 'rss_idle_client_mb', 'rss_idle_server_mb'];
     if (!o.smoke) keys.push('cpu_us_per_dgram', 'rss_10k_client_mb', 'rss_10k_server_mb', 'tunnel_rate_10k', 'header_bytes');
     for (const k of keys) r.missing(k, aReason);
   }
+  const u2r = await udp2rawFigures(pair, r, prober, measure, '', o.smoke, 50);
   const tracks: Track[] = [{ key: 'direct_rate', route: 'direct', flows: 1 }];
   if (a) tracks.push({ key: 'tunnel_rate', route: 'tunnel', flows: 1 });
+  if (u2r.track) tracks.push(u2r.track);
   if (!o.smoke) {
     if (b) tracks.push({ key: 'tunnel_rate_10k', route: `tunnel:${CONF.ludp2}`, flows: 10000 });
     tracks.push({ key: 'direct_rate_10k', route: 'direct', flows: 10000 });
   }
   r.say(`datagrams/s, probes interleaved: ${tracks.map((t) => `${t.key},${t.route},${t.flows}`).join(' ')}`);
   await prober.search(o.smoke, tracks);
+  if (u2r.u) await stopUdp2raw(u2r.u);
   if (a && !o.smoke) {
     // A separate search, so that the 1200 B figures above keep their own interleaving.
     r.say('datagrams/s of 4,000 B (rsock splits each into fragments; direct UDP is fragmented by IP), probes interleaved');
@@ -135,7 +134,7 @@ async function session3(r: Results, inst: Instances, measure: Measure): Promise<
   }
 }
 
-async function run(o: Options, r: Results, pair: DirectPair): Promise<number> {
+async function run(o: Options, r: Results, pair: DirectPair, topo: Topology): Promise<number> {
   for (const t of ['ip', 'gcc', 'ss']) if (!have(t)) { console.error(`bench: missing ${t} (run scripts/setup.sh)`); return 1; }
   await udpload.buildUdpload();
   r.say(`namespaces ${pair.ns.client} / ${pair.ns.server}, logs in ${pair.logDir}`);
@@ -154,6 +153,8 @@ async function run(o: Options, r: Results, pair: DirectPair): Promise<number> {
     await session3(r, inst, measure);
     await kcptunGoodput(pair, r, inst, measure, have);
   }
+  await pair.destroy(); // one path at a time: the veth path's processes must not load the router path's figures
+  await routerPath(o, r, topo);
   r.say('done');
   const rep = printReport(r, (x) => {
     if (!o.write) return;
@@ -163,7 +164,8 @@ async function run(o: Options, r: Results, pair: DirectPair): Promise<number> {
   });
   if (!o.smoke) return 0;
   if (!r.has('direct_rate') || !r.has('rtt_direct_p50_ms')) return 1;
-  if (!r.has('tunnel_rate') || !r.has('rtt_tunnel_p50_ms')) return 3;
+  if (!r.has('rtr_direct_rate') || !r.has('rtr_rtt_direct_p50_ms')) return 1;
+  if (!r.has('tunnel_rate') || !r.has('rtt_tunnel_p50_ms') || !r.has('rtr_tunnel_rate') || !r.has('rtr_rtt_tunnel_p50_ms')) return 3;
   return rep ? 0 : 1;
 }
 
@@ -174,25 +176,27 @@ async function main(): Promise<number> {
   if (process.getuid?.() !== 0) { console.error('bench: needs root (network namespaces, raw sockets): sudo npm run bench'); return 1; }
   const r = new Results();
   const pair = new DirectPair({ logPrefix: 'rsock-bench' });
-  pair.logPolicy = o.keep ? 'keep' : 'discard';
+  const topo = new Topology({ logPrefix: 'rsock-bench' });
+  const sets: Array<NsSet<string>> = [pair, topo];
+  for (const s of sets) s.logPolicy = o.keep ? 'keep' : 'discard';
   const abort = (why: string) => {
     try { process.stderr.write(`bench: ${why}\n`); } catch { /* stderr closed */ }
-    pair.destroySync();
-    if (o.keep) try { process.stderr.write(`bench: logs kept in ${pair.logDir}\n`); } catch { /* stderr closed */ }
+    for (const s of sets) s.destroySync();
+    if (o.keep) try { process.stderr.write(`bench: logs kept in ${sets.map((s) => s.logDir).join(' ')}\n`); } catch { /* stderr closed */ }
     process.exit(130);
   };
-  // Registered before the harness's own hooks (pair.up()), so these run first.
+  // Registered before the harness's own hooks (up()), so these run first.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => abort('interrupted'));
-  const budget = o.smoke ? CONF.budgetSmoke : CONF.budgetFull;
+  const budget = o.soak ? o.soak * 60 + CONF.soakSlack : o.smoke ? CONF.budgetSmoke : CONF.budgetFull;
   const watchdog = setTimeout(() => abort(`out of time (${budget} s budget)`), budget * 1000);
   try {
-    return await run(o, r, pair);
+    return o.soak ? await runSoak(o, r, topo) : await run(o, r, pair, topo);
   } catch (e) {
     console.error(`bench: ${e instanceof Error ? e.message : e}`);
     return 1;
   } finally {
     clearTimeout(watchdog);
-    await pair.destroy();
+    for (const s of sets) await s.destroy();
   }
 }
 

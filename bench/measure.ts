@@ -1,16 +1,17 @@
 // The measurements of the benchmark's first session that are not rate searches: memory, header
 // bytes (tcpdump), CPU per datagram and memory with 10k live flows.
-import { DirectPair, PAIR_ADDR } from '../test/lib/direct-pair';
+import { PAIR_ADDR } from '../test/lib/direct-pair';
 import { pollUntil, sleep } from '../test/lib/proc';
 import { clockTicks, cpuTicks, statusMiB } from '../test/lib/procstat';
+import type { BenchHost } from './host';
 import { Instance, Instances } from './instances';
 import { CONF } from './options';
 import { Results } from './results';
-import { Prober } from './search';
+import { Prober, Route } from './search';
 import * as udpload from './udpload';
 
 export class Measure {
-  constructor(private readonly pair: DirectPair, private readonly r: Results, private readonly prober: Prober,
+  constructor(private readonly pair: BenchHost, private readonly r: Results, private readonly prober: Prober,
     private readonly inst: Instances) {}
 
   idleRss(a: Instance): void {
@@ -21,7 +22,7 @@ export class Measure {
     this.r.say(`  idle RSS: client ${c} MiB, server ${s} MiB`);
   }
 
-  /** tcpdump -v on the server's veth during a short probe: the smallest TCP payload carrying one 1200 B datagram. */
+  /** tcpdump -v on the server's veth during a short probe: the smallest TCP payload carrying one 1200 B datagram (veth path). */
   async headerBytes(key = 'header_bytes'): Promise<void> {
     const { pair, r } = this;
     const filter = `tcp and src host ${PAIR_ADDR.client} and dst portrange 10001-10010 and greater 1200`;
@@ -55,35 +56,35 @@ export class Measure {
     }
   }
 
-  /** utime+stime of both rsock processes over a paced 20k/s x 5 s probe, per delivered datagram. */
-  async cpu(a: Instance): Promise<void> {
+  /** utime+stime of both rsock processes over a paced 20k/s x 5 s probe, per delivered datagram; pre: the path's key prefix. */
+  async cpu(a: Instance, pre = '', route: Route = 'tunnel'): Promise<void> {
     const { pair, r } = this;
     const names = ['tx_bytes', 'tx_packets', 'rx_bytes', 'rx_packets'] as const;
     const c0 = cpuTicks(a.client.pid);
     const s0 = cpuTicks(a.server.pid);
     const d0 = await pair.devStats('client', pair.dev.client, names);
-    const p = await this.prober.probe('tunnel', 20000, 5, 1);
+    const p = await this.prober.probe(route, 20000, 5, 1);
     const c1 = cpuTicks(a.client.pid);
     const s1 = cpuTicks(a.server.pid);
     const d1 = await pair.devStats('client', pair.dev.client, names);
     const hz = clockTicks();
     const delivered = Math.trunc(p.rate * 5);
     if (c0 === undefined || c1 === undefined || s0 === undefined || s1 === undefined || delivered <= 0) {
-      r.missing('cpu_us_per_dgram', 'nothing delivered at 20k/s');
+      r.missing(`${pre}cpu_us_per_dgram`, 'nothing delivered at 20k/s');
       return;
     }
     const us = (ticks: number) => (ticks * 1e6) / hz / delivered;
-    r.res('cpu_us_per_dgram', us(c1 - c0 + (s1 - s0)));
-    r.note('cpu.client_us', us(c1 - c0));
-    r.note('cpu.server_us', us(s1 - s0));
-    r.note('cpu.client_core_pct', ((c1 - c0) * 100) / hz / 5);
-    r.note('cpu.server_core_pct', ((s1 - s0) * 100) / hz / 5);
-    r.note('cpu.delivered', delivered);
-    r.note('cpu.delivered_pct', (delivered * 100) / 100000);
+    r.res(`${pre}cpu_us_per_dgram`, us(c1 - c0 + (s1 - s0)));
+    r.note(`${pre}cpu.client_us`, us(c1 - c0));
+    r.note(`${pre}cpu.server_us`, us(s1 - s0));
+    r.note(`${pre}cpu.client_core_pct`, ((c1 - c0) * 100) / hz / 5);
+    r.note(`${pre}cpu.server_core_pct`, ((s1 - s0) * 100) / hz / 5);
+    r.note(`${pre}cpu.delivered`, delivered);
+    r.note(`${pre}cpu.delivered_pct`, (delivered * 100) / 100000);
     // everything on the wire, both directions (keepalives, ACKs included), per delivered datagram
-    // (instance B is idle meanwhile: its keepalives are counted too, a few per second)
-    r.note('wire.bytes_per_dgram', (d1.tx_bytes - d0.tx_bytes + (d1.rx_bytes - d0.rx_bytes)) / delivered);
-    r.note('wire.packets_per_dgram', (d1.tx_packets - d0.tx_packets + (d1.rx_packets - d0.rx_packets)) / delivered);
+    // (on the veth path instance B is idle meanwhile: its keepalives are counted too, a few per second)
+    r.note(`${pre}wire.bytes_per_dgram`, (d1.tx_bytes - d0.tx_bytes + (d1.rx_bytes - d0.rx_bytes)) / delivered);
+    r.note(`${pre}wire.packets_per_dgram`, (d1.tx_packets - d0.tx_packets + (d1.rx_packets - d0.rx_packets)) / delivered);
     r.say(`  CPU ${us(c1 - c0 + (s1 - s0)).toFixed(1)} us/datagram (${delivered} delivered)`);
   }
 

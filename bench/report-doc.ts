@@ -10,8 +10,9 @@ const signed = (x: number, n: number) => (x >= 0 ? '+' : '') + fix(x, n);
 const LABEL: Record<string, string> = {
   direct_rate: 'Direct UDP, 1 flow', direct_rate_10k: 'Direct UDP, 10k flows', tunnel_rate: 'rsock, 1 flow',
   tunnel_rate_10k: 'rsock, 10k flows', tunnel_rate_1port: 'rsock, 1 port', tunnel_rate_100ports: 'rsock, 100 ports',
+  rtr_direct_rate: 'Router path, direct UDP', rtr_tunnel_rate: 'Router path, rsock',
 };
-const INSTANCE: Record<string, string> = { A: '1-flow instance', B: '10k-flow instance' };
+const INSTANCE: Record<string, string> = { A: '1-flow instance', B: '10k-flow instance', R: 'router-path instance' };
 
 export function buildNotes(r: Results, rows: Row[], d: Record<string, number>): string[] {
   const { m, na, info } = r;
@@ -22,7 +23,7 @@ export function buildNotes(r: Results, rows: Row[], d: Record<string, number>): 
     const lim = info[`${k}.limit`];
     if (lim) notes.push(`${LABEL[k]}: ${lim === 'sender' ? 'the flood was fully delivered, so the figure is the load generator\'s limit (a lower bound)' : lim}.`);
   }
-  const fl = ['tunnel_rate', 'tunnel_rate_10k', 'tunnel_rate_1port', 'tunnel_rate_100ports']
+  const fl = ['tunnel_rate', 'tunnel_rate_10k', 'tunnel_rate_1port', 'tunnel_rate_100ports', 'rtr_tunnel_rate']
     .filter((k) => info[`${k}.flood`] !== undefined)
     .map((k) => `${LABEL[k]} ${int(+info[`${k}.flood`])}/s of ${int(+info[`${k}.flood_offered`])}/s offered`);
   if (fl.length) notes.push(`Overload (sender at full speed) through rsock delivered: ${fl.join('; ')}.`);
@@ -34,12 +35,20 @@ export function buildNotes(r: Results, rows: Row[], d: Record<string, number>): 
   if (kr.length) notes.push(`kcptun rounds, Mbit/s: ${kr.join('; ')}.`);
   if (info['rss_10k.flows_seen']) notes.push(`10k-flow hold: ${info['rss_10k.flows_seen']} distinct app flows reached the target.`);
   if (info['tunnel_rate_10k.flows_seen']) notes.push(`10k-flow rate probe: ${info['tunnel_rate_10k.flows_seen']} distinct app flows reached the target.`);
-  if (info['cpu.client_us']) {
-    notes.push(`CPU split at 20k/s: client ${fix(+info['cpu.client_us'], 2)} µs + server ${fix(+info['cpu.server_us'], 2)} µs per datagram (${fix(+info['cpu.client_core_pct'], 0)} % + ${fix(+info['cpu.server_core_pct'], 0)} % of a core; ${fix(+info['cpu.delivered_pct'], 1)} % of 100,000 offered delivered). Softirq work not charged to the processes is not counted.`);
+  for (const [pre, where] of [['', ''], ['rtr_', ' (router path)']]) {
+    if (info[`${pre}cpu.client_us`]) {
+      const f = (k: string, n: number) => fix(+info[`${pre}${k}`], n);
+      notes.push(`CPU split at 20k/s${where}: client ${f('cpu.client_us', 2)} µs + server ${f('cpu.server_us', 2)} µs per datagram (${f('cpu.client_core_pct', 0)} % + ${f('cpu.server_core_pct', 0)} % of a core; ${f('cpu.delivered_pct', 1)} % of 100,000 offered delivered). Softirq work not charged to the processes is not counted.`);
+    }
+    if (info[`${pre}wire.bytes_per_dgram`]) {
+      notes.push(`On the wire at 20k/s${where}, both directions, all frames (keepalives, ACKs) per delivered datagram: ${fix(+info[`${pre}wire.bytes_per_dgram`], 0)} B in ${fix(+info[`${pre}wire.packets_per_dgram`], 2)} frames (direct UDP: 1242 B in 1 frame).`);
+    }
   }
-  if (info['wire.bytes_per_dgram']) {
-    notes.push(`On the wire at 20k/s, both directions, all frames (keepalives, ACKs) per delivered datagram: ${fix(+info['wire.bytes_per_dgram'], 0)} B in ${fix(+info['wire.packets_per_dgram'], 2)} frames (direct UDP: 1242 B in 1 frame).`);
+  for (const [pre, where] of [['', 'veth path'], ['rtr_', 'router path']]) {
+    const paced = [`${pre}rtt_paced_direct`, `${pre}rtt_paced_tunnel`].filter((k) => +(info[`${k}.lost`] ?? 0) > 0);
+    if (paced.length) notes.push(`Paced RTT (${where}): ${paced.map((k) => `${k.includes('tunnel') ? 'rsock' : 'direct'} lost ${info[`${k}.lost`]} of ${+info[`${k}.samples`] + +info[`${k}.lost`]} pings`).join('; ')} (not counted in the percentiles).`);
   }
+  if (info.rtr_invalid_drops !== undefined) notes.push(`Router path: the router dropped ${info.rtr_invalid_drops} packets as conntrack-invalid during the whole router-path run.`);
   for (const [name, label] of Object.entries(INSTANCE)) {
     if (info[`rss_peak_client_mb_${name}`]) {
       notes.push(`Peak RSS (VmHWM) at the end of the rate searches, ${label}: client ${info[`rss_peak_client_mb_${name}`]} MiB, server ${info[`rss_peak_server_mb_${name}`]} MiB.`);
@@ -81,9 +90,14 @@ export function writeBenchmarks(file: string, r: Results, table: string, notes: 
       : []),
     '<!-- BENCH:END -->',
   ].join('\n');
+  replaceSection(file, 'BENCH', gen);
+}
+
+/** Replaces the text between the `name` markers of `file` (gen includes the markers), or appends it under `heading`. */
+export function replaceSection(file: string, name: string, gen: string, heading = ''): void {
   let doc = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
-  const re = /<!-- BENCH:BEGIN[\s\S]*?<!-- BENCH:END -->/;
+  const re = new RegExp(`<!-- ${name}:BEGIN[\\s\\S]*?<!-- ${name}:END -->`);
   if (doc && re.test(doc)) doc = doc.replace(re, () => gen);
-  else doc = (doc ? `${doc}\n\n` : '# Benchmarks\n\n') + gen;
+  else doc = `${doc ? `${doc}\n\n` : '# Benchmarks\n\n'}${heading ? `${heading}\n\n` : ''}${gen}`;
   fs.writeFileSync(file, `${doc}\n`);
 }

@@ -1,7 +1,13 @@
 // Renders a benchmark run: the table on stdout, the notes, a final "BENCH_JSON {...}" line, and
 // (with a file to write) the generated section of BENCHMARKS.md (report-doc.ts).
+import { CONF } from './options';
 import { Results } from './results';
 import { buildNotes } from './report-doc';
+import { PRE } from './router';
+
+/** The RTT figures, per path prefix ('' veth, rtr_ router): one datagram in flight, then paced. */
+const RTT_KINDS = ['rtt', 'rtt_paced'] as const;
+const QUANTILES = [['p50', 'p50', 0.1], ['p99', 'p99', 0.5], ['p999', 'p99.9', undefined]] as const;
 
 export interface Row { metric: string; base: string; rs: string; rel: string; target: string; result: string; keys: string[] }
 
@@ -15,8 +21,15 @@ export function derive(r: Results): Record<string, number> {
   set('rate_4k_ratio', ratio('tunnel_rate_4k', 'direct_rate_4k'));
   set('kcp_up_ratio', ratio('kcp_tunnel_up_mbps', 'kcp_direct_up_mbps'));
   set('kcp_down_ratio', ratio('kcp_tunnel_down_mbps', 'kcp_direct_down_mbps'));
-  if (r.has('rtt_tunnel_p50_ms') && r.has('rtt_direct_p50_ms')) d.rtt_added_p50_ms = m.rtt_tunnel_p50_ms - m.rtt_direct_p50_ms;
-  if (r.has('rtt_tunnel_p99_ms') && r.has('rtt_direct_p99_ms')) d.rtt_added_p99_ms = m.rtt_tunnel_p99_ms - m.rtt_direct_p99_ms;
+  set(`${PRE}rate_ratio`, ratio(`${PRE}tunnel_rate`, `${PRE}direct_rate`));
+  for (const pre of ['', PRE]) {
+    for (const kind of RTT_KINDS) {
+      for (const [q] of QUANTILES) {
+        const [a, b] = [`${pre}${kind}_direct_${q}_ms`, `${pre}${kind}_tunnel_${q}_ms`];
+        if (r.has(a) && r.has(b)) d[`${pre}${kind}_added_${q}_ms`] = m[b] - m[a];
+      }
+    }
+  }
   const drop = (k: string, x: number | undefined) => set(k, x === undefined ? undefined : (1 - x) * 100);
   drop('flows_drop_pct', ratio('tunnel_rate_10k', 'tunnel_rate'));
   drop('ports_drop_pct', ratio('tunnel_rate_100ports', 'tunnel_rate_1port'));
@@ -52,14 +65,26 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
     dv(d.kcp_up_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_up_ratio, (x) => x >= 0.9), ['kcp_direct_up_mbps', 'kcp_tunnel_up_mbps']);
   row('kcptun goodput server→client (-R), Mbit/s', val('kcp_direct_down_mbps', f0), val('kcp_tunnel_down_mbps', f0),
     dv(d.kcp_down_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_down_ratio, (x) => x >= 0.9), ['kcp_direct_down_mbps', 'kcp_tunnel_down_mbps']);
-  row('UDP ping-pong RTT p50, ms (baseline: direct)', val('rtt_direct_p50_ms', ms), val('rtt_tunnel_p50_ms', ms),
-    dv(d.rtt_added_p50_ms, (x) => `${signed(x, 3)} ms`), '≤ +0.1 ms', verdict(d.rtt_added_p50_ms, (x) => x <= 0.1),
-    ['rtt_direct_p50_ms', 'rtt_tunnel_p50_ms']);
-  row('UDP ping-pong RTT p99, ms', val('rtt_direct_p99_ms', ms), val('rtt_tunnel_p99_ms', ms),
-    dv(d.rtt_added_p99_ms, (x) => `${signed(x, 3)} ms`), '≤ +0.5 ms', verdict(d.rtt_added_p99_ms, (x) => x <= 0.5),
-    ['rtt_direct_p99_ms', 'rtt_tunnel_p99_ms']);
-  row('CPU per datagram, client+server, µs (20k/s, 5 s)', '—', val('cpu_us_per_dgram', (x) => fix(x, 2)), '—', '≤ 10 µs',
-    verdict(m.cpu_us_per_dgram, (x) => x <= 10), ['cpu_us_per_dgram']);
+  const rttRows = (pre: string, label: string, via = 'tunnel') => {
+    for (const kind of RTT_KINDS) {
+      const how = kind === 'rtt' ? 'one in flight' : `paced ${int(CONF.pacedRate)}/s`;
+      for (const [q, name, lim] of QUANTILES) {
+        const [a, b] = [`${pre}${kind}_direct_${q}_ms`, `${pre}${kind}_${via}_${q}_ms`];
+        const x = via === 'tunnel' ? d[`${pre}${kind}_added_${q}_ms`] : r.has(a) && r.has(b) ? m[b] - m[a] : undefined;
+        if (via !== 'tunnel') {
+          if (r.has(b) || na[b]) rows.push({ metric: `${label}RTT ${name}, ${how}, ms`, base: val(a, ms), rs: val(b, ms),
+            rel: dv(x, (v) => `${signed(v, 3)} ms`), target: '—', result: '—', keys: [a, b] });
+          continue;
+        }
+        row(`${label}UDP ping-pong RTT ${name}, ${how}, ms${kind === 'rtt' && q === 'p50' ? ' (baseline: direct)' : ''}`, val(a, ms), val(b, ms),
+          dv(x, (v) => `${signed(v, 3)} ms`), lim === undefined ? '—' : `≤ +${lim} ms`, lim === undefined ? '—' : verdict(x, (v) => v <= lim), [a, b]);
+      }
+    }
+  };
+  const cpuRow = (pre: string, label: string) => row(`${label}CPU per datagram, client+server, µs (20k/s, 5 s)`, '—',
+    val(`${pre}cpu_us_per_dgram`, (x) => fix(x, 2)), '—', '≤ 10 µs', verdict(m[`${pre}cpu_us_per_dgram`], (x) => x <= 10), [`${pre}cpu_us_per_dgram`]);
+  rttRows('', '');
+  cpuRow('', '');
   const pair = (a: string, b: string) => (r.has(a) || r.has(b) ? `${val(a, mib)} / ${val(b, mib)}` : 'n/a');
   const both = (a: string, b: string, lim: number) => (r.has(a) && r.has(b) ? (m[a] <= lim && m[b] <= lim ? 'PASS' : 'FAIL') : 'n/a');
   row('RSS idle, client / server, MiB', '—', pair('rss_idle_client_mb', 'rss_idle_server_mb'), '—', '≤ 60 each',
@@ -77,6 +102,24 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
     row(`Header bytes per datagram beyond IP+TCP headers, ${what}`, '0 (UDP: 8 B header)', val(key, f0),
       r.has(key) && r.info[`${key}.tcp_options_bytes`] ? `+ ${r.info[`${key}.tcp_options_bytes`]} B TCP options` : '—',
       `≤ ${lim} B`, verdict(m[key], (x) => x <= lim), [key]);
+  }
+  // The router path (router.ts): the same user-felt figures through the strict conntrack router.
+  const rl = 'Router path: ';
+  row(`${rl}datagrams/s, 1200 B, < 1 % loss (baseline: direct UDP via the router)`, val(`${PRE}direct_rate`, int), val(`${PRE}tunnel_rate`, int),
+    dv(d[`${PRE}rate_ratio`], (x) => `${fix(x * 100, 0)} %`), '≥ 60 %', verdict(d[`${PRE}rate_ratio`], (x) => x >= 0.6),
+    [`${PRE}direct_rate`, `${PRE}tunnel_rate`]);
+  rttRows(PRE, rl);
+  cpuRow(PRE, rl);
+  // udp2raw (udp2raw.ts), a comparison on both paths when RSOCK_BENCH_UDP2RAW is set: no targets.
+  for (const [pre, where] of [['', ''], [PRE, 'Router path, ']]) {
+    const [base, k, c] = [`${pre}direct_rate`, `${pre}udp2raw_rate`, `${pre}udp2raw_cpu_us_per_dgram`];
+    const ul = `${where}udp2raw (comparison, in the rsock column): `;
+    if (r.has(k) || na[k]) {
+      rows.push({ metric: `${ul}datagrams/s, 1200 B, < 1 % loss`, base: val(base, int), rs: val(k, int),
+        rel: r.has(k) && r.has(base) ? `${fix((m[k] / m[base]) * 100, 0)} %` : 'n/a', target: '—', result: '—', keys: [base, k] });
+    }
+    rttRows(pre, ul, 'udp2raw');
+    if (r.has(c) || na[c]) rows.push({ metric: `${ul}CPU per datagram, client+server, µs (20k/s, 5 s)`, base: '—', rs: val(c, (x) => fix(x, 2)), rel: '—', target: '—', result: '—', keys: [c] });
   }
   return rows;
 }

@@ -1,5 +1,9 @@
 // What a benchmark run collects: figures, reasons why figures are missing, context for the report,
 // the rate probes (one line each) and the rsock command lines used.
+import * as os from 'os';
+import { execSyncQuiet } from '../test/lib/proc';
+import { REPO } from '../test/lib/rsock';
+import type { Options } from './options';
 export class Results {
   /** key -> figure */
   readonly m: Record<string, number> = {};
@@ -36,4 +40,16 @@ export function lastLine(text: string): string {
   const lines = text.split('\n').filter((l) => l.trim() && !l.startsWith('### '));
   const err = lines.filter((l) => /error|cannot|failed|not found/i.test(l)).pop();
   return (err ?? lines.pop() ?? '').replace(/^\d{4}-\d{2}-\d{2}T[0-9:.]+Z? +/, '').slice(0, 160);
+}
+
+/** The run's context for the report: mode, date, kernel, CPU, command, rsock commit. */
+export function context(r: Results, o: Options): void {
+  const cpu = os.cpus();
+  const dirty = execSyncQuiet(['git', '-C', REPO, 'status', '--porcelain']).trim() ? '+dirty' : '';
+  r.note('mode', o.soak ? `soak ${o.soak} min` : o.smoke ? 'smoke' : 'full');
+  r.note('date', new Date().toISOString().replace(/T(\d\d:\d\d).*$/, ' $1 UTC'));
+  r.note('kernel', os.release());
+  r.note('cpu', `${(cpu[0]?.model ?? '?').trim()} (${cpu.length} cores)`);
+  r.note('command', o.command);
+  r.note('rsock_commit', `${execSyncQuiet(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD']).trim() || 'unknown'}${dirty}`);
 }

@@ -1,6 +1,6 @@
 // Rate probes, the interleaved rate search and the RTT measurement of the benchmark.
-import { DirectPair } from '../test/lib/direct-pair';
 import { sleep } from '../test/lib/proc';
+import type { BenchHost } from './host';
 import { CONF } from './options';
 import { Results } from './results';
 import * as udpload from './udpload';
@@ -16,7 +16,8 @@ export interface Track { key: string; route: Route; flows: number; size?: number
 export class Prober {
   private run = Math.floor(Math.random() * 32768) * 1000;
 
-  constructor(private readonly pair: DirectPair, private readonly r: Results) {}
+  /** path: how this prober's lines are told apart in the probe log ('' for the veth path). */
+  constructor(private readonly pair: BenchHost, private readonly r: Results, private readonly path = '') {}
 
   private target(): string { return `127.0.0.1:${CONF.targetPort}`; }
 
@@ -38,7 +39,7 @@ export class Prober {
     const elText = /elapsed=([0-9.]*)/.exec(s.out)?.[1] ?? String(secs);
     const el = elText.startsWith('0') || !(s.elapsed > 0) ? secs : s.elapsed;
     const p: Probe = { ok: s.target > 0 && q.uniq >= 0.99 * s.target, rate: q.uniq / el, sentRate: s.sent / el, flows: q.flows };
-    this.r.probes.push([this.r.elapsed(), route, `rate=${rate}`, `flows=${flows}`, `size=${size}`, `sent=${s.sent}`, `target=${s.target}`,
+    this.r.probes.push([this.r.elapsed(), `${this.path}${route}`, `rate=${rate}`, `flows=${flows}`, `size=${size}`, `sent=${s.sent}`, `target=${s.target}`,
       `uniq=${q.uniq}`, `elapsed=${elText}`, `ok=${p.ok ? 1 : 0}`, q.line.replace(/\n/g, ' ')].join('\t'));
     return p;
   }
@@ -116,22 +117,37 @@ export class Prober {
     }
   }
 
-  /** UDP ping-pong from the client ns, direct or through rsock: figures `${pre}_p50_ms`, `${pre}_p99_ms`. */
-  async rtt(route: 'direct' | 'tunnel', count: number, pre: string, smoke: boolean): Promise<boolean> {
+  /**
+   * RTT with one datagram in flight (figures `${pre}rtt_${name}_*`), then paced at CONF.pacedRate/s
+   * (`${pre}rtt_paced_${name}_*`); name: the route's name in the keys ('direct', 'tunnel', 'udp2raw').
+   */
+  async latency(route: Route, pre: string, smoke: boolean, name: string = route): Promise<boolean> {
+    const one = await this.rtt(route, smoke ? 200 : 10000, `${pre}rtt_${name}`, smoke);
+    const paced = await this.rtt(route, smoke ? 400 : 10000, `${pre}rtt_paced_${name}`, smoke, CONF.pacedRate);
+    return one && paced;
+  }
+
+  /**
+   * UDP ping-pong from the client ns, direct or through rsock: figures `${pre}_p50_ms`, `_p99_ms`,
+   * `_p999_ms`. rate 0: one datagram in flight; rate R: paced at R/s (udpload ping --rate).
+   */
+  async rtt(route: Route, count: number, pre: string, smoke: boolean, rate = 0): Promise<boolean> {
     const r = this.r;
-    const p = await udpload.ping(this.pair, 'client', this.dst(route), count, smoke ? 20 : 200, 200, 30);
+    const warmup = rate > 0 ? Math.ceil(rate / 5) : smoke ? 20 : 200;
+    const maxSecs = rate > 0 ? Math.ceil((count + warmup) / rate) + 5 : 30;
+    const p = await udpload.ping(this.pair, 'client', this.dst(route), count, warmup, rate > 0 ? 500 : 200, maxSecs, rate);
+    const keys = ['p50', 'p99', 'p999'].map((q) => `${pre}_${q}_ms`);
+    const what = `${this.path}${route}${rate > 0 ? ` at ${rate}/s` : ''}`;
     if (p.p50us === undefined || p.samples === 0) {
-      const why = p.ok ? `no reply to any ping (${route})` : `ping failed (${route}): ${p.out.slice(0, 120)}`;
-      r.missing(`${pre}_p50_ms`, why);
-      r.missing(`${pre}_p99_ms`, why);
-      r.say(`  rtt ${route}: no reply`);
+      const why = p.ok ? `no reply to any ping (${what})` : `ping failed (${what}): ${p.out.slice(0, 120)}`;
+      for (const k of keys) r.missing(k, why);
+      r.say(`  rtt ${what}: no reply`);
       return false;
     }
-    r.res(`${pre}_p50_ms`, p.p50us / 1000);
-    r.res(`${pre}_p99_ms`, (p.p99us ?? NaN) / 1000);
+    [p.p50us, p.p99us, p.p999us].forEach((us, i) => r.res(keys[i], (us ?? NaN) / 1000));
     r.note(`${pre}.samples`, p.samples);
     r.note(`${pre}.lost`, p.lost);
-    r.say(`  rtt ${route}: p50 ${p.p50us} us, p99 ${p.p99us} us (${p.samples} samples, ${p.lost} lost)`);
+    r.say(`  rtt ${what}: p50 ${p.p50us} us, p99 ${p.p99us} us, p99.9 ${p.p999us} us (${p.samples} samples, ${p.lost} lost)`);
     return true;
   }
 }

@@ -19,9 +19,11 @@
  *       "run=ID recv=N uniq=U bytes=B flows=F sports=P"
  *
  *   udpload ping  --dst IP:PORT --count N [--size 64] [--warmup W] [--timeout-ms T]
- *                 [--max-seconds S]
- *       UDP ping-pong against a serve process: one datagram in flight at a time.
- *       Prints: "samples=N lost=L min_us= avg_us= p50_us= p90_us= p99_us= max_us="
+ *                 [--max-seconds S] [--rate R]
+ *       UDP ping-pong against a serve process: one datagram in flight at a time; with --rate, one
+ *       PING every 1/R s whatever the replies (a steady stream, several in flight), each echo timed
+ *       from the send time it carries, and T is how long to wait for the last echoes.
+ *       Prints: "samples=N lost=L min_us= avg_us= p50_us= p90_us= p99_us= p999_us= max_us="
  *
  *   udpload hold  --dst IP:PORT --flows N --sport-base P --seconds S [--interval-ms I]
  *       Keeps N app flows alive: one small datagram per flow every I ms (default 1000).
@@ -438,6 +440,47 @@ static double pct(const uint64_t *v, int n, double p) {
   return (double)v[idx] / 1000.0;
 }
 
+/* Paced ping: sends on schedule, reads every echo that has come in between two sends. */
+static int ping_paced(struct opts *o, int fd, uint32_t run, uint64_t *rtt) {
+  int total = o->count + o->warmup, sent = 0, samples = 0;
+  char buf[2048], rbuf[2048];
+  memset(buf, 0x5a, sizeof buf);
+  uint8_t *seen = calloc((size_t)total + 1, 1);
+  uint64_t start = now_ns(), period = (uint64_t)(1e9 / o->rate), grace_end = 0;
+  uint64_t deadline = start + (uint64_t)(o->max_seconds * 1e9);
+  while (!stop_flag) {
+    uint64_t t = now_ns();
+    if (t >= deadline) break;
+    if (sent < total && t >= start + (uint64_t)sent * period) {
+      struct hdr *h = (struct hdr *)buf;
+      h->magic = MAGIC;
+      h->type = T_PING;
+      h->run = run;
+      h->seq = (uint64_t)sent;
+      h->ts_ns = now_ns();
+      send(fd, buf, (size_t)o->size, 0); /* a failed send is a lost sample */
+      sent++;
+      continue;
+    }
+    if (sent == total && grace_end == 0) grace_end = t + (uint64_t)o->timeout_ms * 1000000ull;
+    if (grace_end && (t >= grace_end || samples == o->count)) break;
+    uint64_t next = sent < total ? start + (uint64_t)sent * period : grace_end;
+    uint64_t wait = next > t ? next - t : 0;
+    struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull), .tv_nsec = (long)(wait % 1000000000ull)};
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (ppoll(&p, 1, &ts, NULL) <= 0) continue;
+    ssize_t n;
+    while ((n = recv(fd, rbuf, sizeof rbuf, MSG_DONTWAIT)) >= (ssize_t)sizeof(struct hdr)) {
+      struct hdr *r = (struct hdr *)rbuf;
+      if (r->magic != MAGIC || r->type != T_PING || r->run != run || r->seq >= (uint64_t)sent || seen[r->seq]) continue;
+      seen[r->seq] = 1;
+      if (r->seq >= (uint64_t)o->warmup) rtt[samples++] = now_ns() - r->ts_ns;
+    }
+  }
+  free(seen);
+  return samples;
+}
+
 static int cmd_ping(struct opts *o) {
   struct sockaddr_in dst;
   if (!o->dst || parse_addr(o->dst, &dst) < 0) { fprintf(stderr, "udpload ping: --dst IP:PORT\n"); return 2; }
@@ -450,6 +493,11 @@ static int cmd_ping(struct opts *o) {
   int samples = 0, lost = 0, replies = 0, total = o->count + o->warmup;
   uint64_t deadline = now_ns() + (uint64_t)(o->max_seconds * 1e9);
   uint32_t run = o->run ? o->run : (uint32_t)getpid();
+  if (o->rate > 0) {
+    samples = ping_paced(o, fd, run, rtt);
+    lost = o->count - samples;
+    total = 0;
+  }
   for (int i = 0; i < total && !stop_flag && now_ns() < deadline; i++) {
     struct hdr *h = (struct hdr *)buf;
     h->magic = MAGIC;
@@ -487,9 +535,9 @@ static int cmd_ping(struct opts *o) {
   qsort(rtt, (size_t)samples, sizeof rtt[0], cmp_u64);
   double sum = 0;
   for (int i = 0; i < samples; i++) sum += (double)rtt[i];
-  printf("samples=%d lost=%d min_us=%.1f avg_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f\n", samples, lost,
+  printf("samples=%d lost=%d min_us=%.1f avg_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n", samples, lost,
          samples ? (double)rtt[0] / 1000.0 : 0, samples ? sum / samples / 1000.0 : 0, pct(rtt, samples, 0.50),
-         pct(rtt, samples, 0.90), pct(rtt, samples, 0.99), samples ? (double)rtt[samples - 1] / 1000.0 : 0);
+         pct(rtt, samples, 0.90), pct(rtt, samples, 0.99), pct(rtt, samples, 0.999), samples ? (double)rtt[samples - 1] / 1000.0 : 0);
   fflush(stdout);
   return samples > 0 ? 0 : 1;
 }

@@ -3,7 +3,8 @@
 // command is bounded in time (exec's timeout, udpload's own --max-seconds).
 import * as fs from 'fs';
 import * as path from 'path';
-import { DirectPair, PairRole } from '../test/lib/direct-pair';
+import type { PairRole } from '../test/lib/direct-pair';
+import type { BenchHost } from './host';
 import { exec, Proc } from '../test/lib/proc';
 import { REPO } from '../test/lib/rsock';
 import { kv } from './results';
@@ -26,7 +27,7 @@ export async function buildUdpload(): Promise<void> {
 }
 
 /** udpload serve in the server ns: counts DATA per run, echoes pings, answers queries. */
-export async function startServe(pair: DirectPair, bind: string, maxSeconds: number): Promise<Proc> {
+export async function startServe(pair: BenchHost, bind: string, maxSeconds: number): Promise<Proc> {
   const p = pair.spawn('server', [UDPLOAD, 'serve', '--bind', bind, '--max-seconds', String(maxSeconds)], { name: 'serve' });
   await p.waitFor(/^ready/, 3000);
   return p;
@@ -35,7 +36,7 @@ export async function startServe(pair: DirectPair, bind: string, maxSeconds: num
 export interface SendResult { sent: number; target: number; elapsed: number; errors: number; out: string }
 
 /** udpload send from the client ns: `rate` datagrams/s (0: flood) of `size` bytes for `secs`, over `flows` sockets. */
-export async function send(pair: DirectPair, dst: string, rate: number, secs: number, flows: number, sportBase: number, run: number,
+export async function send(pair: BenchHost, dst: string, rate: number, secs: number, flows: number, sportBase: number, run: number,
   size = 1200): Promise<SendResult> {
   const r = await pair.exec('client', [UDPLOAD, 'send', '--dst', dst, '--rate', String(rate), '--duration', String(secs),
     '--flows', String(flows), '--sport-base', String(sportBase), '--run', String(run), '--size', String(size)], { allowFail: true, timeoutMs: (secs * 1.1 + 8) * 1000 })
@@ -48,7 +49,7 @@ export async function send(pair: DirectPair, dst: string, rate: number, secs: nu
 export interface QueryResult { recv: number; uniq: number; flows: number; line: string }
 
 /** udpload query in the server ns: the target's counts for one run id. */
-export async function query(pair: DirectPair, dst: string, run: number): Promise<QueryResult> {
+export async function query(pair: BenchHost, dst: string, run: number): Promise<QueryResult> {
   const r = await pair.exec('server', [UDPLOAD, 'query', '--dst', dst, '--run', String(run)], { allowFail: true, timeoutMs: 5000 })
     .catch((e: Error) => ({ stdout: '', stderr: e.message }));
   const line = `${r.stdout}${r.stderr}`.trim();
@@ -56,22 +57,27 @@ export async function query(pair: DirectPair, dst: string, run: number): Promise
   return { recv: Number(v.recv) || 0, uniq: Number(v.uniq) || 0, flows: Number(v.flows) || 0, line };
 }
 
-export interface PingResult { samples: number; lost: number; p50us?: number; p99us?: number; out: string; ok: boolean }
+export interface PingResult { samples: number; lost: number; p50us?: number; p99us?: number; p999us?: number; out: string; ok: boolean }
 
-/** udpload ping from `role`: one datagram in flight, `warmup` unrecorded pings, then `count` samples. */
-export async function ping(pair: DirectPair, role: PairRole, dst: string, count: number, warmup: number, timeoutMs: number,
-  maxSeconds: number): Promise<PingResult> {
+/**
+ * udpload ping from `role`: `warmup` unrecorded pings, then `count` samples. rate 0: one datagram
+ * in flight; rate R: one every 1/R s whatever the replies, `timeoutMs` the wait for the last echoes.
+ */
+export async function ping(pair: BenchHost, role: PairRole, dst: string, count: number, warmup: number, timeoutMs: number,
+  maxSeconds: number, rate = 0): Promise<PingResult> {
   const r = await pair.exec(role, [UDPLOAD, 'ping', '--dst', dst, '--count', String(count), '--warmup', String(warmup),
-    '--timeout-ms', String(timeoutMs), '--max-seconds', String(maxSeconds)], { allowFail: true, timeoutMs: (maxSeconds + 10) * 1000 })
+    '--timeout-ms', String(timeoutMs), '--max-seconds', String(maxSeconds), ...(rate > 0 ? ['--rate', String(rate)] : [])],
+  { allowFail: true, timeoutMs: (maxSeconds + 10) * 1000 })
     .catch((e: Error) => ({ stdout: '', stderr: e.message, code: null }));
   const out = `${r.stdout}${r.stderr}`;
   const v = kv(out);
   const num = (s: string | undefined) => (s === undefined || s === '' ? undefined : Number(s));
-  return { samples: Number(v.samples) || 0, lost: Number(v.lost) || 0, p50us: num(v.p50_us), p99us: num(v.p99_us), out, ok: 'samples' in v };
+  return { samples: Number(v.samples) || 0, lost: Number(v.lost) || 0, p50us: num(v.p50_us), p99us: num(v.p99_us), p999us: num(v.p999_us),
+    out, ok: 'samples' in v };
 }
 
 /** udpload hold in the client ns: keeps `flows` app flows alive (one datagram per flow each interval). */
-export function startHold(pair: DirectPair, dst: string, flows: number, sportBase: number, seconds: number, run: number): Proc {
+export function startHold(pair: BenchHost, dst: string, flows: number, sportBase: number, seconds: number, run: number): Proc {
   return pair.spawn('client', [UDPLOAD, 'hold', '--dst', dst, '--flows', String(flows), '--sport-base', String(sportBase),
     '--seconds', String(seconds), '--interval-ms', '1000', '--run', String(run)], { name: 'hold' });
 }

@@ -63,8 +63,9 @@ export class Topology extends NsSet<Role> {
   readonly serverAddr: string;
   readonly ipv6: boolean;
 
-  constructor(o: { ipv6?: boolean } = {}) {
-    super({ client: 'cli', router: 'rtr', server: 'srv' });
+  /** logPrefix: the log directory is `${tmpdir}/${logPrefix}-${id}` (default rsock-test). */
+  constructor(o: { ipv6?: boolean; logPrefix?: string } = {}) {
+    super({ client: 'cli', router: 'rtr', server: 'srv' }, o.logPrefix);
     this.ipv6 = o.ipv6 ?? false;
     this.serverAddr = this.ipv6 ? ADDR6.server : ADDR.server;
     // Interface names must fit in 15 characters: "rk" + 6 hex + 2 = 10.

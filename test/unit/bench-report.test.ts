@@ -1,0 +1,59 @@
+// The benchmark's option parsing and report logic (bench/options.ts, bench/report.ts), without
+// running anything: --soak's minutes, and the router path's rows judged against issue 10's targets
+// from the same run's direct figures on the same path.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseOptions } from '../../bench/options';
+import { buildRows, derive } from '../../bench/report';
+import { Results } from '../../bench/results';
+
+test('--soak takes 15 minutes by default, or the minutes given; not with --smoke', () => {
+  const o = parseOptions(['--soak'], {});
+  assert.ok(typeof o !== 'string');
+  assert.equal(o.soak, 15);
+  assert.equal(o.write, true);
+  const two = parseOptions(['--soak=2.5', '--no-write'], {});
+  assert.ok(typeof two !== 'string');
+  assert.equal(two.soak, 2.5);
+  assert.equal(two.write, false);
+  for (const bad of [['--soak=x'], ['--soak=0'], ['--soak', '--smoke']]) assert.equal(typeof parseOptions(bad, {}), 'string', bad.join(' '));
+  const plain = parseOptions([], {});
+  assert.ok(typeof plain !== 'string');
+  assert.equal(plain.soak, 0);
+});
+
+function router(figures: Record<string, number>): Results {
+  const r = new Results();
+  r.note('mode', 'full');
+  for (const [k, v] of Object.entries(figures)) r.res(k, v);
+  return r;
+}
+
+test('router-path rows: added RTT and rate ratio against the direct figures of the router path', () => {
+  const r = router({
+    rtr_direct_rate: 100000, rtr_tunnel_rate: 65000,
+    rtr_rtt_direct_p50_ms: 0.05, rtr_rtt_tunnel_p50_ms: 0.2, // +0.15: over the +0.1 target
+    rtr_rtt_direct_p99_ms: 0.1, rtr_rtt_tunnel_p99_ms: 0.5, // +0.4: within +0.5
+    rtr_rtt_direct_p999_ms: 0.3, rtr_rtt_tunnel_p999_ms: 2.3,
+    rtr_rtt_paced_direct_p50_ms: 0.05, rtr_rtt_paced_tunnel_p50_ms: 0.1,
+    rtr_cpu_us_per_dgram: 12,
+    // the veth path's figures must not leak into the router path's
+    rtt_direct_p50_ms: 1, rtt_tunnel_p50_ms: 1.01,
+  });
+  const d = derive(r);
+  assert.equal(d.rtr_rate_ratio, 0.65);
+  assert.ok(Math.abs(d.rtr_rtt_added_p50_ms - 0.15) < 1e-9);
+  assert.ok(Math.abs(d.rtr_rtt_added_p999_ms - 2) < 1e-9);
+  assert.ok(Math.abs(d.rtt_added_p50_ms - 0.01) < 1e-9);
+  const rows = buildRows(r, d);
+  const result = (keys: string) => rows.find((x) => x.keys.join('+') === keys)?.result;
+  assert.equal(result('rtr_direct_rate+rtr_tunnel_rate'), 'PASS');
+  assert.equal(result('rtr_rtt_direct_p50_ms+rtr_rtt_tunnel_p50_ms'), 'FAIL');
+  assert.equal(result('rtr_rtt_direct_p99_ms+rtr_rtt_tunnel_p99_ms'), 'PASS');
+  assert.equal(result('rtr_rtt_direct_p999_ms+rtr_rtt_tunnel_p999_ms'), '—');
+  assert.equal(result('rtr_rtt_paced_direct_p50_ms+rtr_rtt_paced_tunnel_p50_ms'), 'PASS');
+  assert.equal(result('rtr_rtt_paced_direct_p99_ms+rtr_rtt_paced_tunnel_p99_ms'), 'n/a');
+  assert.equal(result('rtr_cpu_us_per_dgram'), 'FAIL');
+  assert.equal(result('rtt_direct_p50_ms+rtt_tunnel_p50_ms'), 'PASS');
+  assert.ok(rows.filter((x) => x.keys.some((k) => k.startsWith('rtr_'))).every((x) => x.metric.startsWith('Router path: ')));
+});

@@ -8,7 +8,7 @@ import { CaptureBatchFn, loadNative, NativeAddon, UdpBatchFn, WatcherEvent } fro
 
 /**
  * The capture socket's receive buffer: each queued MTU-sized packet is charged 2-4 KiB, so this holds
- * a backlog of one to two thousand, as the 2 MiB TPACKET ring of MTU-sized slots did before.
+ * a backlog of one to two thousand, about what a 2 MiB ring of MTU-sized slots held.
  */
 const CAPTURE_BUFFER_BYTES = 4 << 20;
 

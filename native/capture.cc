@@ -63,6 +63,12 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   dataCapacity_ = std::max<size_t>(snapshot_, std::min<size_t>(size_t{maxBatch_} * snapshot_, kMaxBatchBytes));
   msgs_.resize(std::min(maxBatch_, kMaxVlen));
   iovs_.resize(msgs_.size());
+  for (size_t i = 0; i < msgs_.size(); ++i) {
+    iovs_[i].iov_len = snapshot_;
+    msgs_[i].msg_hdr = msghdr{};
+    msgs_[i].msg_hdr.msg_iov = &iovs_[i];
+    msgs_[i].msg_hdr.msg_iovlen = 1;
+  }
   deviceDropsAtOpen_ = DeviceRxDrops(device_);
 
   AcquireBuffers();

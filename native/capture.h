@@ -57,6 +57,8 @@ class Capture : public Napi::ObjectWrap<Capture>, private LoopClient {
   std::string device_;
   std::vector<mmsghdr> msgs_;  // one recvmmsg's worth, each with one iovec into the batch buffer
   std::vector<iovec> iovs_;
+  uint8_t* iovBase_ = nullptr;  // where iovs_[0] points; the first iovReady_ entries follow it
+  uint32_t iovReady_ = 0;
 
   Napi::FunctionReference onBatch_;
   Napi::FunctionReference onError_;

@@ -95,13 +95,13 @@ Capture::DrainResult Capture::Drain(uint32_t maxFlushes, std::string* error) {
       continue;
     }
     // Each packet lands a whole snaplen apart, past the packets already in the batch; Take() then
-    // packs their IP parts together.
-    for (uint32_t i = 0; i < want; ++i) {
-      iovs_[i].iov_base = arrays_.data + used_ + size_t{i} * snapshot_;
-      iovs_[i].iov_len = snapshot_;
-      msgs_[i].msg_hdr = msghdr{};
-      msgs_[i].msg_hdr.msg_iov = &iovs_[i];
-      msgs_[i].msg_hdr.msg_iovlen = 1;
+    // packs their IP parts together. Most wake-ups start an empty batch in the same buffer, and
+    // find the iovecs already pointing where they should.
+    uint8_t* const base = arrays_.data + used_;
+    if (base != iovBase_ || want > iovReady_) {
+      for (uint32_t i = 0; i < want; ++i) iovs_[i].iov_base = base + size_t{i} * snapshot_;
+      iovBase_ = base;
+      iovReady_ = want;
     }
     const int n = recvmmsg(fd_, msgs_.data(), want, MSG_DONTWAIT, nullptr);
     if (n < 0) {

@@ -1,10 +1,11 @@
 #include "capture.h"
 
+#include <unistd.h>
+
 #include <algorithm>
-#include <memory>
 
 #include "args.h"
-#include "link_layer.h"
+#include "capture_socket.h"
 #include "records.h"
 
 namespace rsock {
@@ -12,24 +13,10 @@ namespace rsock {
 namespace {
 
 // The batch buffer holds maxBatch packets of snaplen bytes, but no more than this: with a large
-// snaplen (65535 by default) the drain loop asks libpcap for fewer packets per call instead.
+// snaplen (65535 by default) the drain loop asks for fewer packets per recvmmsg instead.
 constexpr size_t kMaxBatchBytes = 1u << 20;
-
-std::string ActivateError(const std::string& device, int rc, const char* detail) {
-  std::string where = "capture on \"" + device + "\": ";
-  std::string extra = (detail && *detail) ? std::string(" (") + detail + ")" : "";
-  switch (rc) {
-    case PCAP_ERROR_NO_SUCH_DEVICE:
-      return where + "no such device" + extra;
-    case PCAP_ERROR_PERM_DENIED:
-      return where + "permission denied: packet capture needs CAP_NET_RAW (run as root or grant the capability)" +
-             extra;
-    case PCAP_ERROR_IFACE_NOT_UP:
-      return where + "interface is not up" + extra;
-    default:
-      return where + pcap_statustostr(rc) + extra;
-  }
-}
+// recvmmsg takes at most UIO_MAXIOV messages per call.
+constexpr uint32_t kMaxVlen = 1024;
 
 }  // namespace
 
@@ -51,8 +38,7 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   if (device_.empty()) ThrowTypeError(env, "Capture: opts.device must not be empty");
   std::string filter = ArgString(opts.Get("filter"), "Capture: opts.filter");
   uint32_t snaplen = ArgOptUint(opts, "snaplen", "Capture: opts.snaplen", 65535, 64, 262144);
-  // In immediate mode (TPACKET_V2) every ring slot holds a full snaplen: 65535 bytes take a 128 KiB
-  // slot, so 8 MiB would hold only 64 packets; 32 MiB holds 256.
+  // The socket's receive buffer: a cap on what may wait in the kernel, not memory taken up front.
   uint32_t bufferBytes = ArgOptUint(opts, "bufferBytes", "Capture: opts.bufferBytes", 32u << 20, 64u << 10, 1u << 30);
   maxBatch_ = ArgOptUint(opts, "maxBatch", "Capture: opts.maxBatch", 256, 1, 65536);
   Napi::Value inboundV = opts.Get("inboundOnly");
@@ -60,48 +46,38 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   Napi::Function onBatch = ArgFunction(info[1], "Capture: onBatch");
   Napi::Function onError = ArgFunction(info[2], "Capture: onError");
 
-  char errbuf[PCAP_ERRBUF_SIZE] = "";
-  std::unique_ptr<pcap_t, void (*)(pcap_t*)> p(pcap_create(device_.c_str(), errbuf), pcap_close);
-  std::string where = "capture on \"" + device_ + "\": ";
-  if (!p) ThrowError(env, where + errbuf);
-  pcap_set_snaplen(p.get(), static_cast<int>(snaplen));
-  pcap_set_promisc(p.get(), 0);
-  // Without immediate mode TPACKET_V3 holds packets for tens of milliseconds.
-  pcap_set_immediate_mode(p.get(), 1);
-  pcap_set_buffer_size(p.get(), static_cast<int>(bufferBytes));
-  int rc = pcap_activate(p.get());
-  if (rc < 0) ThrowError(env, ActivateError(device_, rc, pcap_geterr(p.get())));
-  if (inboundOnly && pcap_setdirection(p.get(), PCAP_D_IN) != 0) {
-    ThrowError(env, where + "cannot capture inbound only: " + pcap_geterr(p.get()));
-  }
-  bpf_program prog{};
-  if (pcap_compile(p.get(), &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-    ThrowError(env, "bad capture filter \"" + filter + "\": " + pcap_geterr(p.get()));
-  }
-  // libpcap filters the frames already in the ring in userland, so nothing unfiltered leaks out.
-  rc = pcap_setfilter(p.get(), &prog);
-  pcap_freecode(&prog);
-  if (rc != 0) ThrowError(env, where + "cannot set filter: " + pcap_geterr(p.get()));
-  if (pcap_setnonblock(p.get(), 1, errbuf) != 0) ThrowError(env, where + "cannot set non-blocking: " + errbuf);
-  const int fd = pcap_get_selectable_fd(p.get());
-  if (fd < 0) ThrowError(env, where + "no selectable descriptor");
-  linkType_ = pcap_datalink(p.get());
-  if (!SupportedLinkType(linkType_)) {
-    const char* name = pcap_datalink_val_to_name(linkType_);
-    ThrowError(env, where + "unsupported link type " + (name ? name : std::to_string(linkType_)));
-  }
-  // libpcap trims every packet to the snapshot length; a packet's IP part is never longer.
-  const int snapshot = pcap_snapshot(p.get());
-  snapshot_ = snapshot > 0 ? static_cast<uint32_t>(snapshot) : snaplen;
+  CaptureSocketSpec spec;
+  spec.device = device_;
+  spec.filter = filter;
+  spec.snaplen = snaplen;
+  spec.bufferBytes = bufferBytes;
+  spec.inboundOnly = inboundOnly;
+  CaptureSocket sock;
+  std::string error;
+  if (!OpenCaptureSocket(spec, &sock, &error)) ThrowError(env, error);
+  const std::string where = "capture on \"" + device_ + "\": ";
+  link_ = sock.link;
+  ifindex_ = sock.ifindex;
+  // The filter trims every packet to snaplen, and so does the iovec it is read into.
+  snapshot_ = snaplen;
   dataCapacity_ = std::max<size_t>(snapshot_, std::min<size_t>(size_t{maxBatch_} * snapshot_, kMaxBatchBytes));
+  msgs_.resize(std::min(maxBatch_, kMaxVlen));
+  iovs_.resize(msgs_.size());
+  for (size_t i = 0; i < msgs_.size(); ++i) {
+    iovs_[i].iov_len = snapshot_;
+    msgs_[i].msg_hdr = msghdr{};
+    msgs_[i].msg_hdr.msg_iov = &iovs_[i];
+    msgs_[i].msg_hdr.msg_iovlen = 1;
+  }
+  deviceDropsAtOpen_ = DeviceRxDrops(device_);
 
   AcquireBuffers();
   onBatch_ = Napi::Persistent(onBatch);
   onError_ = Napi::Persistent(onError);
-  pcap_t* pcap = p.release();
-  loop_.Open(env, Value(), "rsock.Capture", this, fd, [pcap] { pcap_close(pcap); }, where);  // closes it on a throw
-  pcap_ = pcap;
-  rc = loop_.StartPolling();
+  const int fd = sock.fd.release();
+  loop_.Open(env, Value(), "rsock.Capture", this, fd, [fd] { close(fd); }, where);  // closes it on a throw
+  fd_ = fd;
+  const int rc = loop_.StartPolling();
   if (rc != 0) {
     Shutdown(Caller::kFinalizer);  // no Unref: not Ref'd yet
     ThrowError(env, where + "cannot poll the capture descriptor: " + uv_strerror(rc));
@@ -115,8 +91,10 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
 Capture::~Capture() { Shutdown(Caller::kFinalizer); }
 
 void Capture::SaveStats() {
-  pcap_stat ps{};
-  if (pcap_ && pcap_stats(pcap_, &ps) == 0) lastStats_ = ps;
+  if (fd_ < 0) return;
+  dropped_ += TakeKernelDrops(fd_);  // the kernel's counter resets when read
+  const uint64_t now = DeviceRxDrops(device_);
+  deviceDrops_ = now >= deviceDropsAtOpen_ ? now - deviceDropsAtOpen_ : 0;
 }
 
 void Capture::Shutdown(Caller caller) {
@@ -124,7 +102,7 @@ void Capture::Shutdown(Caller caller) {
   closed_ = true;
   SaveStats();
   loop_.Close(caller);
-  pcap_ = nullptr;
+  fd_ = -1;
   if (caller == Caller::kEnvTeardown) return;
   onBatch_.Reset();
   onError_.Reset();
@@ -141,8 +119,8 @@ Napi::Value Capture::Stats(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("delivered", Napi::Number::New(env, static_cast<double>(delivered_)));
   o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_)));
-  o.Set("dropped", Napi::Number::New(env, lastStats_.ps_drop));
-  o.Set("ifDropped", Napi::Number::New(env, lastStats_.ps_ifdrop));
+  o.Set("dropped", Napi::Number::New(env, static_cast<double>(dropped_)));
+  o.Set("ifDropped", Napi::Number::New(env, static_cast<double>(deviceDrops_)));
   o.Set("skipped", Napi::Number::New(env, static_cast<double>(skipped_)));
   return o;
 }

@@ -1,17 +1,22 @@
-// libpcap capture driven by the JS thread's libuv loop, delivering IPv4 and IPv6 packets to JS in batches.
+// Packet capture driven by the JS thread's libuv loop, delivering IPv4 and IPv6 packets to JS in batches.
 //
-// No thread: the LoopHandle polls pcap's selectable descriptor; when the TPACKET ring has frames, the
-// poll callback drains it with pcap_dispatch and calls onBatch synchronously. The batch Buffer and
-// meta Uint32Array are allocated once and handed to every call; they are valid only during the call.
+// A plain AF_PACKET socket (capture_socket.h), not libpcap's TPACKET ring: the kernel runs the classic
+// BPF filter (compiled by libpcap, attached with SO_ATTACH_FILTER) and queues only what passes, and
+// the poll callback reads the queue straight into the batch buffer with recvmmsg, many packets per
+// call, no ring-frame bookkeeping per packet. No thread: the LoopHandle polls the socket; when it is
+// readable the callback drains it and calls onBatch synchronously. The batch Buffer and meta
+// Uint32Array are allocated once and handed to every call; they are valid only during the call.
 #pragma once
 
 #include <napi.h>
-#include <pcap/pcap.h>
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "batch_arrays.h"
+#include "link_layer.h"
 #include "loop_handle.h"
 
 namespace rsock {
@@ -30,23 +35,30 @@ class Capture : public Napi::ObjectWrap<Capture>, private LoopClient {
 
   // capture_drain.cc: the poll callback's side, on the JS thread.
   void OnLoopPoll(int status) override;
+  void OnLoopTimer() override;
   void OnLoopEnvTeardown() override { Shutdown(Caller::kEnvTeardown); }
   enum class DrainResult { kEmpty, kBudget, kError, kGone };
   DrainResult Drain(uint32_t maxFlushes, std::string* error);
+  void Take(uint32_t n, size_t base);
+  bool DeviceDown(std::string* error);
   // Flush, Fail and RefreshBuffers return false (Drain: kGone) when the caller must stop and return
   // without touching `this`: JS may have closed, even destroyed, the capture during a callback.
   bool Flush();
   bool Fail(const std::string& message);
   void AcquireBuffers();
   bool RefreshBuffers();
-  static void OnPacket(u_char* user, const pcap_pkthdr* h, const u_char* bytes);
 
-  LoopHandle loop_;  // owns the pcap handle: pcap_close() waits until the descriptor is unpolled
-  pcap_t* pcap_ = nullptr;  // borrowed from loop_; null once closed
-  int linkType_ = 0;
+  LoopHandle loop_;  // owns the socket: it is closed once the descriptor is unpolled
+  int fd_ = -1;      // borrowed from loop_; -1 once closed
+  LinkKind link_ = LinkKind::kCooked;
+  int ifindex_ = 0;
   uint32_t maxBatch_ = 256;
   uint32_t snapshot_ = 0;  // upper bound of one packet's bytes
   std::string device_;
+  std::vector<mmsghdr> msgs_;  // one recvmmsg's worth, each with one iovec into the batch buffer
+  std::vector<iovec> iovs_;
+  uint8_t* iovBase_ = nullptr;  // where iovs_[0] points; the first iovReady_ entries follow it
+  uint32_t iovReady_ = 0;
 
   Napi::FunctionReference onBatch_;
   Napi::FunctionReference onError_;
@@ -61,11 +73,14 @@ class Capture : public Napi::ObjectWrap<Capture>, private LoopClient {
 
   uint32_t errorWakeups_ = 0;
   uint64_t lastErrorWakeup_ = 0;
+  bool watchingDevice_ = false;  // the device went down: the timer checks whether it comes back or goes
 
   uint64_t skipped_ = 0;
   uint64_t delivered_ = 0;
   uint64_t batches_ = 0;
-  pcap_stat lastStats_{};
+  uint64_t dropped_ = 0;
+  uint64_t deviceDropsAtOpen_ = 0;
+  uint64_t deviceDrops_ = 0;
 };
 
 }  // namespace rsock

@@ -4,7 +4,7 @@
 //
 // The handles live in a heap block that the object does not own. uv_close() completes only on a later
 // loop turn, and until then libuv still watches the descriptor; so the block outlives the object when
-// needed, and releases the descriptor (closes it, pcap_close()s it...) only once libuv has let go of it.
+// needed, and releases the descriptor (closes it) only once libuv has let go of it.
 // For the same reason Node's environment teardown waits for that (an asynchronous cleanup hook).
 #pragma once
 

@@ -6,8 +6,11 @@ import { monotonic } from '../util/clock';
 import { captureSnaplen } from '../util/route';
 import { CaptureBatchFn, loadNative, NativeAddon, UdpBatchFn, WatcherEvent } from './native';
 
-/** Kernel capture ring: a few thousand MTU-sized slots (see captureSnaplen). */
-const CAPTURE_BUFFER_BYTES = 2 << 20;
+/**
+ * The capture socket's receive buffer: each queued MTU-sized packet is charged 2-4 KiB, so this holds
+ * a backlog of one to two thousand, about what a 2 MiB ring of MTU-sized slots held.
+ */
+const CAPTURE_BUFFER_BYTES = 4 << 20;
 
 const nodeTimers: Timers = {
   every(ms, fn) {

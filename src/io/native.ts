@@ -16,35 +16,42 @@ import type { Crypto } from '../core/crypto';
 export interface CaptureOptions {
   /** Device name, or "any". */
   device: string;
-  /** libpcap filter expression (compiled with pcap_compile, optimised). */
+  /**
+   * libpcap filter expression: compiled by pcap_compile (optimised) for the bytes the socket sees (an
+   * Ethernet frame, or the IP packet on a device without one, and on "any") and run by the kernel.
+   */
   filter: string;
-  /** Bytes kept per packet; must cover GRO-merged segments. Default 65535. */
+  /**
+   * Bytes kept per packet, link header included on Ethernet-like devices (loopback too); must cover
+   * GRO-merged segments. Default 65535.
+   */
   snaplen?: number;
   /**
-   * Kernel ring size in bytes. Default 32 MiB. Immediate mode uses TPACKET_V2, whose slots are all
-   * snaplen-sized: at snaplen 65535 a slot takes 128 KiB, so 32 MiB holds 256 packets (8 MiB only 64).
+   * The socket's receive buffer (SO_RCVBUFFORCE, or SO_RCVBUF capped at net.core.rmem_max without
+   * CAP_NET_ADMIN): how many bytes may wait in the kernel, each packet charged its buffer's true size
+   * (about 2-4 KiB for an MTU-sized one). A cap, not memory taken up front. Default 32 MiB.
    */
   bufferBytes?: number;
   /**
    * Max packets per JS batch. Default 256. A batch also ends when the batch buffer (maxBatch x snaplen,
-   * at most 1 MiB) could not take another snaplen, and whenever the ring is empty: a partial batch
+   * at most 1 MiB) could not take another snaplen, and whenever the socket is empty: a partial batch
    * is delivered at once, never held back.
    */
   maxBatch?: number;
-  /** Capture only packets coming in to this host (pcap_setdirection PCAP_D_IN). Default true. */
+  /** Capture only packets coming in to this host (PACKET_IGNORE_OUTGOING). Default true. */
   inboundOnly?: boolean;
 }
 
 export interface CaptureStats {
   /** Packets delivered to JS. */ delivered: number;
   /** Batches delivered to JS. */ batches: number;
-  /** pcap_stats ps_drop: dropped by the kernel because the ring was full. */ dropped: number;
-  /** pcap_stats ps_ifdrop. */ ifDropped: number;
+  /** PACKET_STATISTICS tp_drops: dropped by the kernel because the receive buffer was full. */ dropped: number;
+  /** Receive drops the device itself counted since the capture opened (/proc/net/dev); 0 on "any". */ ifDropped: number;
   /** Packets skipped because the link header was unknown or the packet was neither IPv4 nor IPv6. */ skipped: number;
 }
 
 /**
- * Called with one batch, synchronously from the event loop when the capture ring has packets (no
+ * Called with one batch, synchronously from the event loop when the capture socket has packets (no
  * thread involved; process.nextTick callbacks and microtasks queued here run right after it
  * returns, and an exception thrown here is an uncaught exception). `data` holds the IP packets (IPv4 or IPv6)
  * back to back, link header already stripped; `meta` holds CAPTURE_STRIDE words per packet (see
@@ -62,7 +69,7 @@ export type CaptureBatchFn = (data: Buffer, meta: Uint32Array, count: number) =>
 export interface Capture {
   stats(): CaptureStats;
   /**
-   * Stops polling and closes the pcap handle. Idempotent; may be called from inside onBatch (no
+   * Stops polling and closes the packet socket. Idempotent; may be called from inside onBatch (no
    * further batch is delivered). An open capture keeps the process alive, like a socket; one whose
    * interface went away has reported it to onError and no longer does.
    */
@@ -246,7 +253,7 @@ export interface NativeAddon {
     CAPTURE: RecordLayout; TX: RecordLayout; UDP_RX: RecordLayout; UDP_TX: RecordLayout;
     CRYPTO: RecordLayout; KEY_SLOT: KeySlotLayout;
   };
-  /** libpcap and libsodium version strings, for --version and logs. */
+  /** libpcap (the capture's filter compiler) and libsodium version strings, for --version and logs. */
   versions(): { pcap: string; sodium: string };
 }
 

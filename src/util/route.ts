@@ -35,8 +35,8 @@ export function defaultDevice(): string | null {
 
 /**
  * Bytes to capture per packet: the device's MTU plus link headers, at least 2048. Keeping it close to
- * the MTU matters because the capture ring is cut into slots of this size: 65535 would leave room for
- * only ~130 packets in 8 MiB. "any" and unknown devices get 9216 (jumbo frames).
+ * the MTU matters because every packet is read into a snaplen-sized room of the 1 MiB batch buffer:
+ * 65535 would let one recvmmsg take only 16 packets. "any" and unknown devices get 9216 (jumbo frames).
  */
 export function captureSnaplen(dev: string): number {
   try {

@@ -2,10 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { Capture } from '../../src/io/native';
 import {
   native, LO_U32, PSH, ACK, sleep, waitFor, randomPort, Seg, parseSegment, Tx, packTx, capturedPackets, Recorder, payload,
+  runChild,
 } from './helpers';
+import { CAPTURE, CAPTURE_STRIDE } from '../../src/io/native';
 
 test('capture: a packet longer than snaplen is delivered cut short, headers intact', async () => {
   const sport = randomPort();
@@ -188,4 +191,139 @@ test('capture: close is idempotent and stats survive it', () => {
   c.close();
   c.close();
   assert.deepEqual(c.stats(), { delivered: 0, batches: 0, dropped: 0, ifDropped: 0, skipped: 0 });
+});
+
+const seg = (sport: number, dport: number, seq: number, size = 1): Tx =>
+  ({ src: LO_U32, dst: LO_U32, sport, dport, seq, ack: 0, flags: ACK, window: 1, payload: Buffer.alloc(size, seq) });
+
+test('capture: the kernel filter passes only matching segments; inbound only sees each once, both directions twice', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const filter = `tcp and src port ${sport} and dst port ${dport}`;
+  const open = (inboundOnly: boolean, into: Seg[]) => new native.Capture({ device: 'lo', filter, inboundOnly }, (data, meta, count) => {
+    for (const p of capturedPackets(data, meta, count)) into.push(parseSegment(p));
+  }, () => {});
+  const inbound: Seg[] = [];
+  const both: Seg[] = [];
+  const a = open(true, inbound);
+  const b = open(false, both);
+  const inj = new native.Injector();
+  try {
+    // Wrong source port, neighbouring ports, then the one that matches. (Not swapped ports: the
+    // kernel's RST to that one would match.)
+    const { data, meta } = packTx([seg(dport, dport, 1), seg(sport, dport + 1, 2), seg(sport + 1, dport, 3), seg(sport, dport, 4)]);
+    assert.equal(inj.send(data, meta, 4), 4);
+    await waitFor(() => both.length >= 2, 3000, 'both copies on lo');
+    await sleep(50);
+    assert.deepEqual(inbound.map((s) => s.seq), [4]);
+    assert.deepEqual(both.map((s) => s.seq), [4, 4], 'lo shows it outgoing, then incoming');
+    assert.deepEqual([a.stats().delivered, a.stats().skipped, b.stats().delivered], [1, 0, 2]);
+  } finally {
+    a.close();
+    b.close();
+    inj.close();
+  }
+});
+
+test('capture: what the full receive buffer drops is counted; the count survives reading it and close()', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  let delivered = 0;
+  const cap = new native.Capture({ device: 'lo', filter: `tcp and src port ${sport} and dst port ${dport}`, bufferBytes: 64 << 10 },
+    (_data, _meta, count) => { delivered += count; }, () => {});
+  const inj = new native.Injector();
+  try {
+    // One synchronous send: all of it reaches the socket before the loop reads any, far more than 64 KiB.
+    const n = 400;
+    const { data, meta } = packTx(Array.from({ length: n }, (_, i) => seg(sport, dport, i, 1000)));
+    assert.equal(inj.send(data, meta, n), n);
+    await waitFor(() => delivered + cap.stats().dropped >= n, 3000, 'every segment delivered or dropped');
+    await sleep(50);
+    const s = cap.stats();
+    assert.ok(s.dropped > 0 && s.delivered > 0, `dropped ${s.dropped}, delivered ${s.delivered}`);
+    assert.equal(s.delivered, delivered);
+    assert.equal(s.delivered + s.dropped, n);
+    assert.equal(cap.stats().dropped, s.dropped, 'the kernel resets its counter when read; ours does not');
+    cap.close();
+    assert.equal(cap.stats().dropped, s.dropped);
+  } finally {
+    cap.close();
+    inj.close();
+  }
+});
+
+test('capture: a burst is cut at maxBatch, records packed back to back; small packets fill a batch past one recvmmsg', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const filter = `tcp and src port ${sport} and dst port ${dport}`;
+  const errors: string[] = [];
+  const open = (maxBatch: number | undefined, sizes: number[]) => new native.Capture({ device: 'lo', filter, maxBatch }, (data, meta, count) => {
+    sizes.push(count);
+    let next = 0;
+    for (let i = 0; i < count; i++) {
+      const off = meta[i * CAPTURE_STRIDE + CAPTURE.OFFSET];
+      if (off !== next) errors.push(`batch ${sizes.length}, packet ${i}: offset ${off}, expected ${next}`);
+      const len = meta[i * CAPTURE_STRIDE + CAPTURE.LENGTH];
+      if (data.readUInt16BE(off + 2) !== len) errors.push(`batch ${sizes.length}, packet ${i}: length ${len}`);
+      next = off + len;
+    }
+  }, (e) => errors.push(e.message));
+  const by32: number[] = [];
+  const byDefault: number[] = [];
+  const a = open(32, by32);
+  // Default snaplen 65535: one recvmmsg takes at most 16 packets into the 1 MiB batch buffer.
+  const b = open(undefined, byDefault);
+  const inj = new native.Injector();
+  try {
+    const n = 100;
+    const { data, meta } = packTx(Array.from({ length: n }, (_, i) => seg(sport, dport, i, 1 + (i % 7) * 50)));
+    assert.equal(inj.send(data, meta, n), n);
+    await waitFor(() => a.stats().delivered >= n && b.stats().delivered >= n, 3000, 'the burst');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(by32, [32, 32, 32, 4]);
+    assert.deepEqual(byDefault, [100]);
+  } finally {
+    a.close();
+    b.close();
+    inj.close();
+  }
+});
+
+test('capture on a device without a link header (tun): cooked, IPv4 and IPv6, filtered in the kernel', (t) => {
+  for (const tool of ['unshare', 'ip', 'socat']) {
+    if (spawnSync(tool, ['-V']).error) return t.skip(`${tool} is missing`);
+  }
+  // In a private network namespace: socat writes each chunk of its stdin into a tun device, where
+  // the kernel receives it as an incoming packet.
+  const r = runChild(
+    `
+    const { execSync, spawn } = require('child_process');
+    const socat = spawn('socat', ['-u', 'STDIN', 'TUN:10.8.0.1/24,tun-name=rsocktun0,tun-type=tun,iff-no-pi,iff-up'], { stdio: ['pipe', 'ignore', 'inherit'] });
+    const up = () => { try { execSync('ip link show rsocktun0', { stdio: 'ignore' }); return true; } catch { return false; } };
+    const got = [];
+    const tcp = (dport) => { const h = Buffer.alloc(20); h.writeUInt16BE(5555, 0); h.writeUInt16BE(dport, 2); h[12] = 0x50; h[13] = 0x10; return h; };
+    const v4 = (dport) => { const ip = Buffer.alloc(20); ip[0] = 0x45; ip.writeUInt16BE(40, 2); ip[8] = 64; ip[9] = 6;
+      Buffer.from([10, 8, 0, 2, 10, 8, 0, 1]).copy(ip, 12); return Buffer.concat([ip, tcp(dport)]); };
+    const v6 = (dport) => { const ip = Buffer.alloc(40); ip[0] = 0x60; ip.writeUInt16BE(20, 4); ip[6] = 6; ip[7] = 64;
+      ip[23] = 2; ip[39] = 1; return Buffer.concat([ip, tcp(dport)]); };
+    let tries = 0;
+    const start = () => {
+      if (!up()) return ++tries < 100 ? setTimeout(start, 20) : (console.log('no tun'), socat.kill());
+      const c = new n.Capture({ device: 'rsocktun0', filter: 'tcp and dst port 7777' }, (data, meta, count) => {
+        for (let i = 0; i < count; i++) { const off = meta[2 * i], len = meta[2 * i + 1]; got.push([data[off] >> 4, len, data.readUInt16BE(off + len - 18)]); }
+      }, (e) => got.push(e.message));
+      // One packet per write, apart in time, so that socat reads them one by one.
+      const pkts = [v4(7778), v4(7777), v6(7778), v6(7777)];
+      pkts.forEach((p, i) => setTimeout(() => socat.stdin.write(p), 50 * (i + 1)));
+      setTimeout(() => { console.log(JSON.stringify({ got, stats: c.stats() })); c.close(); socat.kill(); }, 50 * pkts.length + 300);
+    };
+    start();`,
+    10000,
+    ['unshare', '--net', '--'],
+  );
+  assert.equal(r.signal, null, `child hung: ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { got: unknown[]; stats: { delivered: number; skipped: number } };
+  assert.deepEqual(out.got, [[4, 40, 7777], [6, 60, 7777]], 'IP at offset 0, only dst port 7777');
+  assert.equal(out.stats.skipped, 0);
 });

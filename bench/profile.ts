@@ -3,8 +3,10 @@
 // paced 20,000/s × 1200 B probe and its UDP ping-pong. Run it under the shared measurement lock:
 //
 //   flock /tmp/rsock-measure.lock node dist/bench/profile.js [--rate=20000] [--secs=5] [--pings=10000]
-//         [--skip=perf,jsprof] [--keep]
+//         [--skip=pass1,perf,jsprof] [--ab=DIR [--rounds=6]] [--keep]
 //
+// Pass 0 (--ab=DIR, DIR the root of another build, e.g. a copy of main's bin/ dist/ build/): both
+//   builds side by side, probes and ping-pongs alternating, medians of CPU/datagram and RTT.
 // Pass 1 (plain processes, node --perf-basic-prof so that perf can name JIT frames):
 //   - CPU per datagram per side: utime+stime from /proc over a clean probe;
 //   - syscalls and context switches per datagram per side: `perf stat` tracepoints over a second probe;
@@ -24,11 +26,11 @@ import { Results } from './results';
 import { Prober } from './search';
 import * as udpload from './udpload';
 
-interface Opts { rate: number; secs: number; pings: number; skip: Set<string>; keep: boolean }
+interface Opts { rate: number; secs: number; pings: number; skip: Set<string>; keep: boolean; ab?: string; rounds: number }
 interface Pair { server: Proc; client: Proc }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { rate: 20000, secs: 5, pings: 10000, skip: new Set(), keep: false };
+  const o: Opts = { rate: 20000, secs: 5, pings: 10000, skip: new Set(), keep: false, rounds: 6 };
   for (const a of argv) {
     const [k, v] = a.split('=');
     if (k === '--rate') o.rate = Number(v);
@@ -36,6 +38,8 @@ function parse(argv: string[]): Opts {
     else if (k === '--pings') o.pings = Number(v);
     else if (k === '--skip') for (const s of (v ?? '').split(',')) o.skip.add(s);
     else if (k === '--keep') o.keep = true;
+    else if (k === '--ab') o.ab = path.resolve(v);
+    else if (k === '--rounds') o.rounds = Number(v);
     else throw new Error(`profile: unknown argument ${a}`);
   }
   return o;
@@ -44,15 +48,53 @@ function parse(argv: string[]): Opts {
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
-async function startPair(pair: DirectPair, key: string, nodeFlags: string[], tag: string): Promise<Pair> {
-  const ports = '10001-10010';
-  const withFlags = (a: string[]) => [a[0], ...nodeFlags, ...a.slice(1)];
-  const server = pair.spawn('server', withFlags(serverArgs(pair, { ports, key, taddr: `127.0.0.1:${CONF.targetPort}` })), { name: `server-${tag}` });
+/** rsock-server then rsock-client, with `nodeFlags`; `base`: the root of another build (its bin/ is run instead). */
+async function startPair(pair: DirectPair, key: string, nodeFlags: string[], tag: string, at = { ports: '10001-10010', ludp: CONF.ludp as number },
+  base?: string): Promise<Pair> {
+  const ports = at.ports;
+  const withFlags = (a: string[], prog: string) => [a[0], ...nodeFlags, base ? path.join(base, 'bin', prog) : a[1], ...a.slice(2)];
+  const server = pair.spawn('server', withFlags(serverArgs(pair, { ports, key, taddr: `127.0.0.1:${CONF.targetPort}` }), 'rsock-server.js'), { name: `server-${tag}` });
   await server.waitFor(LOG.ready, READY_TIMEOUT_MS);
-  const client = pair.spawn('client', withFlags(clientArgs(pair, { ports, key, ludp: `127.0.0.1:${CONF.ludp}` })), { name: `client-${tag}` });
+  const client = pair.spawn('client', withFlags(clientArgs(pair, { ports, key, ludp: `127.0.0.1:${at.ludp}` }), 'rsock-client.js'), { name: `client-${tag}` });
   await client.waitFor(LOG.ready, READY_TIMEOUT_MS);
   await sleep(1000); // every connection up
   return { server, client };
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+/**
+ * Pass 0 (--ab=DIR): this build against the build in DIR, side by side on disjoint ports (as the
+ * benchmark runs its instances A and B), probes and ping-pongs alternating round by round, so that
+ * both see the same machine. Medians of the rounds.
+ */
+async function passAb(pair: DirectPair, prober: Prober, o: Opts, key: string): Promise<void> {
+  const base = await startPair(pair, key, [], 'base', { ports: '10011-10020', ludp: CONF.ludp2 }, o.ab);
+  const mine = await startPair(pair, key, [], 'this', { ports: '10001-10010', ludp: CONF.ludp });
+  const runs = [{ name: `base (${o.ab})`, p: base, route: `tunnel:${CONF.ludp2}` as const, cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] },
+    { name: 'this build', p: mine, route: 'tunnel' as const, cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] }];
+  try {
+    say(`\n## A/B: ${o.rounds} rounds of a ${o.rate}/s x ${o.secs} s probe and ${o.pings} pings each, alternating`);
+    for (const r of runs) await prober.probe(r.route, o.rate, 1, 1);
+    for (let i = 0; i < o.rounds; i++) {
+      for (const r of i % 2 ? [...runs].reverse() : runs) {
+        const c0 = cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!;
+        const pr = await prober.probe(r.route, o.rate, o.secs, 1);
+        const c1 = cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!;
+        r.cpu.push(((c1 - c0) * 1e6) / clockTicks() / Math.max(1, pr.rate * o.secs));
+        const png = await udpload.ping(pair, 'client', prober.dst(r.route), o.pings, 100, 200, 30);
+        r.p50.push(png.p50us ?? NaN);
+        r.p99.push(png.p99us ?? NaN);
+      }
+    }
+    for (const r of runs) {
+      say(`${r.name.padEnd(40)} CPU/datagram median ${median(r.cpu).toFixed(2)} us [${r.cpu.map((x) => x.toFixed(1)).join(' ')}]; ` +
+        `RTT p50 median ${median(r.p50).toFixed(0)} us [${r.p50.map((x) => x.toFixed(0)).join(' ')}], p99 median ${median(r.p99).toFixed(0)} us [${r.p99.map((x) => x.toFixed(0)).join(' ')}]`);
+    }
+  } finally {
+    await stopPair(mine);
+    await stopPair(base);
+  }
 }
 
 async function stopPair(p: Pair): Promise<void> {
@@ -183,7 +225,8 @@ async function main(): Promise<number> {
     const prober = new Prober(pair, new Results());
     const key = `profile-${pair.id}`;
     say(`# rsock profile: ${o.rate}/s x ${o.secs} s of 1200 B, ${o.pings} pings (logs: ${pair.logDir})`);
-    await pass1(pair, prober, o, key);
+    if (o.ab) await passAb(pair, prober, o, key);
+    if (!o.skip.has('pass1')) await pass1(pair, prober, o, key);
     if (!o.skip.has('jsprof')) await pass2(pair, prober, o, key);
     return 0;
   } finally {

@@ -75,6 +75,9 @@ async function passAb(pair: DirectPair, prober: Prober, o: Opts, key: string): P
     { name: 'this build', p: mine, route: 'tunnel' as const, cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] }];
   try {
     say(`\n## A/B: ${o.rounds} rounds of a ${o.rate}/s x ${o.secs} s probe and ${o.pings} pings each, alternating`);
+    const t0 = runs.map((r) => cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!);
+    await sleep(3000);
+    say(`idle CPU over 3 s, client+server: ${runs.map((r, i) => `${r.name} ${(((cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)! - t0[i]) * 100) / clockTicks() / 3).toFixed(1)} %`).join(', ')}`);
     for (const r of runs) await prober.probe(r.route, o.rate, 1, 1);
     for (let i = 0; i < o.rounds; i++) {
       for (const r of i % 2 ? [...runs].reverse() : runs) {
@@ -156,7 +159,26 @@ async function pass1(pair: DirectPair, prober: Prober, o: Opts, key: string): Pr
 
     say('\nRTT, UDP ping-pong, one datagram in flight:');
     say(`  direct: ${await rtt(pair, prober, 'direct', o.pings)}`);
+    const q0 = [cpuTicks(p.client.pid)!, cpuTicks(p.server.pid)!];
     say(`  tunnel: ${await rtt(pair, prober, 'tunnel', o.pings)}`);
+    const q1 = [cpuTicks(p.client.pid)!, cpuTicks(p.server.pid)!];
+    const perPing = (i: number) => (((q1[i] - q0[i]) * 1e6) / clockTicks() / (o.pings + 200)).toFixed(1);
+    say(`  CPU per ping (both ways through each process): client ${perPing(0)} us, server ${perPing(1)} us`);
+    if (!o.skip.has('perf')) {
+      const file = path.join(pair.logDir, 'perf-ping.data');
+      const rec = exec(['perf', 'record', '-q', '-a', '-g', '-e', 'cpu-clock', '-F', '2999', '-o', file, '--', 'sleep', '2'],
+        { allowFail: true, timeoutMs: 40_000 });
+      const png = await udpload.ping(pair, 'client', prober.dst('tunnel'), 1_000_000, 0, 200, 2);
+      await rec;
+      const total = await perfTotal(file);
+      say(`perf record -a over 2 s of ping-pong (${png.samples} pings): CPU per ping, % of all samples`);
+      for (const [side, pid] of [['client', p.client.pid], ['server', p.server.pid]] as const) {
+        say(`rsock-${side}, by DSO:`);
+        for (const l of await perfReport(file, pid, 'dso', total, png.samples + png.lost, 0.2)) say(l);
+        say(`rsock-${side}, top symbols:`);
+        for (const l of (await perfReport(file, pid, 'dso,sym', total, png.samples + png.lost, 0.2)).slice(0, 30)) say(l);
+      }
+    }
   } finally {
     await stopPair(p);
     for (const pid of [p.client.pid, p.server.pid]) fs.rmSync(`/tmp/perf-${pid}.map`, { force: true });

@@ -54,6 +54,34 @@ export async function perfReport(file: string, pid: number, sort: string, total:
   return lines;
 }
 
+/** Kernel functions whose inclusive time marks a stage of the data path (see BENCHMARKS.md, "Where the time goes"). */
+export const STAGES: Array<[string, string]> = [
+  ['__sys_sendmmsg', 'sendmmsg, all (inject and UDP send)'],
+  ['raw_sendmsg', '  inject: raw IP send (route, netfilter, veth)'],
+  ['udp_sendmsg', '  UDP send to the local app or target (loopback)'],
+  ['handle_softirqs', '  of which receive softirq run in this context (the peer or local receiver)'],
+  ['tpacket_rcv', '  of which packet-socket copies (captures)'],
+  ['__x64_sys_recvmmsg', 'recvmmsg (UDP from the local app or target)'],
+  ['do_epoll_wait', 'epoll waits (libuv and the mux)'],
+  ['__schedule', 'scheduler (sleep and wake-up)'],
+  ['asm_sysvec_apic_timer_interrupt', 'timer interrupts'],
+];
+
+/** Inclusive CPU per datagram of the STAGES functions in one process, from `perf record -g`. */
+export async function perfStages(file: string, pid: number, total: number, delivered: number): Promise<string[]> {
+  const r = await exec(['perf', 'report', '-i', file, '--stdio', '--children', '-g', 'none', '--sort', 'pid,sym', '--percent-limit', '0.01'],
+    { allowFail: true, timeoutMs: 120_000 });
+  const found = new Map<string, number>();
+  for (const l of r.stdout.split('\n')) {
+    const m = /^\s+([\d.]+)%\s+[\d.]+%\s+(\d+):\S+\s+\[[k.]\] (\S+)/.exec(l);
+    if (m && Number(m[2]) === pid && !found.has(m[3])) found.set(m[3], Number(m[1]));
+  }
+  return STAGES.map(([sym, what]) => {
+    const pct = found.get(sym) ?? 0;
+    return `${((pct / 100) * total / 1e3 / delivered).toFixed(2).padStart(7)} us ${pct.toFixed(2).padStart(6)} %  ${what} [${sym}]`;
+  });
+}
+
 interface ProfNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
 interface CpuProfile { nodes: ProfNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
 

@@ -3,7 +3,7 @@
 // paced 20,000/s × 1200 B probe and its UDP ping-pong. Run it under the shared measurement lock:
 //
 //   flock /tmp/rsock-measure.lock node dist/bench/profile.js [--rate=20000] [--secs=5] [--pings=10000]
-//         [--skip=pass1,perf,jsprof] [--ab=DIR [--rounds=6]] [--keep]
+//         [--skip=pass1,perf,jsprof] [--node-flags='--trace-deopt ...' (pass 2)] [--ab=DIR [--rounds=6]] [--keep]
 //
 // Pass 0 (--ab=DIR, DIR the root of another build, e.g. a copy of main's bin/ dist/ build/): both
 //   builds side by side, probes and ping-pongs alternating, medians of CPU/datagram and RTT.
@@ -21,16 +21,16 @@ import { exec, Proc, sleep } from '../test/lib/proc';
 import { clockTicks, cpuTicks } from '../test/lib/procstat';
 import { clientArgs, LOG, READY_TIMEOUT_MS, serverArgs } from '../test/lib/rsock';
 import { CONF } from './options';
-import { perfReport, perfStat, perfTotal, readCpuProfile, readTraceGc, statEvents } from './profile-tools';
+import { perfReport, perfStages, perfStat, perfTotal, readCpuProfile, readTraceGc, statEvents } from './profile-tools';
 import { Results } from './results';
 import { Prober } from './search';
 import * as udpload from './udpload';
 
-interface Opts { rate: number; secs: number; pings: number; skip: Set<string>; keep: boolean; ab?: string; rounds: number }
+interface Opts { flags: string[]; rate: number; secs: number; pings: number; skip: Set<string>; keep: boolean; ab?: string; rounds: number; swap: boolean }
 interface Pair { server: Proc; client: Proc }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { rate: 20000, secs: 5, pings: 10000, skip: new Set(), keep: false, rounds: 6 };
+  const o: Opts = { flags: [], rate: 20000, secs: 5, pings: 10000, skip: new Set(), keep: false, rounds: 6, swap: false };
   for (const a of argv) {
     const [k, v] = a.split('=');
     if (k === '--rate') o.rate = Number(v);
@@ -39,7 +39,9 @@ function parse(argv: string[]): Opts {
     else if (k === '--skip') for (const s of (v ?? '').split(',')) o.skip.add(s);
     else if (k === '--keep') o.keep = true;
     else if (k === '--ab') o.ab = path.resolve(v);
+    else if (k === '--swap') o.swap = true;
     else if (k === '--rounds') o.rounds = Number(v);
+    else if (k === '--node-flags') o.flags = a.slice('--node-flags='.length).split(' ').filter(Boolean);
     else throw new Error(`profile: unknown argument ${a}`);
   }
   return o;
@@ -61,6 +63,11 @@ async function startPair(pair: DirectPair, key: string, nodeFlags: string[], tag
   return { server, client };
 }
 
+/** Voluntary context switches of a process's main thread: how often its event loop went to sleep. */
+function wakes(pid: number): number {
+  return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /**
@@ -69,10 +76,14 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length
  * both see the same machine. Medians of the rounds.
  */
 async function passAb(pair: DirectPair, prober: Prober, o: Opts, key: string): Promise<void> {
-  const base = await startPair(pair, key, [], 'base', { ports: '10011-10020', ludp: CONF.ludp2 }, o.ab);
-  const mine = await startPair(pair, key, [], 'this', { ports: '10001-10010', ludp: CONF.ludp });
-  const runs = [{ name: `base (${o.ab})`, p: base, route: `tunnel:${CONF.ludp2}` as const, cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] },
-    { name: 'this build', p: mine, route: 'tunnel' as const, cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] }];
+  // --swap: the base build on the first port set instead, in case the sets differ.
+  const sets = [{ ports: '10011-10020', ludp: CONF.ludp2 as number }, { ports: '10001-10010', ludp: CONF.ludp as number }];
+  if (o.swap) sets.reverse();
+  const route = (ludp: number) => (ludp === CONF.ludp ? 'tunnel' as const : `tunnel:${ludp}` as const);
+  const base = await startPair(pair, key, [], 'base', sets[0], o.ab);
+  const mine = await startPair(pair, key, [], 'this', sets[1]);
+  const runs = [{ name: `base (${o.ab})`, p: base, route: route(sets[0].ludp), cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] },
+    { name: 'this build', p: mine, route: route(sets[1].ludp), cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] }];
   try {
     say(`\n## A/B: ${o.rounds} rounds of a ${o.rate}/s x ${o.secs} s probe and ${o.pings} pings each, alternating`);
     const t0 = runs.map((r) => cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!);
@@ -82,9 +93,11 @@ async function passAb(pair: DirectPair, prober: Prober, o: Opts, key: string): P
     for (let i = 0; i < o.rounds; i++) {
       for (const r of i % 2 ? [...runs].reverse() : runs) {
         const c0 = cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!;
+        const w0 = wakes(r.p.client.pid);
         const pr = await prober.probe(r.route, o.rate, o.secs, 1);
         const c1 = cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!;
         r.cpu.push(((c1 - c0) * 1e6) / clockTicks() / Math.max(1, pr.rate * o.secs));
+        r.cs.push((wakes(r.p.client.pid) - w0) / Math.max(1, pr.rate * o.secs));
         const png = await udpload.ping(pair, 'client', prober.dst(r.route), o.pings, 100, 200, 30);
         r.p50.push(png.p50us ?? NaN);
         r.p99.push(png.p99us ?? NaN);
@@ -92,7 +105,7 @@ async function passAb(pair: DirectPair, prober: Prober, o: Opts, key: string): P
     }
     for (const r of runs) {
       say(`${r.name.padEnd(40)} CPU/datagram median ${median(r.cpu).toFixed(2)} us [${r.cpu.map((x) => x.toFixed(1)).join(' ')}]; ` +
-        `RTT p50 median ${median(r.p50).toFixed(0)} us [${r.p50.map((x) => x.toFixed(0)).join(' ')}], p99 median ${median(r.p99).toFixed(0)} us [${r.p99.map((x) => x.toFixed(0)).join(' ')}]`);
+        `client sleeps/datagram ${median(r.cs).toFixed(2)}; RTT p50 median ${median(r.p50).toFixed(0)} us [${r.p50.map((x) => x.toFixed(0)).join(' ')}], p99 median ${median(r.p99).toFixed(0)} us [${r.p99.map((x) => x.toFixed(0)).join(' ')}]`);
     }
   } finally {
     await stopPair(mine);
@@ -152,6 +165,8 @@ async function pass1(pair: DirectPair, prober: Prober, o: Opts, key: string): Pr
       for (const [side, pid] of [['client', p.client.pid], ['server', p.server.pid]] as const) {
         say(`rsock-${side}, by DSO:`);
         for (const l of await perfReport(file, pid, 'dso', total, d3, 0.2)) say(l);
+        say(`rsock-${side}, kernel stages (inclusive):`);
+        for (const l of await perfStages(file, pid, total, d3)) say(l);
         say(`rsock-${side}, top symbols:`);
         for (const l of (await perfReport(file, pid, 'dso,sym', total, d3, 0.15)).slice(0, 45)) say(l);
       }
@@ -188,7 +203,7 @@ async function pass1(pair: DirectPair, prober: Prober, o: Opts, key: string): Pr
 async function pass2(pair: DirectPair, prober: Prober, o: Opts, key: string): Promise<void> {
   const dir = path.join(pair.logDir, 'cpuprof');
   fs.mkdirSync(dir, { recursive: true });
-  const p = await startPair(pair, key, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', '--trace-gc'], 'prof');
+  const p = await startPair(pair, key, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', '--trace-gc', ...o.flags], 'prof');
   const roles = { [p.client.pid]: 'client', [p.server.pid]: 'server' } as Record<number, string>;
   let from = 0;
   let to = 0;

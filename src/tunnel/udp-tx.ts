@@ -78,12 +78,15 @@ export class UdpTxBatch {
   };
 
   flush(): void {
-    if (this.count === 0) return;
-    const n = this.mux.send(this.from ?? this.data, this.meta, this.count);
-    this.sent += n;
-    this.failed += this.count - n;
+    const count = this.count;
+    if (count === 0) return;
+    const data = this.from ?? this.data;
+    // Reset first: a send that throws must not leave records pointing into a lent buffer.
     this.count = 0;
     this.used = 0;
     this.from = null;
+    const n = this.mux.send(data, this.meta, count);
+    this.sent += n;
+    this.failed += count - n;
   }
 }

@@ -80,6 +80,7 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
   void OnLoopPoll(int status) override;
   void OnLoopTimer() override;
   void Pause();
+  int Round(uint32_t* read, uint32_t* errors);
   bool DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t* errors);
   bool Flush();
   void AcquireBuffers();
@@ -95,6 +96,7 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
   std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<uint32_t>> freeIds_;  // lowest first
   uint32_t nextSerial_ = 1;
   uint32_t open_ = 0;
+  uint32_t soleId_ = 0;  // where the only open socket was last found (open_ == 1)
 
   // Polls the epoll descriptor and owns it; its timer resumes polling after an error pause.
   LoopHandle loop_;

@@ -70,28 +70,21 @@ export class Engine<L extends Link> implements RxHandler<L> {
     this.peer = opts.side === 'client' ? 'server' : 'client';
   }
 
-  get tx(): TxBatch {
-    return this.txBatch!;
-  }
-  get watcher(): SocketWatcher {
-    return this.sockets!;
-  }
+  get tx(): TxBatch { return this.txBatch!; }
+  get watcher(): SocketWatcher { return this.sockets!; }
   /** The local UDP sockets (the client's --ludp, the server's per-flow sockets). */
-  get udp(): UdpMux {
-    return this.mux!;
-  }
-  get udpTx(): UdpTxBatch {
-    return this.udpBatch!;
-  }
-  get linkCount(): number {
-    return this.links.size;
-  }
+  get udp(): UdpMux { return this.mux!; }
+  get udpTx(): UdpTxBatch { return this.udpBatch!; }
+  get linkCount(): number { return this.links.size; }
 
   /** Opens every handle. Throws the I/O layer's clear error (no permission, no such device, ...), with nothing left open. */
   start(): void {
     const io = this.io;
     try {
-      this.mux = io.openUdp((data, meta, count) => this.handler.onUdp(data, meta, count, io.clock()));
+      this.mux = io.openUdp((data, meta, count) => {
+        this.beginBatch(data);
+        try { this.handler.onUdp(data, meta, count, io.clock()); } finally { this.endBatch(); }
+      });
       this.udpBatch = new UdpTxBatch(this.mux, io.timers);
       this.injector = io.openInjector();
       this.txBatch = new TxBatch(this.injector, io.crypto, this.keyTable, this.opts.mode, io.timers);
@@ -100,7 +93,10 @@ export class Engine<L extends Link> implements RxHandler<L> {
       const dev = this.opts.capture.device;
       this.capture = io.openCapture(
         this.opts.capture,
-        (data, meta, count) => this.rxPath!.handle(data, meta, count, io.clock()),
+        (data, meta, count) => {
+          this.beginBatch(data);
+          try { this.rxPath!.handle(data, meta, count, io.clock()); } finally { this.endBatch(); }
+        },
         (err) => this.log.error(`capture on ${dev}: ${err.message}`),
       );
     } catch (e) {
@@ -108,6 +104,22 @@ export class Engine<L extends Link> implements RxHandler<L> {
       throw e;
     }
     this.cancelTick = io.timers.every(TICK_MS, () => this.tick());
+  }
+
+  // What a batch of input causes leaves before its callback returns, not a loop phase later (the first
+  // datagram of a burst saves that wait), and datagrams for local sockets go straight from the batch
+  // buffer, valid and unchanged until then.
+  private beginBatch(data: Buffer): void {
+    this.txBatch!.hold(true);
+    this.udpBatch!.hold(true);
+    this.udpBatch!.lend(data);
+  }
+
+  private endBatch(): void {
+    this.txBatch!.hold(false);
+    this.udpBatch!.hold(false);
+    try { this.udpBatch!.flush(); } finally { this.udpBatch!.lend(null); }
+    this.txBatch!.flush();
   }
 
   /** What a new link needs beyond the kernel's handshake: the peer's TSval from it, a random IP id start. */

@@ -21,6 +21,7 @@ export class TxBatch {
   private frames = 0;
   private used = 0;
   private scheduled = false;
+  private held = false;
   /** The last segment pushed and its connection: appendFrame() may add to it. */
   private lastTcp: FakeTcp | null = null;
   private readonly seg: OutSegment = emptyOut();
@@ -40,9 +41,14 @@ export class TxBatch {
     this.tag = tagLen(mode);
   }
 
+  /** While held, the owner flushes when its input batch is done: no end-of-turn flush is scheduled. */
+  hold(on: boolean): void {
+    this.held = on;
+  }
+
   private room(bytes: number): void {
     if (this.count >= MAX_BATCH || this.frames >= MAX_FRAMES || this.used + bytes > this.data.length) this.flush();
-    if (!this.scheduled) {
+    if (!this.scheduled && !this.held) {
       this.scheduled = true;
       this.timers.soon(this.flushLater);
     }

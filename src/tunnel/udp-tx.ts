@@ -11,6 +11,11 @@ export class UdpTxBatch {
   private count = 0;
   private used = 0;
   private scheduled = false;
+  private held = false;
+  /** A buffer that stays valid and unchanged until the next flush: datagrams in it are sent from where they are. */
+  private lent: Buffer | null = null;
+  /** The buffer the queued records point into when it is not our own (the lent one). */
+  private from: Buffer | null = null;
   sent = 0;
   failed = 0;
 
@@ -19,21 +24,41 @@ export class UdpTxBatch {
     private readonly timers: Timers,
   ) {}
 
+  /** While held, the owner flushes when its input batch is done: no end-of-turn flush is scheduled. */
+  hold(on: boolean): void {
+    this.held = on;
+  }
+
+  /** `buf` (or nothing) may be sent from in place until the next flush, which must come before it changes. */
+  lend(buf: Buffer | null): void {
+    if (this.from && buf !== this.from) this.flush();
+    this.lent = buf;
+  }
+
   /**
    * Queues src[off, off+len) for socket `id`, to ip:port (0, 0 for a connected socket); `ip6` given,
    * to that IPv6 address instead of `ip`.
    */
   add(id: number, src: Buffer, off: number, len: number, ip: number, port: number, ip6: Uint32Array | null = null): void {
-    if (this.count >= MAX_BATCH || this.used + len > this.data.length) this.flush();
-    if (len > this.data.length) return;
-    if (!this.scheduled) {
+    const inPlace = src === this.lent;
+    // One send takes one buffer: records in the lent one and in ours do not mix.
+    if (this.count > 0 && inPlace !== (this.from !== null)) this.flush();
+    if (this.count >= MAX_BATCH || (!inPlace && this.used + len > this.data.length)) this.flush();
+    if (!inPlace && len > this.data.length) return;
+    if (!this.scheduled && !this.held) {
       this.scheduled = true;
       this.timers.soon(this.flushLater);
     }
-    src.copy(this.data, this.used, off, off + len);
     const m = this.count * UDP_TX_STRIDE;
+    if (inPlace) {
+      this.from = src;
+      this.meta[m + UDP_TX.OFFSET] = off;
+    } else {
+      src.copy(this.data, this.used, off, off + len);
+      this.meta[m + UDP_TX.OFFSET] = this.used;
+      this.used += len;
+    }
     this.meta[m + UDP_TX.SOCKET] = id;
-    this.meta[m + UDP_TX.OFFSET] = this.used;
     this.meta[m + UDP_TX.LENGTH] = len;
     this.meta[m + UDP_TX.DST_PORT] = port;
     if (ip6) {
@@ -45,7 +70,6 @@ export class UdpTxBatch {
       this.meta[m + UDP_TX.DST_IP] = ip;
     }
     this.count++;
-    this.used += len;
   }
 
   private readonly flushLater = (): void => {
@@ -54,11 +78,15 @@ export class UdpTxBatch {
   };
 
   flush(): void {
-    if (this.count === 0) return;
-    const n = this.mux.send(this.data, this.meta, this.count);
-    this.sent += n;
-    this.failed += this.count - n;
+    const count = this.count;
+    if (count === 0) return;
+    const data = this.from ?? this.data;
+    // Reset first: a send that throws must not leave records pointing into a lent buffer.
     this.count = 0;
     this.used = 0;
+    this.from = null;
+    const n = this.mux.send(data, this.meta, count);
+    this.sent += n;
+    this.failed += count - n;
   }
 }

@@ -110,6 +110,21 @@ void SocketWatcher::OnLoopTimer() {
   UpdateRef();
 }
 
+namespace {
+
+// A finished handshake becomes ours: silence the socket first, then read its state (the order shrinks
+// the time in which an injected pure ACK could still draw a reply), and make a close that is not
+// silent (the process died) an abort, so no orphan keeps the 4-tuple. `step` names what failed.
+int TakeOver(int fd, HandshakeState* hs, const char** step) {
+  *step = "SO_ATTACH_FILTER";
+  if (int err = AttachFilter(fd, kDropAllFilter)) return err;
+  if (int err = LearnHandshake(fd, hs, step)) return err;
+  *step = "SO_LINGER";
+  return SetAbortOnClose(fd, true);
+}
+
+}  // namespace
+
 bool SocketWatcher::HandleListener(int listenFd, uint32_t listenSerial) {
   for (int i = 0; i < kMaxAcceptsPerWake; ++i) {
     const int fd = accept4(listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -122,15 +137,8 @@ bool SocketWatcher::HandleListener(int listenFd, uint32_t listenSerial) {
       return true;
     }
     Event ev;
-    const char* step = "SO_ATTACH_FILTER";
-    // Silence the socket first, then read its state; the order shrinks the time in which an injected
-    // pure ACK could still draw a reply.
-    int err = AttachFilter(fd, kDropAllFilter);
-    if (err == 0) err = LearnHandshake(fd, &ev.hs, &step);
-    if (err == 0) {
-      step = "SO_LINGER";
-      err = SetAbortOnClose(fd, true);
-    }
+    const char* step = nullptr;
+    int err = TakeOver(fd, &ev.hs, &step);
     if (err != 0) {
       // listen() proved TCP_REPAIR works, so this means the connection died between handshake and
       // accept (getpeername fails). There is nothing to hand over; the peer's dial times out.
@@ -161,13 +169,8 @@ bool SocketWatcher::HandleConnecting(int fd, uint32_t serial, uint32_t revents) 
   ev.serial = serial;
   ev.type = Event::Type::kFailed;
   if (soErr == 0) {
-    const char* step = "SO_ATTACH_FILTER";
-    int err = AttachFilter(fd, kDropAllFilter);
-    if (err == 0) err = LearnHandshake(fd, &ev.hs, &step);
-    if (err == 0) {
-      step = "SO_LINGER";
-      err = SetAbortOnClose(fd, true);
-    }
+    const char* step = nullptr;
+    int err = TakeOver(fd, &ev.hs, &step);
     if (err == 0) {
       ev.type = Event::Type::kConnected;
     } else {

@@ -64,7 +64,7 @@ export async function workersComparison(r: Results, prober: Prober, inst: Instan
       `| 1200 B datagrams/s at < 1 % loss, ${FLOWS} flows | ${Math.round(m.workers1_rate ?? 0).toLocaleString('en-US')} | ${Math.round(m.workers2_rate ?? 0).toLocaleString('en-US')} | ${ratio(m.workers1_rate, m.workers2_rate)} |`,
       `| CPU µs per datagram at 20k/s (both ends, all threads) | ${cpu1?.toFixed(1) ?? 'n/a'} | ${cpu2?.toFixed(1) ?? 'n/a'} | ${ratio(cpu1, cpu2)} |`,
       `| of which client / server | ${(+info['workers1_cpu.client_us']).toFixed(1)} / ${(+info['workers1_cpu.server_us']).toFixed(1)} | ${(+info['workers2_cpu.client_us']).toFixed(1)} / ${(+info['workers2_cpu.server_us']).toFixed(1)} | |`,
-      `| share of % of a core, client + server, at 20k/s | ${(+info['workers1_cpu.client_core_pct']).toFixed(0)} + ${(+info['workers1_cpu.server_core_pct']).toFixed(0)} | ${(+info['workers2_cpu.client_core_pct']).toFixed(0)} + ${(+info['workers2_cpu.server_core_pct']).toFixed(0)} | |`,
+      `| % of a core, client + server, at 20k/s | ${(+info['workers1_cpu.client_core_pct']).toFixed(0)} + ${(+info['workers1_cpu.server_core_pct']).toFixed(0)} | ${(+info['workers2_cpu.client_core_pct']).toFixed(0)} + ${(+info['workers2_cpu.server_core_pct']).toFixed(0)} | |`,
       '',
       `Datagrams per worker over the whole comparison (SIGUSR2): --workers=1: ${share1}; --workers=2: ${share2}.`,
       `Overload (flood) delivered: --workers=1 ${info['workers1_rate.flood'] ?? '?'}/s of ${info['workers1_rate.flood_offered'] ?? '?'}/s offered; --workers=2 ${info['workers2_rate.flood'] ?? '?'}/s of ${info['workers2_rate.flood_offered'] ?? '?'}/s.`,

@@ -11,7 +11,7 @@ import type { Status } from '../ops/status';
 import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
 import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from './options';
 import { clientConfig, serverConfig } from './tunnel-config';
-import { connsOfWorker, effectiveWorkers } from './workers-option';
+import { connsOfWorker, effectiveWorkers, localPortRanges } from './workers-option';
 import { formatStats, WorkerTunnel } from './workers';
 
 interface Tunnel {
@@ -134,8 +134,9 @@ async function startClient(o: ClientOptions, log: Logger, onFatal: (msg: string)
   let up: boolean;
   let tunnel: Tunnel;
   if (n > 1) {
-    // Every client worker dials every port (each server class), with its share of --conns.
-    const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), reusePort: true } }));
+    // Every client worker dials every port (each server class), with its share of --conns, from its own local ports.
+    const ranges = localPortRanges(n);
+    const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), worker: { localPorts: ranges[k] } } }));
     const workers = new WorkerTunnel(inits, log, onFatal);
     up = await workers.start();
     tunnel = workers;

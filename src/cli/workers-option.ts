@@ -1,6 +1,7 @@
 // --workers=N|auto: how many worker threads carry the tunnel (docs/PROTOCOL.md §4, "Workers"). The
 // server splits its --ports into classes, one worker each; the client's workers each bind --ludp with
 // SO_REUSEPORT and dial every port with their share of --conns. This file holds the flag's rules.
+import * as fs from 'fs';
 import * as os from 'os';
 import { MAX_WORKERS } from '../core/partition';
 import type { TransportType } from '../core/udp-link';
@@ -58,4 +59,25 @@ export function effectiveWorkers(setting: WorkersSetting, c: WorkersContext, cor
 /** Connections per port that client worker `w` of `n` dials: --conns split as evenly as it goes. */
 export function connsOfWorker(conns: number, w: number, n: number): number {
   return Math.floor(conns / n) + (w < conns % n ? 1 : 0);
+}
+
+/**
+ * The local ports each of `n` client workers dials from: the kernel's ephemeral range (this network
+ * namespace's net.ipv4.ip_local_port_range, which IPv6 uses too) cut into `n` equal parts, so that
+ * each worker's capture can name its own ports and never sees another worker's segments.
+ */
+export function localPortRanges(n: number, rangeText = readPortRange()): [number, number][] {
+  const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(rangeText);
+  let [lo, hi] = m ? [Number(m[1]), Number(m[2])] : [32768, 60999];
+  if (!(lo >= 1024 && hi <= 65535 && hi - lo + 1 >= 64 * n)) [lo, hi] = [32768, 60999];
+  const span = Math.floor((hi - lo + 1) / n);
+  return Array.from({ length: n }, (_, k) => [lo + k * span, lo + (k + 1) * span - 1] as [number, number]);
+}
+
+function readPortRange(): string {
+  try {
+    return fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+  } catch {
+    return '';
+  }
 }

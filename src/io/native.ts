@@ -125,7 +125,7 @@ export interface SocketWatcher {
    * 'connected' event (with the filter replaced by drop-everything) or a 'failed' event. The caller owns
    * timeouts: to abandon a dial it calls close(fd).
    */
-  connect(srcIp: string, dstIp: string, dstPort: number): number;
+  connect(srcIp: string, dstIp: string, dstPort: number, srcPort?: number): number;
   /**
    * Closes a socket without the kernel sending anything (enters TCP_REPAIR first, so no FIN or RST).
    * Works for listening, connecting and established sockets. Unknown fds are ignored. Idempotent.

@@ -39,8 +39,8 @@ export interface ClientConfig {
   keepaliveMs: number;
   /** Fake TCP, UDP paths, or UDP while it answers and fake TCP otherwise (--type). */
   transport: TransportType;
-  /** One of several client workers (--workers): the local endpoints are bound with SO_REUSEPORT. */
-  reusePort?: boolean;
+  /** One of several client workers (--workers): SO_REUSEPORT on the local endpoints; dials and capture on its own local ports. */
+  worker?: { localPorts: [number, number] };
 }
 
 export class RsockClient implements EngineHandler<ClientLink> {
@@ -71,7 +71,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     this.engine = new Engine<ClientLink>(
       io,
       {
-        capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp },
+        capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp, localPorts: cfg.worker?.localPorts },
         key: cfg.key,
         side: 'client',
         mode: cfg.mode,
@@ -103,7 +103,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
   async start(): Promise<void> {
     this.engine.start();
     try {
-      this.endpoints.bind(this.engine.udp, this.cfg.ludpHost, this.cfg.ludpPort, this.cfg.reusePort);
+      this.endpoints.bind(this.engine.udp, this.cfg.ludpHost, this.cfg.ludpPort, !!this.cfg.worker);
     } catch (e) {
       this.engine.stop();
       throw e;

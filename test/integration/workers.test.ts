@@ -1,7 +1,8 @@
 // --workers=2 on both ends, through the strict conntrack router: echo over many app flows byte for
 // byte; each app flow reaches the target from ONE server socket (a flow that reached both server
 // workers would have two); both workers of each end carry traffic (their own counters, SIGUSR2);
-// a clean stop (exit 0, every worker's last counters logged) and a server restart the client rides out.
+// a client worker's capture takes only its own connections' segments; a clean stop (exit 0, every
+// worker's last counters logged) and a server restart the client rides out.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Topology } from '../lib/netns';
@@ -73,6 +74,10 @@ test(`${FLOWS} app flows at once: all echoed intact, each through one target soc
     assert.ok(s.every((n) => n > 0), `a ${who} worker carried nothing: ${s.join(' / ')}`);
   }
   assert.equal(srvShare[0] + srvShare[1], results.reduce((a, r) => a + r.sent, 0), 'the server workers together got every datagram once');
+  // Each client worker dials from its own local ports and its capture names them: it never sees the other's segments.
+  const captured = share(cli0, cli1, 'rxPackets');
+  const foreign = share(cli0, cli1, 'rxUnknown');
+  assert.ok(foreign.every((n, k) => n <= 0.02 * captured[k] + 10), `client workers captured each other's segments: unknown ${foreign.join(' / ')} of ${captured.join(' / ')}`);
 }));
 
 test('the server stops cleanly and restarts; the client recovers on both classes', { timeout: RECOVERY_BOUND_MS + 60_000 }, topo.guard(async () => {

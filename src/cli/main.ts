@@ -1,6 +1,8 @@
 // What both programs do around the tunnel: parse options, set up logging, daemonise, start, and stop
 // cleanly on SIGUSR1, SIGTERM or SIGINT (telling the peer, closing sockets, removing the pid file).
+import * as dgram from 'dgram';
 import * as fs from 'fs';
+import { hostPortText } from '../core/addr';
 import { portClass } from '../core/partition';
 import { nativeIo } from '../io/native-io';
 import { RsockClient } from '../tunnel/client';
@@ -136,6 +138,10 @@ async function startClient(o: ClientOptions, log: Logger, onFatal: (msg: string)
   if (n > 1) {
     // Every client worker dials every port (each server class), with its share of --conns, from its own local ports.
     const ranges = localPortRanges(n);
+    // SO_REUSEPORT would let these workers join another process's sockets on --ludp: bind each endpoint once, plainly, first.
+    for (const e of [{ flag: '--ludp', host: cfg.ludpHost, port: cfg.ludpPort }, ...(cfg.forwards ?? []).map((f) => ({ flag: '--forward', host: f.localHost, port: f.localPort }))]) {
+      await assertUdpFree(e.flag, e.host, e.port);
+    }
     const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), worker: { localPorts: ranges[k] } } }));
     const workers = new WorkerTunnel(inits, log, onFatal);
     up = await workers.start();
@@ -163,6 +169,18 @@ async function startServer(o: ServerOptions, log: Logger, onFatal: (msg: string)
   const server = new RsockServer(cfg, log, nativeIo({ decoy }));
   server.start();
   return server;
+}
+
+/** Throws "--ludp: udp bind HOST:PORT: address in use" when something holds the endpoint (a reuseport group included). */
+function assertUdpFree(flag: string, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      sock.close();
+      reject(new Error(`${flag}: udp bind ${hostPortText(host, port)}: ${e.code === 'EADDRINUSE' ? 'Address already in use' : e.message}`));
+    });
+    sock.bind({ address: host, port, exclusive: true }, () => sock.close(() => resolve()));
+  });
 }
 
 /** How many worker threads (--workers), and a line when fewer than asked. */

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { Topology } from '../lib/netns';
 import { Proc } from '../lib/proc';
-import { RECOVERY_BOUND_MS, RsockOptions, serverFlowSockets, startServer, startTunnel } from '../lib/rsock';
+import { clientArgs, RECOVERY_BOUND_MS, RsockOptions, serverFlowSockets, startServer, startTunnel } from '../lib/rsock';
 import { echoFlowResult, startEchoFlow, startUdpEcho, udpEcho, untilEcho } from '../lib/traffic';
 
 const FLOWS = 16;
@@ -49,6 +49,13 @@ test('two workers each side: the logs say so and name the workers', () => {
   assert.match(srv.output(), /w1 rsock-server ready: ports 10001,10003,10005,10007,10009 /, 'worker 1 serves the even-indexed ports');
   assert.match(srv.output(), /w2 rsock-server ready: ports 10002,10004,10006,10008,10010 /);
 });
+
+test('a second multi-worker client on the same --ludp is refused, not let into the reuseport group', { timeout: 30_000 }, topo.guard(async () => {
+  const second = topo.spawn('client', clientArgs(topo, client), { name: 'rsock-client-second' });
+  assert.ok(await second.waitExit(15_000), 'the second client should exit');
+  assert.equal(second.exitCode, 1);
+  assert.match(second.output(), /--ludp: udp bind 127\.0\.0\.1:30000: Address already in use/);
+}));
 
 test(`${FLOWS} app flows at once: all echoed intact, each through one target socket, both workers of each end busy`, { timeout: 60_000 }, topo.guard(async () => {
   const sockets0 = (await serverFlowSockets(topo, srv.pid)).length;

@@ -28,7 +28,7 @@ export function workersHelp(isClient: boolean): string {
   const what = isClient
     ? 'each with its own --ludp socket (SO_REUSEPORT), capture, injection and share of --conns (at most --conns of them)'
     : 'each serving its own share of --ports (at most one per port) with its own capture and injection';
-  return `worker threads, ${what}; "auto": the number of cores (default: ${DEFAULT_WORKERS})`;
+  return `worker threads, ${what}; "auto": the number of cores; --type=udp|all runs one (default: ${DEFAULT_WORKERS})`;
 }
 
 export interface WorkersContext {

@@ -21,7 +21,8 @@ export class Instances {
   constructor(private readonly pair: BenchHost, private readonly r: Results, private readonly key: string, private count = 0) {}
 
   /** Starts server then client (each must log "ready" within 15 s); undefined (and `reason`) on failure. */
-  async start(name: string, ports: string, taddr: string, ludp: number, extra: string[] = []): Promise<Instance | undefined> {
+  /** `clientExtra`: arguments for the client only (after `extra`, which both get). */
+  async start(name: string, ports: string, taddr: string, ludp: number, extra: string[] = [], clientExtra: string[] = []): Promise<Instance | undefined> {
     const n = ++this.count;
     this.reason = '';
     if (!process.env.RSOCK_SERVER_BIN && !fs.existsSync(path.join(REPO, 'dist', 'src', 'cli', 'main.js'))) {
@@ -39,7 +40,7 @@ export class Instances {
       await this.stop({ name, n, server, client: server }, true);
       return undefined;
     }
-    const cArgs = clientArgs(this.pair, { ports, key: this.key, ludp: `127.0.0.1:${ludp}`, extra });
+    const cArgs = clientArgs(this.pair, { ports, key: this.key, ludp: `127.0.0.1:${ludp}`, extra: [...extra, ...clientExtra] });
     const client = this.pair.spawn('client', cArgs, { name: `rsock-client-${n}` });
     this.r.commands.push(short(cArgs, 'rsock-client'));
     const inst = { name, n, server, client };

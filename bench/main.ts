@@ -23,6 +23,7 @@ import { Prober, Track } from './search';
 import { runSoak } from './soak';
 import { stopUdp2raw, udp2rawFigures } from './udp2raw';
 import * as udpload from './udpload';
+import { runWorkers, workersComparison, writeWorkers } from './workers';
 
 const have = (cmd: string) => execSyncQuiet(['sh', '-c', `command -v ${cmd}`]).trim() !== '';
 
@@ -152,6 +153,8 @@ async function run(o: Options, r: Results, pair: DirectPair, topo: Topology): Pr
     await session2(r, prober, inst);
     await session3(r, inst, measure);
     await kcptunGoodput(pair, r, inst, measure, have);
+    const lines = await workersComparison(r, prober, inst, measure);
+    if (o.write) writeWorkers(r, lines);
   }
   await pair.destroy(); // one path at a time: the veth path's processes must not load the router path's figures
   await routerPath(o, r, topo);
@@ -187,9 +190,10 @@ async function main(): Promise<number> {
   };
   // Registered before the harness's own hooks (up()), so these run first.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => abort('interrupted'));
-  const budget = o.soak ? o.soak * 60 + CONF.soakSlack : o.smoke ? CONF.budgetSmoke : CONF.budgetFull;
+  const budget = o.soak ? o.soak * 60 + CONF.soakSlack : o.smoke ? CONF.budgetSmoke : o.workers ? CONF.budgetWorkers : CONF.budgetFull;
   const watchdog = setTimeout(() => abort(`out of time (${budget} s budget)`), budget * 1000);
   try {
+    if (o.workers) return await runWorkers(o, r, pair);
     return o.soak ? await runSoak(o, r, topo) : await run(o, r, pair, topo);
   } catch (e) {
     console.error(`bench: ${e instanceof Error ? e.message : e}`);

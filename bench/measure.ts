@@ -57,13 +57,13 @@ export class Measure {
   }
 
   /** utime+stime of both rsock processes over a paced 20k/s x 5 s probe, per delivered datagram; pre: the path's key prefix. */
-  async cpu(a: Instance, pre = '', route: Route = 'tunnel'): Promise<void> {
+  async cpu(a: Instance, pre = '', route: Route = 'tunnel', flows = 1): Promise<number | undefined> {
     const { pair, r } = this;
     const names = ['tx_bytes', 'tx_packets', 'rx_bytes', 'rx_packets'] as const;
     const c0 = cpuTicks(a.client.pid);
     const s0 = cpuTicks(a.server.pid);
     const d0 = await pair.devStats('client', pair.dev.client, names);
-    const p = await this.prober.probe(route, 20000, 5, 1);
+    const p = await this.prober.probe(route, 20000, 5, flows);
     const c1 = cpuTicks(a.client.pid);
     const s1 = cpuTicks(a.server.pid);
     const d1 = await pair.devStats('client', pair.dev.client, names);
@@ -71,7 +71,7 @@ export class Measure {
     const delivered = Math.trunc(p.rate * 5);
     if (c0 === undefined || c1 === undefined || s0 === undefined || s1 === undefined || delivered <= 0) {
       r.missing(`${pre}cpu_us_per_dgram`, 'nothing delivered at 20k/s');
-      return;
+      return undefined;
     }
     const us = (ticks: number) => (ticks * 1e6) / hz / delivered;
     r.res(`${pre}cpu_us_per_dgram`, us(c1 - c0 + (s1 - s0)));
@@ -86,6 +86,7 @@ export class Measure {
     r.note(`${pre}wire.bytes_per_dgram`, (d1.tx_bytes - d0.tx_bytes + (d1.rx_bytes - d0.rx_bytes)) / delivered);
     r.note(`${pre}wire.packets_per_dgram`, (d1.tx_packets - d0.tx_packets + (d1.rx_packets - d0.rx_packets)) / delivered);
     r.say(`  CPU ${us(c1 - c0 + (s1 - s0)).toFixed(1)} us/datagram (${delivered} delivered)`);
+    return us(c1 - c0 + (s1 - s0));
   }
 
   /** The highest VmRSS sampled each second for 7 s while 10,000 app flows each send a datagram a second (instance B). */

@@ -8,6 +8,8 @@ export const HELP = `rsock benchmark: direct UDP (baseline) against the same tra
   sudo npm run bench -- --soak[=MIN]  only the long soak (default 15 minutes) through the router
                                       path: 5,000 datagrams/s over 200 changing flows, delivered %,
                                       RSS and open fds; updates its own section of BENCHMARKS.md
+  sudo npm run bench -- --workers     only --workers=1 against --workers=2 on the veth path (also
+                                      part of the full run); updates its own section of BENCHMARKS.md
   options: --no-write (run without updating BENCHMARKS.md), --keep (keep the logs folder)
 
 It measures on two paths, one after the other, with the harness of the integration tests (test/lib):
@@ -29,6 +31,8 @@ export interface Options {
   smoke: boolean;
   /** Minutes of the soak; 0: no soak (the benchmark). */
   soak: number;
+  /** Only the --workers=1 / --workers=2 comparison (bench/workers.ts). */
+  workers: boolean;
   write: boolean;
   keep: boolean;
   help: boolean;
@@ -37,7 +41,7 @@ export interface Options {
 }
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): Options | string {
-  const o: Options = { smoke: false, soak: 0, write: true, keep: false, help: false, command: '' };
+  const o: Options = { smoke: false, soak: 0, workers: false, write: true, keep: false, help: false, command: '' };
   for (const a of argv) {
     const soak = /^--soak(?:=(.*))?$/.exec(a);
     if (a === '--smoke') { o.smoke = true; o.write = false; }
@@ -45,12 +49,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       o.soak = soak[1] === undefined ? 15 : Number(soak[1]);
       if (!(o.soak > 0 && o.soak <= 24 * 60)) return `bench: --soak=MINUTES wants a number of minutes (got ${soak[1]})`;
     }
+    else if (a === '--workers') o.workers = true;
     else if (a === '--no-write') o.write = false;
     else if (a === '--keep') o.keep = true;
     else if (a === '-h' || a === '--help') o.help = true;
     else return `bench: unknown argument ${a} (try --help)`;
   }
-  if (o.soak && o.smoke) return 'bench: --soak and --smoke do not go together';
+  if ([o.soak > 0, o.smoke, o.workers].filter(Boolean).length > 1) return 'bench: --soak, --smoke and --workers are separate runs: give one';
   const args = argv.join(' ');
   // udp2raw's rows come from the environment, so the command shown must say so
   const u2r = env.RSOCK_BENCH_UDP2RAW ? `RSOCK_BENCH_UDP2RAW=${env.RSOCK_BENCH_UDP2RAW} ` : '';
@@ -74,6 +79,7 @@ export const CONF = {
   pacedRate: 2000,
   /** Whole-run time limit, seconds (the soak's is its length plus soakSlack). */
   budgetSmoke: 60,
-  budgetFull: 400,
+  budgetFull: 520,
+  budgetWorkers: 240,
   soakSlack: 120,
 } as const;

@@ -28,9 +28,15 @@ export async function buildUdpload(): Promise<void> {
 
 /** udpload serve in the server ns: counts DATA per run, echoes pings, answers queries. */
 export async function startServe(pair: BenchHost, bind: string, maxSeconds: number): Promise<Proc> {
-  const p = pair.spawn('server', [UDPLOAD, 'serve', '--bind', bind, '--max-seconds', String(maxSeconds)], { name: 'serve' });
+  const p = pair.spawn('server', [...pin, UDPLOAD, 'serve', '--bind', bind, '--max-seconds', String(maxSeconds)], { name: 'serve' });
   await p.waitFor(/^ready/, 3000);
   return p;
+}
+
+/** A CPU list the load generator and the sink run on (taskset -c), or none: set by the workers comparison. */
+let pin: string[] = [];
+export function pinLoad(cpus: string | null): void {
+  pin = cpus ? ['taskset', '-c', cpus] : [];
 }
 
 export interface SendResult { sent: number; target: number; elapsed: number; errors: number; out: string }
@@ -38,7 +44,7 @@ export interface SendResult { sent: number; target: number; elapsed: number; err
 /** udpload send from the client ns: `rate` datagrams/s (0: flood) of `size` bytes for `secs`, over `flows` sockets. */
 export async function send(pair: BenchHost, dst: string, rate: number, secs: number, flows: number, sportBase: number, run: number,
   size = 1200): Promise<SendResult> {
-  const r = await pair.exec('client', [UDPLOAD, 'send', '--dst', dst, '--rate', String(rate), '--duration', String(secs),
+  const r = await pair.exec('client', [...pin, UDPLOAD, 'send', '--dst', dst, '--rate', String(rate), '--duration', String(secs),
     '--flows', String(flows), '--sport-base', String(sportBase), '--run', String(run), '--size', String(size)], { allowFail: true, timeoutMs: (secs * 1.1 + 8) * 1000 })
     .catch((e: Error) => ({ stdout: '', stderr: e.message }));
   const out = `${r.stdout}${r.stderr}`;
@@ -50,7 +56,7 @@ export interface QueryResult { recv: number; uniq: number; flows: number; line: 
 
 /** udpload query in the server ns: the target's counts for one run id. */
 export async function query(pair: BenchHost, dst: string, run: number): Promise<QueryResult> {
-  const r = await pair.exec('server', [UDPLOAD, 'query', '--dst', dst, '--run', String(run)], { allowFail: true, timeoutMs: 5000 })
+  const r = await pair.exec('server', [...pin, UDPLOAD, 'query', '--dst', dst, '--run', String(run)], { allowFail: true, timeoutMs: 5000 })
     .catch((e: Error) => ({ stdout: '', stderr: e.message }));
   const line = `${r.stdout}${r.stderr}`.trim();
   const v = kv(line);

@@ -177,17 +177,24 @@ Napi::Value SocketWatcher::Connect(const Napi::CallbackInfo& info) {
   uint16_t port = static_cast<uint16_t>(ArgUint(info[2], "SocketWatcher.connect: dstPort", 1, 65535));
   SockAddr dst = ParseSockAddr(env, dstText, port, "SocketWatcher.connect: dstIp");
   std::string where = "connect " + SockAddrText(dst) + ": ";
+  // srcPort (optional, 0: the kernel's choice): a client worker dials from its own range of local
+  // ports, so that its capture filter takes its own connections' segments and no other worker's.
+  const uint16_t srcPort = info.Length() > 3 && !info[3].IsUndefined()
+                               ? static_cast<uint16_t>(ArgUint(info[3], "SocketWatcher.connect: srcPort", 0, 65535))
+                               : 0;
   SockAddr src{};
-  if (!srcText.empty()) {
-    src = ParseSockAddr(env, srcText, 0, "SocketWatcher.connect: srcIp");
+  const bool bindSrc = !srcText.empty() || srcPort != 0;
+  if (bindSrc) {
+    const std::string anyText = dst.any.sa_family == AF_INET6 ? "::" : "0.0.0.0";
+    src = ParseSockAddr(env, srcText.empty() ? anyText : srcText, srcPort, "SocketWatcher.connect: srcIp");
     if (src.any.sa_family != dst.any.sa_family) {
       ThrowTypeError(env, where + "the source address " + srcText + " is not of the destination's IP version");
     }
   }
 
   UniqueFd fd = NewTcpSocket(env, dst.any.sa_family, where);
-  if (!srcText.empty() && bind(fd.get(), &src.any, SockAddrLen(src)) != 0) {
-    ThrowError(env, where + "bind " + srcText + ": " + ErrnoText(errno));
+  if (bindSrc && bind(fd.get(), &src.any, SockAddrLen(src)) != 0) {
+    ThrowError(env, where + "bind " + (srcPort != 0 ? SockAddrText(src) : srcText) + ": " + ErrnoText(errno));
   }
   const int rc = connect(fd.get(), &dst.any, SockAddrLen(dst));
   const int err = rc == 0 ? 0 : errno;

@@ -173,6 +173,12 @@ Napi::Value UdpMux::OpenSocket(const Napi::CallbackInfo& info, bool connected) {
   SockAddr sa = ParseSockAddr(env, ipText, port, ipWhat.c_str());
   std::string where = std::string(connected ? "udp connect " : "udp bind ") + SockAddrText(sa) + ": ";
   UniqueFd fd(NewSocket(env, sa.any.sa_family, where));
+  // bind(ip, port, true): SO_REUSEPORT, so that the client's worker threads each bind --ludp and the
+  // kernel hashes every app flow (by its 4-tuple) to one of them, which keeps a flow in one worker.
+  if (!connected && info.Length() > 2 && info[2].ToBoolean().Value()) {
+    const int one = 1;
+    if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ThrowError(env, where + "SO_REUSEPORT: " + ErrnoText(errno));
+  }
   // UDP connect() only picks the route and an ephemeral port; it never blocks.
   const int rc = connected ? connect(fd.get(), &sa.any, SockAddrLen(sa)) : bind(fd.get(), &sa.any, SockAddrLen(sa));
   if (rc != 0) ThrowError(env, where + ErrnoText(errno));

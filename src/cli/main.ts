@@ -1,23 +1,26 @@
 // What both programs do around the tunnel: parse options, set up logging, daemonise, start, and stop
 // cleanly on SIGUSR1, SIGTERM or SIGINT (telling the peer, closing sockets, removing the pid file).
+import * as dgram from 'dgram';
 import * as fs from 'fs';
 import { hostPortText } from '../core/addr';
-import { DEFAULT_KEY } from '../core/keys';
+import { portClass } from '../core/partition';
 import { nativeIo } from '../io/native-io';
 import { RsockClient } from '../tunnel/client';
 import { RsockServer } from '../tunnel/server';
 import { Logger } from '../util/log';
-import { defaultDevice, routeTo } from '../util/route';
 import type { MetricsServer } from '../ops/metrics-server';
 import type { Status } from '../ops/status';
 import { isDaemonChild, spawnDaemon, tellParent } from './daemon';
 import { buildCommand, ClientOptions, ConfigError, Kind, resolveOptions, ServerOptions } from './options';
-import { familyOf, resolveIp } from './resolve';
+import { clientConfig, serverConfig } from './tunnel-config';
+import { connsOfWorker, effectiveWorkers, localPortRanges } from './workers-option';
+import { formatStats, WorkerTunnel } from './workers';
 
 interface Tunnel {
   stop(): Promise<void>;
-  stats(): Record<string, number>;
-  status(): Status;
+  /** Asynchronous with --workers: the main thread asks every worker. */
+  stats(): Record<string, number> | Promise<Record<string, number>>;
+  status(): Status | Promise<Status>;
 }
 
 export async function main(kind: Kind, argv: string[] = process.argv): Promise<void> {
@@ -57,9 +60,18 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
     log.warn('no --key given: using the built-in default key, which is public, so anyone can use this tunnel. Give both sides the same --key.');
   }
 
-  let tunnel: Tunnel;
+  let tunnel: Tunnel | undefined;
   try {
-    tunnel = kind === 'client' ? await startClient(opts as ClientOptions, log) : await startServer(opts as ServerOptions, log);
+    // A worker that dies after start ends the process like a failed start; its supervisor restarts it.
+    const onFatal = (msg: string) => {
+      log.error(`${msg}: stopping`);
+      void (async () => {
+        await tunnel?.stop().catch(() => undefined);
+        if (pidFile) fs.rmSync(pidFile, { force: true });
+        process.exit(1);
+      })();
+    };
+    tunnel = kind === 'client' ? await startClient(opts as ClientOptions, log, onFatal) : await startServer(opts as ServerOptions, log, onFatal);
   } catch (e) {
     return fail((e as Error).message);
   }
@@ -103,7 +115,7 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
       code = 1;
     }
     if (pidFile) fs.rmSync(pidFile, { force: true });
-    log.info(`stopped; counters: ${formatStats(tunnel.stats())}`);
+    log.info(`stopped; counters: ${formatStats(await tunnel!.stats())}`);
     log.closeFile();
     process.exit(code);
   };
@@ -113,70 +125,68 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
     if (err) log.warn(`SIGHUP: ${err}; still writing to the old file`);
     else if (logFile) log.info(`SIGHUP: reopened ${logFile}`);
   });
-  process.on('SIGUSR2', () => log.info(`counters: ${formatStats(tunnel.stats())}`));
+  process.on('SIGUSR2', () => {
+    void Promise.resolve(tunnel!.stats()).then((s) => log.info(`counters: ${formatStats(s)}`), (e: Error) => log.warn(`SIGUSR2: ${e.message}`));
+  });
 }
 
-function formatStats(s: Record<string, number>): string {
-  return Object.entries(s)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(' ');
-}
-
-/** What both programs' flags say alike. */
-function shared(o: ClientOptions | ServerOptions) {
-  return {
-    ports: o.ports,
-    key: o.key ?? DEFAULT_KEY,
-    mode: { obfs: o.obfs, aead: o.crypt === 'aead' },
-    durationMs: o.durationSec * 1000,
-    keepaliveMs: o.keepaliveSec * 1000,
-    transport: o.type,
-  };
-}
-
-async function startClient(o: ClientOptions, log: Logger): Promise<Tunnel> {
-  const serverIp = await resolveIp(o.serverHost, '--taddr', familyOf(o.lcapIp));
-  const dev = o.dev ?? routeTo(serverIp).dev;
-  const client = new RsockClient(
-    {
-      ...shared(o),
-      serverIp,
-      connsPerPort: o.conns,
-      ludpHost: o.ludpHost,
-      ludpPort: o.ludpPort,
-      // Local endpoints resolve here; targets are named as the server knows them, and it resolves its --allow.
-      forwards: await Promise.all(o.forwards.map(async (f) => ({ ...f, localHost: await resolveIp(f.localHost, `--forward ${f.localHost}:${f.localPort}`) }))),
-      device: dev,
-      localIp: o.lcapIp,
-      sni: o.sni,
-    },
-    log,
-    nativeIo(),
-  );
-  await client.start();
-  if (!(await client.waitUp(10000))) {
-    log.warn(`rsock-client ready, but no connection to ${serverIp} is up yet; it keeps trying`);
+async function startClient(o: ClientOptions, log: Logger, onFatal: (msg: string) => void): Promise<Tunnel> {
+  const cfg = await clientConfig(o);
+  const n = workerCount(o, log);
+  let up: boolean;
+  let tunnel: Tunnel;
+  if (n > 1) {
+    // Every client worker dials every port (each server class), with its share of --conns, from its own local ports.
+    const ranges = localPortRanges(n);
+    // SO_REUSEPORT would let these workers join another process's sockets on --ludp: bind each endpoint once, plainly, first.
+    for (const e of [{ flag: '--ludp', host: cfg.ludpHost, port: cfg.ludpPort }, ...(cfg.forwards ?? []).map((f) => ({ flag: '--forward', host: f.localHost, port: f.localPort }))]) {
+      await assertUdpFree(e.flag, e.host, e.port);
+    }
+    const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), worker: { localPorts: ranges[k] } } }));
+    const workers = new WorkerTunnel(inits, log, onFatal);
+    up = await workers.start();
+    tunnel = workers;
+  } else {
+    const client = new RsockClient(cfg, log, nativeIo());
+    await client.start();
+    up = await client.waitUp(10000);
+    tunnel = client;
   }
-  return client;
+  if (!up) log.warn(`rsock-client ready, but no connection to ${cfg.serverIp} is up yet${n > 1 ? ' in every worker' : ''}; it keeps trying`);
+  return tunnel;
 }
 
-async function startServer(o: ServerOptions, log: Logger): Promise<Tunnel> {
-  const targetIp = await resolveIp(o.targetHost, '--taddr');
-  const decoy = o.decoy ? { host: await resolveIp(o.decoy.host, '--decoy'), port: o.decoy.port } : undefined;
-  const server = new RsockServer(
-    {
-      ...shared(o),
-      targetHost: targetIp,
-      targetPort: o.targetPort,
-      targetName: familyOf(o.targetHost) ? undefined : o.targetHost,
-      allow: await Promise.all(o.allow.map(async (a) => ({ host: a.host, ip: await resolveIp(a.host, '--allow'), port: a.port }))),
-      device: o.dev ?? defaultDevice() ?? 'any',
-      listenIp: o.lcapIp,
-      decoy: decoy ? hostPortText(decoy.host, decoy.port) : null,
-    },
-    log,
-    nativeIo({ decoy }),
-  );
+async function startServer(o: ServerOptions, log: Logger, onFatal: (msg: string) => void): Promise<Tunnel> {
+  const { cfg, decoy } = await serverConfig(o);
+  const n = workerCount(o, log);
+  if (n > 1) {
+    // Worker k serves the ports whose index is k mod n, and says so in every Joined (core/partition.ts).
+    const server = (k: number) => ({ ...cfg, ports: cfg.ports.filter((_p, i) => portClass(i, n) === k), partition: { count: n, index: k } });
+    const workers = new WorkerTunnel(Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, server: server(k), decoy })), log, onFatal);
+    await workers.start();
+    return workers;
+  }
+  const server = new RsockServer(cfg, log, nativeIo({ decoy }));
   server.start();
   return server;
+}
+
+/** Throws "--ludp: udp bind HOST:PORT: address in use" when something holds the endpoint (a reuseport group included). */
+function assertUdpFree(flag: string, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      sock.close();
+      reject(new Error(`${flag}: udp bind ${hostPortText(host, port)}: ${e.code === 'EADDRINUSE' ? 'Address already in use' : e.message}`));
+    });
+    sock.bind({ address: host, port, exclusive: true }, () => sock.close(() => resolve()));
+  });
+}
+
+/** How many worker threads (--workers), and a line when fewer than asked. */
+function workerCount(o: ClientOptions | ServerOptions, log: Logger): number {
+  const w = effectiveWorkers(o.workers, { kind: o.kind, ports: o.ports, conns: o.kind === 'client' ? o.conns : 0, transport: o.type, explicit: o.workersGiven });
+  if (w.why) log.warn(w.why);
+  if (w.count > 1) log.info(`${w.count} worker threads`);
+  return w.count;
 }

@@ -10,10 +10,10 @@ import { LogFormat } from '../util/log';
 import type { ClientForward } from '../tunnel/client-endpoints';
 import { collect, parseAllow, parseForwards } from './forward-options';
 import { versionLine } from './version';
-
-export { versionLine };
+import { parseWorkers, workersHelp, WorkersSetting } from './workers-option';
 import type { TransportType } from '../core/udp-link';
 
+export { versionLine };
 export type Kind = 'client' | 'server';
 
 export class ConfigError extends Error {}
@@ -35,6 +35,8 @@ export interface CommonConfig {
   type: TransportType;
   /** Where --metrics serves /metrics and /status; null: off. */
   metrics: { host: string; port: number } | null;
+  /** --workers (workers-option.ts); `workersGiven`: set by a flag or -f, not the default. */
+  workers: WorkersSetting; workersGiven: boolean;
 }
 
 export interface ClientOptions extends CommonConfig {
@@ -60,7 +62,7 @@ export interface ServerOptions extends CommonConfig {
 export const DEFAULT_SNI = 'www.microsoft.com';
 
 /** The keys -f accepts, which are the long flag names. */
-const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt', 'type', 'metrics'];
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt', 'type', 'metrics', 'workers'];
 const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni', 'forward'];
 const SERVER_KEYS = [...COMMON_KEYS, 'decoy', 'allow'];
 
@@ -135,6 +137,7 @@ export function buildCommand(kind: Kind): Command {
           : 'what clients may use: "tcp" (fake TCP), "udp" (UDP datagrams on the ports) or "all" (both)',
       ).default('tcp'),
     )
+    .addOption(new Option('--workers <n|auto>', workersHelp(isClient)))
     .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
@@ -271,6 +274,8 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     crypt,
     type,
     metrics: hostPort('metrics'),
+    workers: parseWorkers(str('workers'), configError),
+    workersGiven: pick('workers') !== undefined,
   };
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');

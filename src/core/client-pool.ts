@@ -3,6 +3,7 @@
 // process runs. Pure: time comes in as `now`, and every side effect goes through the PoolDriver.
 import { Backoff } from './backoff';
 import { Carrier } from './link';
+import { LiveSet, NO_PARTITION, Partition } from './partition';
 
 export const enum SlotState {
   /** Waiting for its next dial time. */
@@ -78,6 +79,9 @@ export class Slot<L extends Carrier = Carrier> {
   received = 0;
   /** How many times this slot has gone live; 1 is the first connection, more are reconnects. */
   ups = 0;
+  /** The server class of its connection (partition.ts), out of `classes`, from its Joined. */
+  cls = 0;
+  classes = 1;
   readonly backoff: Backoff;
 
   constructor(readonly id: number, readonly port: number, opts: PoolOptions) {
@@ -107,8 +111,7 @@ export interface PoolDriver<L extends Carrier = Carrier> {
 export class ClientPool<L extends Carrier = Carrier> {
   readonly slots: Slot<L>[] = [];
   private readonly byFd = new Map<number, Slot<L>>();
-  private live: Slot<L>[] = [];
-  private rr = 0;
+  private readonly live = new LiveSet<Slot<L>>();
   private nextProbeAt = 0;
   private probeRr = 0;
 
@@ -126,15 +129,17 @@ export class ClientPool<L extends Carrier = Carrier> {
   }
 
   get liveCount(): number {
-    return this.live.length;
+    return this.live.size;
   }
 
-  /** Round-robin over live connections: spreads datagrams evenly over ports. */
-  pick(): Slot<L> | undefined {
-    const n = this.live.length;
-    if (n === 0) return undefined;
-    if (this.rr >= n) this.rr = 0;
-    return this.live[this.rr++];
+  /** How many server classes the latest Joined announced (1: a server without workers). */
+  get classes(): number {
+    return this.live.classes;
+  }
+
+  /** Round-robin over the live connections of flow `flowId`'s server class (partition.ts; all, with one class). */
+  pick(flowId = 0): Slot<L> | undefined {
+    return this.live.pick(flowId);
   }
 
   private dial(s: Slot<L>, now: number, timeoutMs = this.opts.dialTimeoutMs): void {
@@ -167,14 +172,14 @@ export class ClientPool<L extends Carrier = Carrier> {
     this.down(s, now, `dial failed: ${error}`, 'dial_failure');
   }
 
-  onJoined(s: Slot<L>, now: number): void {
+  onJoined(s: Slot<L>, now: number, partition: Partition = NO_PARTITION): void {
     if (s.state !== SlotState.Hello) return;
-    if (this.live.length === 0) this.redialSoon(now);
+    if (this.live.size === 0) this.redialSoon(now);
     this.setState(s, SlotState.Live, now);
     s.liveSince = now;
     s.lastPingAt = now;
     s.ups++;
-    this.live.push(s);
+    this.live.add(s, partition);
     this.driver.onUp(s, s.ups > 1);
   }
 
@@ -191,7 +196,7 @@ export class ClientPool<L extends Carrier = Carrier> {
   }
 
   tick(now: number): void {
-    if (this.live.length === 0 && now >= this.nextProbeAt) this.probe(now);
+    if (this.live.size === 0 && now >= this.nextProbeAt) this.probe(now);
     for (const s of this.slots) {
       switch (s.state) {
         case SlotState.Backoff:
@@ -231,7 +236,7 @@ export class ClientPool<L extends Carrier = Carrier> {
   private down(s: Slot<L>, now: number, reason: string, cause: DownCause): void {
     const wasUp = s.state === SlotState.Live;
     if (wasUp) {
-      this.live = this.live.filter((x) => x !== s);
+      this.live.remove(s);
       if (now - s.liveSince >= this.opts.stableAfterMs) s.backoff.reset();
     }
     if (s.fd >= 0) {
@@ -283,7 +288,7 @@ export class ClientPool<L extends Carrier = Carrier> {
       s.link = null;
       this.setState(s, SlotState.Stopped, now);
     }
-    this.live = [];
+    this.live.clear();
   }
 
   private setState(s: Slot<L>, st: SlotState, now: number): void {

@@ -27,6 +27,7 @@ export function captureFilter(spec: CaptureSpec): string {
   let f = `tcp and ${portFilter(spec.ports, spec.portSide)}`;
   if (spec.fromHost) f += ` and src host ${spec.fromHost}`;
   if (spec.toHost) f += ` and dst host ${spec.toHost}`;
+  if (spec.localPorts) f += ` and dst portrange ${spec.localPorts[0]}-${spec.localPorts[1]}`;
   return f;
 }
 

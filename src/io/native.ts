@@ -125,7 +125,7 @@ export interface SocketWatcher {
    * 'connected' event (with the filter replaced by drop-everything) or a 'failed' event. The caller owns
    * timeouts: to abandon a dial it calls close(fd).
    */
-  connect(srcIp: string, dstIp: string, dstPort: number): number;
+  connect(srcIp: string, dstIp: string, dstPort: number, srcPort?: number): number;
   /**
    * Closes a socket without the kernel sending anything (enters TCP_REPAIR first, so no FIN or RST).
    * Works for listening, connecting and established sockets. Unknown fds are ignored. Idempotent.
@@ -206,9 +206,10 @@ export interface UdpMux {
    * Binds a UDP socket to ip:port (IPv4 or IPv6 text; "" or "0.0.0.0" for any IPv4, "::" for any IPv6
    * and IPv4; port 0 = ephemeral); returns its id, a
    * small non-negative integer, never reused while open (the lowest free one is reused after close).
-   * Throws Error("udp bind 127.0.0.1:30000: Address already in use") etc.
+   * Throws Error("udp bind 127.0.0.1:30000: Address already in use") etc. `reusePort`: SO_REUSEPORT,
+   * for worker threads that each bind the same endpoint (--workers).
    */
-  bind(ip: string, port: number): number;
+  bind(ip: string, port: number, reusePort?: boolean): number;
   /** Opens a UDP socket on an ephemeral port connected to ip:port. Returns its id. */
   connect(ip: string, port: number): number;
   /** Local port of a socket. Throws a RangeError for an id that is not open. */

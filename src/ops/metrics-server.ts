@@ -14,8 +14,9 @@ function hostPort(a: AddressInfo): string {
   return a.family === 'IPv6' || a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-export function startMetricsServer(host: string, port: number, status: () => Status): Promise<MetricsServer> {
-  const server = http.createServer((req, res) => {
+/** `status` may be asynchronous: with --workers the main thread asks every worker for its part. */
+export function startMetricsServer(host: string, port: number, status: () => Status | Promise<Status>): Promise<MetricsServer> {
+  const server = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('only GET\n');
@@ -25,10 +26,10 @@ export function startMetricsServer(host: string, port: number, status: () => Sta
     let type: string;
     try {
       if (path === '/metrics') {
-        body = prometheusText(status());
+        body = prometheusText(await status());
         type = 'text/plain; version=0.0.4; charset=utf-8';
       } else if (path === '/status') {
-        body = `${JSON.stringify(status())}\n`;
+        body = `${JSON.stringify(await status())}\n`;
         type = 'application/json';
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /status\n');

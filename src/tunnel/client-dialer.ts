@@ -18,7 +18,12 @@ export interface DialerConfig {
   /** Source address for the dials; "" lets the kernel choose. */
   localIp: string;
   keepaliveMs: number;
+  /** One of several client workers: it dials from its own local ports, which its capture filter names. */
+  worker?: { localPorts: [number, number] };
 }
+
+/** Tries at a random port of a worker's range before a dial counts as failed (the range is thousands wide). */
+const PORT_TRIES = 16;
 
 export class ClientDialer implements PoolDriver<ClientLink> {
   pool!: ClientPool<ClientLink>;
@@ -37,10 +42,23 @@ export class ClientDialer implements PoolDriver<ClientLink> {
 
   dial(slot: Slot<ClientLink>): number {
     try {
-      return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
+      const range = this.cfg.worker?.localPorts;
+      return range ? this.dialFrom(range, slot.port) : this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, slot.port);
     } catch (e) {
       if (/not permitted/.test((e as Error).message)) this.missingPrivilege ??= (e as Error).message;
       throw e;
+    }
+  }
+
+  /** A dial from a random free port of [lo, hi], as the kernel picks an ephemeral port, but in this worker's range. */
+  private dialFrom([lo, hi]: [number, number], port: number): number {
+    for (let i = 1; ; i++) {
+      const src = lo + (this.io.crypto.randomU32() % (hi - lo + 1));
+      try {
+        return this.engine.watcher.connect(this.cfg.localIp, this.cfg.serverIp, port, src);
+      } catch (e) {
+        if (i >= PORT_TRIES || !/in use/i.test((e as Error).message)) throw e;
+      }
     }
   }
 

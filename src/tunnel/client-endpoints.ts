@@ -26,12 +26,13 @@ export class ClientEndpoints {
   }
 
   /** Binds --ludp and every forward's local endpoint; throws an error naming the flag. */
-  bind(udp: UdpMux, ludpHost: string, ludpPort: number): void {
+  /** `reusePort`: each client worker binds the same endpoints (SO_REUSEPORT; the kernel spreads the flows). */
+  bind(udp: UdpMux, ludpHost: string, ludpPort: number, reusePort = false): void {
     const specs = [{ flag: '--ludp', host: ludpHost, port: ludpPort }, ...this.forwards.map((f) => ({ flag: `--forward ${describe(f)}`, host: f.localHost, port: f.localPort }))];
     for (const s of specs) {
       let id: number;
       try {
-        id = udp.bind(s.host, s.port);
+        id = udp.bind(s.host, s.port, reusePort);
       } catch (e) {
         for (const done of this.socks) udp.close(done);
         throw new Error(`${s.flag}: ${(e as Error).message}`);

@@ -3,6 +3,7 @@
 // The connection life cycle is the pure ClientPool; this file wires it to the engine and the flows.
 import { ClientPool, DEFAULT_POOL_OPTIONS } from '../core/client-pool';
 import { FrameType, WireMode } from '../core/frame';
+import { decodePartition } from '../core/partition';
 import { ipToInt } from '../core/ipv4';
 import { hostPortText, parseIp } from '../core/addr';
 import { Counted, linkFromHandshake } from '../core/link';
@@ -38,6 +39,8 @@ export interface ClientConfig {
   keepaliveMs: number;
   /** Fake TCP, UDP paths, or UDP while it answers and fake TCP otherwise (--type). */
   transport: TransportType;
+  /** One of several client workers (--workers): SO_REUSEPORT on the local endpoints; dials and capture on its own local ports. */
+  worker?: { localPorts: [number, number] };
 }
 
 export class RsockClient implements EngineHandler<ClientLink> {
@@ -68,7 +71,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     this.engine = new Engine<ClientLink>(
       io,
       {
-        capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp },
+        capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp, localPorts: cfg.worker?.localPorts },
         key: cfg.key,
         side: 'client',
         mode: cfg.mode,
@@ -100,7 +103,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
   async start(): Promise<void> {
     this.engine.start();
     try {
-      this.endpoints.bind(this.engine.udp, this.cfg.ludpHost, this.cfg.ludpPort);
+      this.endpoints.bind(this.engine.udp, this.cfg.ludpHost, this.cfg.ludpPort, !!this.cfg.worker);
     } catch (e) {
       this.engine.stop();
       throw e;
@@ -175,10 +178,10 @@ export class RsockClient implements EngineHandler<ClientLink> {
         else this.counters.droppedTooBig++;
         continue;
       }
-      const link = this.cfg.transport === 'udp' ? undefined : this.pool.pick()?.link;
+      const link = this.cfg.transport === 'udp' ? undefined : this.pool.pick(flow.id)?.link;
       if (!link) {
         this.counters.droppedNoConn++;
-        this.log.rateLimited('warn', 'noconn', 5000, 'dropping datagrams: no connection to the server is up yet');
+        this.log.rateLimited('warn', 'noconn', 5000, `dropping datagrams: no connection ${this.pool.liveCount ? "to this flow's server worker" : 'to the server'} is up yet`);
         continue;
       }
       // Datagrams larger than a segment go as fragments: nothing an app sends over UDP is too big.
@@ -190,7 +193,6 @@ export class RsockClient implements EngineHandler<ClientLink> {
     }
   }
 
-  /** A datagram from the server (either transport) for the app behind flow `flowId`. */
   /** A datagram from the server, on the connection or path of `slot`, to its flow's app. */
   private deliver(slot: Counted, flowId: number, buf: Buffer, off: number, len: number, now: number): void {
     slot.received++;
@@ -248,7 +250,7 @@ export class RsockClient implements EngineHandler<ClientLink> {
     else if (type === FrameType.Joined) {
       if (arg !== this.sessionId) return;
       this.endpoints.onJoined(buf, off, len);
-      this.pool.onJoined(link.slot, now);
+      this.pool.onJoined(link.slot, now, decodePartition(buf, off, len));
     }
   }
 

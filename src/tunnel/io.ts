@@ -17,6 +17,8 @@ export interface CaptureSpec {
   fromHost?: string;
   /** Only segments to this address (a server listening on one address, not "", "0.0.0.0" or "::"). */
   toHost?: string;
+  /** Only segments to these local ports, [lo, hi] (a client worker's own: its dials come from them). */
+  localPorts?: [number, number];
 }
 
 export interface Timers {

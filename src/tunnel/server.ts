@@ -1,7 +1,8 @@
 // rsock-server: accepts fake-TCP connections on every port and forwards each app flow to the target
 // over its own UDP socket. Who the clients are, which connection a reply goes on and when a connection
 // is dead is the pure ServerSessions; this file wires it to the engine and logs what happens.
-import { AllowedTarget, encodeForwardAnswers, targetName } from '../core/forwards';
+import { AllowedTarget, targetName } from '../core/forwards';
+import { encodeJoinedPayload, NO_PARTITION, Partition } from '../core/partition';
 import { FrameType, readJoin, WireMode } from '../core/frame';
 import { checkClientGreeting, serverGreeting } from '../core/greeting';
 import { hostPortText } from '../core/addr';
@@ -38,6 +39,8 @@ export interface ServerConfig {
   keepaliveMs: number;
   /** What clients may use: fake TCP, UDP paths, or both (--type). */
   transport: TransportType;
+  /** One of several server workers (--workers): `ports` are its class's; every Joined says which. */
+  partition?: Partition;
 }
 
 /** The answer's flight imitates a TLS 1.3 server's (ServerHello, then encrypted extensions and certificates). */
@@ -228,7 +231,7 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
   // ---- Session driver ----
 
   sendJoined(link: SessionCarrier, sessionId: number, answers: boolean[] | null): void {
-    const payload = answers ? encodeForwardAnswers(answers) : null;
+    const payload = encodeJoinedPayload(answers, this.cfg.partition ?? NO_PARTITION);
     if (isUdpLink(link)) return this.udp!.sendJoined(link, sessionId, payload);
     this.engine.tx.frame(link as SessionLink, FrameType.Joined, sessionId, payload, 0, payload?.length ?? 0, this.io.clock());
   }

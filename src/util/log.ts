@@ -11,6 +11,8 @@ export class Logger {
   private readonly lastRate = new Map<string, number>();
   /** When set, lines go here instead of the file or stderr (tests read what a person would read). */
   sink: ((line: string) => void) | null = null;
+  /** When set, messages go here unformatted: a worker thread hands them to the main thread's logger. */
+  forward: ((level: Level, msg: string) => void) | null = null;
 
   private file: string | null = null;
 
@@ -41,6 +43,10 @@ export class Logger {
     return null;
   }
 
+  get currentLevel(): Level {
+    return this.level;
+  }
+
   setLevel(level: Level): void {
     this.level = level;
   }
@@ -51,6 +57,7 @@ export class Logger {
 
   private write(level: Level, msg: string): void {
     if (!this.enabled(level)) return;
+    if (this.forward) return this.forward(level, msg);
     const time = new Date().toISOString();
     const line = this.format === 'json' ? `${JSON.stringify({ time, level, msg })}\n` : `${time} ${level.toUpperCase().padEnd(5)} ${msg}\n`;
     if (this.sink) this.sink(line);

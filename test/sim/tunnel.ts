@@ -3,6 +3,7 @@
 import type { Crypto } from '../../src/core/crypto';
 import type { WireMode } from '../../src/core/frame';
 import type { TransportType } from '../../src/core/udp-link';
+import { portClass } from '../../src/core/partition';
 import { RsockClient, ClientConfig } from '../../src/tunnel/client';
 import { RsockServer, ServerConfig } from '../../src/tunnel/server';
 import { Level, Logger } from '../../src/util/log';
@@ -42,6 +43,8 @@ export class SimTunnel {
   readonly echo: UdpApp;
   client!: RsockClient;
   server!: RsockServer;
+  /** The server workers of startServerWorkers(), each its own RsockServer on its class of ports. */
+  servers: RsockServer[] = [];
   clientIo!: SimIo;
   serverIo!: SimIo;
   readonly log = new Logger((process.env.RSOCK_SIM_LOG as Level) ?? 'error');
@@ -68,6 +71,19 @@ export class SimTunnel {
     this.server = new RsockServer({ ...this.serverCfg, ...cfg }, this.log, this.serverIo);
     this.server.start();
     return this.server;
+  }
+
+  /** A server with `n` workers as rsock-server --workers=n runs them: class k owns the ports whose index is k mod n. */
+  startServerWorkers(n: number): RsockServer[] {
+    this.servers = Array.from({ length: n }, (_, k) => {
+      const io = new SimIo(this.serverHost, this.crypto);
+      const ports = this.serverCfg.ports.filter((_p, i) => portClass(i, n) === k);
+      const s = new RsockServer({ ...this.serverCfg, ports, partition: { count: n, index: k } }, this.log, io);
+      s.start();
+      return s;
+    });
+    this.server = this.servers[0];
+    return this.servers;
   }
 
   startClient(cfg: Partial<ClientConfig> = {}): RsockClient {
@@ -103,7 +119,7 @@ export class SimTunnel {
 
   async stop(): Promise<void> {
     await this.client?.stop();
-    await this.server?.stop();
+    for (const s of this.servers.length ? this.servers : [this.server]) await s?.stop();
     this.run(10);
   }
 }

@@ -30,22 +30,17 @@ export interface PoolOptions {
   backoffMaxMs: number;
   /** A connection that stayed live this long resets its slot's backoff. */
   stableAfterMs: number;
-  /**
-   * While no connection is live, one slot waiting in backoff is dialed this often anyway, so that the
-   * client notices within about this long that the path or the server is back, however far the
-   * slots' own backoff has grown.
-   */
+  /** While no connection is live, one slot in backoff is dialed this often anyway: the path or server being back shows within about this long. */
   probeEveryMs: number;
   /** How long such a probe dial may take (a fresh SYN soon beats the kernel's SYN retransmits at 1, 3, 7 s). */
   probeDialTimeoutMs: number;
-  /**
-   * A live connection that has heard nothing for this long is checked (PoolDriver.probeQuiet) this
-   * often: a server that restarted lost it, and only such a check makes its host say so before deadAfterMs.
-   */
+  /** A live connection quiet this long is checked (probeQuiet) this often: a restarted server's host then says so before deadAfterMs. */
   quietProbeMs: number;
   random?: () => number;
 }
 
+/** A burst of resets checks each other connection at most this often. */
+const RESET_PROBE_GAP_MS = 100;
 export const DEFAULT_POOL_OPTIONS: PoolOptions = {
   dialTimeoutMs: 5000,
   helloIntervalMs: 100,
@@ -99,8 +94,8 @@ export interface PoolDriver<L extends Carrier = Carrier> {
   closeSocket(fd: number, link: L | null): void;
   sendHello(slot: Slot<L>): void;
   sendPing(slot: Slot<L>, nonce: number): void;
-  /** The server has been quiet for quietProbeMs or more: check that it still has the connection, if the transport can. */
-  probeQuiet?(slot: Slot<L>): void;
+  /** Check that the server still has the connection, if the transport can: it has been quiet for quietProbeMs, or (`now`) another connection was reset. */
+  probeQuiet?(slot: Slot<L>, now?: boolean): void;
   /** In-tunnel Close then FIN, before a local decision to drop a working connection. */
   sendClose(slot: Slot<L>): void;
   onUp(slot: Slot<L>, reconnect: boolean): void;
@@ -192,7 +187,14 @@ export class ClientPool<L extends Carrier = Carrier> {
   onLost(s: Slot<L>, now: number, reason: string, cause: 'reset' | 'fin' | 'close' | 'handshake'): void {
     // A server with another key or mode takes our greeting for a probe and closes or hands us to its decoy.
     if (s.state === SlotState.Hello) this.down(s, now, `${reason} during the handshake (a different --key, --obfs or --crypt on the server?)`, 'handshake');
-    else if (s.state === SlotState.Live) this.down(s, now, reason, cause);
+    else if (s.state !== SlotState.Live) return;
+    this.down(s, now, reason, cause);
+    // One reset may be a restarted server: check the other connections now, not a second later each,
+    // or the datagrams they carry meanwhile are lost. A live server's socket filter drops the checks.
+    if (cause === 'reset') for (const o of this.slots) if (o.state === SlotState.Live && now - o.lastQuietProbeAt >= RESET_PROBE_GAP_MS) {
+      o.lastQuietProbeAt = now;
+      this.driver.probeQuiet?.(o, true);
+    }
   }
 
   tick(now: number): void {

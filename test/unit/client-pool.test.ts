@@ -26,8 +26,8 @@ class Recorder implements PoolDriver {
   sendClose(slot: Slot): void {
     this.log.push(`closeframe ${slot.port}`);
   }
-  probeQuiet(slot: Slot): void {
-    this.log.push(`quiet ${slot.port}`);
+  probeQuiet(slot: Slot, now = false): void {
+    this.log.push(`quiet ${slot.port}${now ? ' now' : ''}`);
   }
   onUp(slot: Slot, reconnect: boolean): void {
     this.log.push(`up ${slot.port}${reconnect ? ' again' : ''}`);
@@ -167,4 +167,21 @@ test('a live connection that hears nothing is checked once per quietProbeMs, and
   assert.equal(d.count('down'), 1, 'silence still ends the connection at deadAfterMs');
   assert.notEqual(s.state, SlotState.Live);
   assert.ok(at.every((t) => t < 11500), 'no check after the slot went down');
+});
+
+test('a reset on one connection checks every other live connection at once (a restarted server), at most every 100 ms', () => {
+  const d = new Recorder();
+  const pool = new ClientPool([10001, 10002, 10003, 10004], 1, { ...opts, keepaliveMs: 2000, deadAfterMs: 6500, quietProbeMs: 1000 }, d);
+  pool.start(0);
+  for (const s of pool.slots) bringUp(pool, s, 0);
+  const [a, b] = pool.slots;
+  pool.onLost(a, 100, 'connection reset', 'reset');
+  assert.deepEqual(d.log.filter((l) => l.startsWith('quiet')), ['quiet 10002 now', 'quiet 10003 now', 'quiet 10004 now']);
+  pool.onLost(b, 150, 'connection reset', 'reset');
+  assert.equal(d.count('quiet'), 3, 'a second reset 50 ms later checks nothing again');
+  pool.onLost(pool.slots[2], 250, 'connection reset', 'reset');
+  assert.deepEqual(d.log.filter((l) => l.startsWith('quiet')).slice(3), ['quiet 10004 now'], 'only the one still live, 150 ms after its check');
+  const before = d.count('quiet');
+  pool.onLost(pool.slots[3], 300, 'the server said Close', 'close');
+  assert.equal(d.count('quiet'), before, 'a Close is no sign of a restart');
 });

@@ -94,8 +94,8 @@ export interface PoolDriver<L extends Carrier = Carrier> {
   closeSocket(fd: number, link: L | null): void;
   sendHello(slot: Slot<L>): void;
   sendPing(slot: Slot<L>, nonce: number): void;
-  /** Check that the server still has the connection, if the transport can: it has been quiet for quietProbeMs, or (`now`) another connection was reset. */
-  probeQuiet?(slot: Slot<L>, now?: boolean): void;
+  /** Check that the server still has the connection, if the transport can: it has been quiet for quietProbeMs, or (`afterReset`) another connection was reset. */
+  probeQuiet?(slot: Slot<L>, afterReset?: boolean): void;
   /** In-tunnel Close then FIN, before a local decision to drop a working connection. */
   sendClose(slot: Slot<L>): void;
   onUp(slot: Slot<L>, reconnect: boolean): void;

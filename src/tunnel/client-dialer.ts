@@ -82,9 +82,9 @@ export class ClientDialer implements PoolDriver<ClientLink> {
    * kernel answers a payload-less segment with an RST at the seq we expect (data it drops silently,
    * through the listener's filter), so the slot redials within a round trip instead of deadAfterMs.
    */
-  probeQuiet(slot: Slot<ClientLink>, now = false): void {
+  probeQuiet(slot: Slot<ClientLink>, afterReset = false): void {
     const tcp = slot.link!.tcp;
-    if (now || tcp.lastSendAt > tcp.lastRecvAt) this.engine.tx.pureAck(tcp, this.io.clock());
+    if (afterReset || tcp.lastSendAt > tcp.lastRecvAt) this.engine.tx.pureAck(tcp, this.io.clock());
   }
 
   sendClose(slot: Slot<ClientLink>): void {

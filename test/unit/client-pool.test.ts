@@ -26,8 +26,8 @@ class Recorder implements PoolDriver {
   sendClose(slot: Slot): void {
     this.log.push(`closeframe ${slot.port}`);
   }
-  probeQuiet(slot: Slot, now = false): void {
-    this.log.push(`quiet ${slot.port}${now ? ' now' : ''}`);
+  probeQuiet(slot: Slot, afterReset = false): void {
+    this.log.push(`quiet ${slot.port}${afterReset ? ' now' : ''}`);
   }
   onUp(slot: Slot, reconnect: boolean): void {
     this.log.push(`up ${slot.port}${reconnect ? ' again' : ''}`);

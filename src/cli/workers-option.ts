@@ -8,11 +8,18 @@ import type { TransportType } from '../core/udp-link';
 
 export type WorkersSetting = number | 'auto';
 
+/** What --workers is when it is not given: 'auto', see autoWorkers(). */
+export const DEFAULT_WORKERS: WorkersSetting = 'auto';
+
 /**
- * What --workers is when it is not given. ONE constant, so that the default can be changed in one
- * place: 1 keeps today's single-threaded process; 'auto' is the number of cores capped as below.
+ * --workers=auto: one worker per core but one, at least one. The kernel's own part of every datagram
+ * (raw-socket output, capture, the UDP hops it carries inline) is larger than rsock's, and the apps
+ * rsock serves need a core too; on 2 cores a second worker cost 21 % more CPU per datagram and 22 MiB
+ * more memory per end for 1.2x the peak rate (BENCHMARKS.md, "Worker threads").
  */
-export const DEFAULT_WORKERS: WorkersSetting = 1;
+export function autoWorkers(cores: number): number {
+  return Math.max(1, Math.floor(cores) - 1);
+}
 
 /** The flag's value; a bad one throws the error `fail` makes of a message naming the flag. */
 export function parseWorkers(raw: string | null, fail: (msg: string) => Error): WorkersSetting {
@@ -28,7 +35,7 @@ export function workersHelp(isClient: boolean): string {
   const what = isClient
     ? 'each with its own --ludp socket (SO_REUSEPORT), capture, injection and share of --conns (at most --conns of them)'
     : 'each serving its own share of --ports (at most one per port) with its own capture and injection';
-  return `worker threads, ${what}; "auto": the number of cores; --type=udp|all runs one (default: ${DEFAULT_WORKERS})`;
+  return `worker threads, ${what}; "auto": one per core but one, at least one; --type=udp|all runs one (default: ${DEFAULT_WORKERS})`;
 }
 
 export interface WorkersContext {
@@ -47,7 +54,7 @@ export interface WorkersContext {
  * --conns; the UDP transport's paths are not pinned to classes, so --type=udp|all runs one worker.
  */
 export function effectiveWorkers(setting: WorkersSetting, c: WorkersContext, cores = os.availableParallelism()): { count: number; why: string | null } {
-  const asked = setting === 'auto' ? cores : setting;
+  const asked = setting === 'auto' ? autoWorkers(cores) : setting;
   if (asked <= 1) return { count: 1, why: null };
   const say = (count: number, why: string) => ({ count, why: c.explicit && setting !== 'auto' ? `--workers=${asked}: running ${count}, ${why}` : null });
   if (c.transport !== 'tcp') return say(1, `because the UDP transport (--type=${c.transport}) is single-threaded`);

@@ -35,7 +35,11 @@ test('how many workers run: capped by the ports (server) or --conns (client), on
   assert.match(c.why!, /--conns=1 \(give --conns=2\)/);
   assert.equal(effectiveWorkers(2, ctx({ kind: 'client', conns: 4 })).count, 2);
   assert.match(effectiveWorkers(2, ctx({ transport: 'all' })).why!, /running 1, because the UDP transport \(--type=all\)/);
-  assert.deepEqual(effectiveWorkers('auto', ctx({}), 2), { count: 2, why: null });
+  assert.deepEqual(effectiveWorkers('auto', ctx({}), 2), { count: 1, why: null }, 'auto: a core is left to the kernel and the apps');
+  assert.deepEqual(effectiveWorkers('auto', ctx({}), 1), { count: 1, why: null });
+  assert.deepEqual(effectiveWorkers('auto', ctx({}), 3), { count: 2, why: null });
+  assert.deepEqual(effectiveWorkers('auto', ctx({ ports: [1, 2, 3, 4, 5, 6, 7, 8] }), 8), { count: 7, why: null });
+  assert.deepEqual(effectiveWorkers('auto', ctx({ kind: 'client', conns: 1 }), 8), { count: 1, why: null }, 'the default --conns=1 keeps a client on one worker');
   assert.deepEqual(effectiveWorkers('auto', ctx({ ports: [1] }), 8), { count: 1, why: null }, 'auto is capped without a word');
   assert.equal(effectiveWorkers(4, ctx({ explicit: false })).why, null, 'a capped default says nothing');
 });

@@ -3,10 +3,11 @@
 // paced 20,000/s × 1200 B probe and its UDP ping-pong. Run it under the shared measurement lock:
 //
 //   flock /tmp/rsock-measure.lock node dist/bench/profile.js [--rate=20000] [--secs=5] [--pings=10000]
-//         [--skip=pass1,perf,jsprof] [--node-flags='--trace-deopt ...' (pass 2)] [--ab=DIR [--rounds=6]] [--keep]
+//         [--skip=pass1,perf,jsprof] [--node-flags='--trace-deopt ...' (pass 2)] [--ab=DIR [--rounds=6] [--ab-flags='--single-threaded-gc ...']] [--keep]
 //
 // Pass 0 (--ab=DIR, DIR the root of another build, e.g. a copy of main's bin/ dist/ build/): both
-//   builds side by side, probes and ping-pongs alternating, medians of CPU/datagram and RTT.
+//   builds side by side, probes and ping-pongs alternating, medians of CPU/datagram and RTT. --ab-flags:
+//   node flags for this build's pair only (--ab=. then compares a flag against none on one build).
 // Pass 1 (plain processes, node --perf-basic-prof so that perf can name JIT frames):
 //   - CPU per datagram per side: utime+stime from /proc over a clean probe;
 //   - syscalls and context switches per datagram per side: `perf stat` tracepoints over a second probe;
@@ -26,11 +27,11 @@ import { Results } from './results';
 import { Prober } from './search';
 import * as udpload from './udpload';
 
-interface Opts { flags: string[]; rate: number; secs: number; pings: number; skip: Set<string>; keep: boolean; ab?: string; rounds: number; swap: boolean }
+interface Opts { flags: string[]; abFlags: string[]; rate: number; secs: number; pings: number; skip: Set<string>; keep: boolean; ab?: string; rounds: number; swap: boolean }
 interface Pair { server: Proc; client: Proc }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { flags: [], rate: 20000, secs: 5, pings: 10000, skip: new Set(), keep: false, rounds: 6, swap: false };
+  const o: Opts = { flags: [], abFlags: [], rate: 20000, secs: 5, pings: 10000, skip: new Set(), keep: false, rounds: 6, swap: false };
   for (const a of argv) {
     const [k, v] = a.split('=');
     if (k === '--rate') o.rate = Number(v);
@@ -41,6 +42,7 @@ function parse(argv: string[]): Opts {
     else if (k === '--ab') o.ab = path.resolve(v);
     else if (k === '--swap') o.swap = true;
     else if (k === '--rounds') o.rounds = Number(v);
+    else if (k === '--ab-flags') o.abFlags = a.slice('--ab-flags='.length).split(' ').filter(Boolean);
     else if (k === '--node-flags') o.flags = a.slice('--node-flags='.length).split(' ').filter(Boolean);
     else throw new Error(`profile: unknown argument ${a}`);
   }
@@ -81,9 +83,9 @@ async function passAb(pair: DirectPair, prober: Prober, o: Opts, key: string): P
   if (o.swap) sets.reverse();
   const route = (ludp: number) => (ludp === CONF.ludp ? 'tunnel' as const : `tunnel:${ludp}` as const);
   const base = await startPair(pair, key, [], 'base', sets[0], o.ab);
-  const mine = await startPair(pair, key, [], 'this', sets[1]);
+  const mine = await startPair(pair, key, o.abFlags, 'this', sets[1]);
   const runs = [{ name: `base (${o.ab})`, p: base, route: route(sets[0].ludp), cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] },
-    { name: 'this build', p: mine, route: route(sets[1].ludp), cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] }];
+    { name: `this build${o.abFlags.length ? ` (${o.abFlags.join(' ')})` : ''}`, p: mine, route: route(sets[1].ludp), cpu: [] as number[], cs: [] as number[], p50: [] as number[], p99: [] as number[] }];
   try {
     say(`\n## A/B: ${o.rounds} rounds of a ${o.rate}/s x ${o.secs} s probe and ${o.pings} pings each, alternating`);
     const t0 = runs.map((r) => cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!);

@@ -78,10 +78,6 @@ UdpMux::UdpMux(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpMux>(info) 
     h.msg_iov = &recvIov_[2 * k];
     h.msg_iovlen = 2;
   }
-  for (size_t k = 0; k < kSendChunk; ++k) {
-    sendMsgs_[k].msg_hdr.msg_iov = &sendIov_[k];
-    sendMsgs_[k].msg_hdr.msg_iovlen = 1;
-  }
   dataCapacity_ = std::clamp<size_t>(size_t{maxBatch_} * kSlotBytes, kMinBatchBytes, kMaxBatchBytes);
   AcquireBuffers();
   onBatch_ = Napi::Persistent(onBatch);
@@ -214,6 +210,8 @@ Napi::Value UdpMux::Stats(const Napi::CallbackInfo& info) {
   o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_)));
   o.Set("sent", Napi::Number::New(env, static_cast<double>(sent_)));
   o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(sendErrors_)));
+  o.Set("coalesced", Napi::Number::New(env, static_cast<double>(coalesced_)));
+  o.Set("gsoRefused", Napi::Number::New(env, static_cast<double>(gsoRefused_)));
   o.Set("recvErrors", Napi::Number::New(env, static_cast<double>(recvErrors_)));
   o.Set("lastError", Napi::String::New(env, lastError_));
   o.Set("sockets", Napi::Number::New(env, open_));

@@ -43,6 +43,10 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
   static constexpr size_t kOverflowBytes = 65536 - kSlotBytes;
   // Largest UDP payload IPv4 can carry (65535 - 20 - 8).
   static constexpr uint32_t kMaxDatagram = 65507;
+  // Datagrams per UDP GSO message (the kernel's UDP_MAX_SEGMENTS has been 64 since 4.18).
+  static constexpr size_t kGsoSegments = 64;
+  // A segment no route refuses for its size: IPv6's minimum MTU less the IPv6 and UDP headers.
+  static constexpr uint32_t kSafeSegment = 1232;
 
  private:
   struct Slot {
@@ -50,6 +54,7 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
     uint32_t serial = 0;  // 0 while the id is free; tells a reused id from its previous socket
     uint16_t port = 0;    // local port
     bool v6 = false;      // an AF_INET6 socket: IPv4 destinations go to it as ::ffff:a.b.c.d
+    uint32_t gsoMax = kMaxDatagram;  // largest datagram sent in a UDP GSO group; 0: none (refused)
   };
   struct Unmap {
     size_t bytes;
@@ -72,7 +77,10 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
 
   // udp_mux_send.cc
   Napi::Value Send(const Napi::CallbackInfo& info);
-  uint32_t SendRun(int fd, size_t n);
+  static size_t GroupLength(const uint32_t* meta, uint32_t first, uint32_t end, uint32_t gsoMax);
+  static void SetDestination(msghdr& h, SockAddr& d, const uint32_t* m, bool v6Socket);
+  uint32_t SendRun(int fd, uint32_t id, size_t msgs);
+  uint32_t SendEach(int fd, size_t msg);
 
   // udp_mux_recv.cc: on the JS thread from the loop. DrainSocket and Flush return false when JS
   // stopped the mux during onBatch (the mux may be gone then): the caller must return without
@@ -120,6 +128,12 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
   std::array<mmsghdr, kSendChunk> sendMsgs_{};
   std::array<iovec, kSendChunk> sendIov_{};
   std::array<SockAddr, kSendChunk> sendDst_{};
+  struct GsoCmsg {
+    alignas(cmsghdr) uint8_t bytes[CMSG_SPACE(sizeof(uint16_t))];
+  };
+  std::array<GsoCmsg, kSendChunk> sendCmsg_{};
+  std::array<uint32_t, kSendChunk> sendCount_{};  // datagrams in each message
+  std::array<mmsghdr, kGsoSegments> splitMsgs_{};  // a refused group, one message per datagram
 
   bool stopped_ = false;
   bool selfRef_ = false;
@@ -127,6 +141,8 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
   uint64_t batches_ = 0;
   uint64_t sent_ = 0;
   uint64_t sendErrors_ = 0;
+  uint64_t coalesced_ = 0;   // datagrams sent in UDP GSO groups
+  uint64_t gsoRefused_ = 0;  // groups the kernel refused, sent again one by one
   uint64_t recvErrors_ = 0;
   std::string lastError_;
 };

@@ -169,6 +169,8 @@ export interface UdpMuxStats {
   /** Datagrams delivered to JS. */ received: number;
   /** Batches delivered to JS (calls of onBatch). */ batches: number;
   /** Datagrams the kernel accepted in send(). */ sent: number;
+  /** Of those, datagrams that left in UDP GSO groups (UDP_SEGMENT: equal sizes to one destination, one message each). */ coalesced: number;
+  /** GSO groups the kernel refused (a route without checksum offload, or a segment above its MTU), sent again one by one. */ gsoRefused: number;
   /** Datagrams send() could not send: kernel errors (ENOBUFS, EAGAIN on a full send buffer, ECONNREFUSED, ...) and unknown or closed socket ids. */ sendErrors: number;
   /** Errors reading sockets, mostly ECONNREFUSED (ICMP port unreachable) on connected sockets. */ recvErrors: number;
   /** Text of the last send or receive error, or "". */ lastError: string;

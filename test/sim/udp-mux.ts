@@ -23,7 +23,7 @@ export class SimUdpMux implements UdpMux {
   private readonly socks = new Map<number, Sock>();
   private readonly arrivals: InstantBatcher<Pending>;
   private stopped = false;
-  private readonly counts = { received: 0, batches: 0, sent: 0, sendErrors: 0, recvErrors: 0, lastError: '' };
+  private readonly counts = { received: 0, batches: 0, sent: 0, coalesced: 0, gsoRefused: 0, sendErrors: 0, recvErrors: 0, lastError: '' };
 
   constructor(private readonly io: SimIo, private readonly onBatch: UdpBatchFn) {
     this.arrivals = new InstantBatcher(io.host.net.time, (batch) => this.flush(batch));

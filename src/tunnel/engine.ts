@@ -253,8 +253,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   }
 
   counters(): Record<string, number> {
-    const c = this.capture?.stats() ?? this.final?.capture;
-    const i = this.injector?.stats() ?? this.final?.injector;
+    const [c, i, m] = [this.capture?.stats() ?? this.final?.capture, this.injector?.stats() ?? this.final?.injector, this.mux?.stats() ?? this.final?.mux];
     const r = this.rxPath?.stats;
     return {
       rxPackets: r?.packets ?? 0,
@@ -268,7 +267,8 @@ export class Engine<L extends Link> implements RxHandler<L> {
       captureDropped: c?.dropped ?? 0,
       txSegments: i?.sent ?? 0,
       txErrors: i?.errors ?? 0,
-      udpSendErrors: (this.mux?.stats() ?? this.final?.mux)?.sendErrors ?? 0,
+      udpSendErrors: m?.sendErrors ?? 0,
+      udpCoalesced: m?.coalesced ?? 0, // sent in UDP GSO groups: stays 0 where the kernel or route refuses them
       connections: this.links.size,
     };
   }

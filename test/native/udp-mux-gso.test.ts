@@ -4,7 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as dgram from 'node:dgram';
 import { LO, LO_U32, waitFor, payload, MuxRecorder, TxSpec, packUdpTx, dgramSocket, closeDgram, runChild, NATIVE_JS } from './helpers';
+import { UDP_TX, UDP_TX_STRIDE } from '../../src/io/native';
 
 test('udp mux: equal-sized datagrams to one destination are coalesced, and arrive whole and in order', async () => {
   const r = new MuxRecorder();
@@ -102,4 +104,42 @@ test('udp mux: a group the route refuses (segments above its MTU) goes out datag
   assert.equal(out.after2.coalesced, 4);
   assert.equal(out.after2.gsoRefused, 1, '3000 B datagrams are no longer grouped on this socket');
   assert.equal(out.after2.sendErrors, 0);
+});
+
+test('udp mux: an IPv6 socket coalesces to IPv6 and to IPv4-mapped destinations', async () => {
+  const r = new MuxRecorder();
+  const v4 = await dgramSocket();
+  const v6 = dgram.createSocket('udp6');
+  const got6: Buffer[] = [];
+  v6.on('message', (m) => got6.push(m));
+  try {
+    await new Promise<void>((resolve) => v6.bind(0, '::1', resolve));
+    const id = r.mux.bind('::', 0);
+    const meta = new Uint32Array(8 * UDP_TX_STRIDE);
+    const data = Buffer.concat(Array.from({ length: 8 }, (_, i) => payload(i, 1000)));
+    for (let i = 0; i < 8; i++) {
+      const b = i * UDP_TX_STRIDE;
+      meta[b + UDP_TX.SOCKET] = id;
+      meta[b + UDP_TX.OFFSET] = i * 1000;
+      meta[b + UDP_TX.LENGTH] = 1000;
+      if (i < 4) {
+        meta[b + UDP_TX.DST_IP] = LO_U32;
+        meta[b + UDP_TX.DST_PORT] = v4.port;
+      } else {
+        meta[b + UDP_TX.IP_VERSION] = 6;
+        meta[b + UDP_TX.DST_IP6 + 3] = 1; // ::1
+        meta[b + UDP_TX.DST_PORT] = (v6.address() as { port: number }).port;
+      }
+    }
+    assert.equal(r.mux.send(data, meta, 8), 8);
+    await waitFor(() => v4.got.length + got6.length >= 8, 5000, '8 datagrams');
+    v4.got.forEach((g, i) => assert.ok(g.data.equals(payload(i, 1000)), `IPv4-mapped datagram ${i}`));
+    got6.forEach((g, i) => assert.ok(g.equals(payload(4 + i, 1000)), `IPv6 datagram ${i}`));
+    assert.deepEqual([v4.got.length, got6.length], [4, 4]);
+    assert.equal(r.mux.stats().coalesced, 8, 'two groups of four');
+  } finally {
+    closeDgram(v4.sock);
+    v6.close();
+    r.mux.stop();
+  }
 });

@@ -164,16 +164,16 @@ uint32_t UdpMux::SendRun(int fd, uint32_t id, size_t msgs) {
       break;
     }
     if (sendCount_[i] > 1) {
-      // A group the kernel refused: without GSO (EIO: no checksum offload on the route's device;
-      // EINVAL: a segment larger than the route's MTU, or a kernel before 4.18) this socket groups
-      // only smaller datagrams from now on, or none. Any other error (ECONNREFUSED from an earlier
-      // ICMP, consumed by this attempt) concerns the socket, not the group. Either way its
-      // datagrams go one by one.
+      // A group the kernel refused (EIO: no checksum offload on the route's device; EMSGSIZE or
+      // EINVAL: a segment above the route's MTU, or a kernel before 4.18): this socket groups only
+      // smaller datagrams from now on, or none. Any other error (ECONNREFUSED from an earlier ICMP,
+      // consumed by this attempt) concerns the socket, not the group. Either way its datagrams go
+      // one by one.
       if (err == EINVAL || err == EMSGSIZE || err == EIO || err == ENOPROTOOPT || err == EOPNOTSUPP) {
         const uint32_t size = static_cast<uint32_t>(sendMsgs_[i].msg_hdr.msg_iov[0].iov_len);
         slots_[id].gsoMax = (err == EINVAL || err == EMSGSIZE) && size > kSafeSegment ? size - 1 : 0;
+        ++gsoRefused_;
       }
-      ++gsoRefused_;
       RecordError(ErrnoText(err));
       sent += SendEach(fd, i);
       ++i;

@@ -143,3 +143,26 @@ test('udp mux: an IPv6 socket coalesces to IPv6 and to IPv4-mapped destinations'
     r.mux.stop();
   }
 });
+
+test('udp mux: ECONNREFUSED met by a group is a socket error, not a GSO refusal', async () => {
+  const r = new MuxRecorder();
+  const gone = await dgramSocket();
+  const deadPort = gone.port;
+  closeDgram(gone.sock);
+  try {
+    const cid = r.mux.connect(LO, deadPort);
+    const { data, meta } = packUdpTx(Array.from({ length: 4 }, (_, i) => ({ socket: cid, data: payload(i, 100), dstIp: 0, dstPort: 0 })));
+    // On loopback the ICMP error comes back inside the first send(), so the second one meets it
+    // before the event loop could read it off the socket.
+    assert.equal(r.mux.send(data, meta, 4), 4);
+    r.mux.send(data, meta, 4);
+    const st = r.mux.stats();
+    assert.match(st.lastError, /refused/);
+    assert.equal(st.gsoRefused, 0, 'GSO stays on for this socket');
+    assert.equal(st.sent + st.sendErrors, 8, `every datagram sent or counted lost: ${st.sent} sent + ${st.sendErrors} lost`);
+    assert.equal(st.sent, 8, 'the group that met the error went out one by one');
+    assert.equal(st.coalesced, 4);
+  } finally {
+    r.mux.stop();
+  }
+});

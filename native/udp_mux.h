@@ -132,7 +132,6 @@ class UdpMux : public Napi::ObjectWrap<UdpMux>, private LoopClient {
     alignas(cmsghdr) uint8_t bytes[CMSG_SPACE(sizeof(uint16_t))];
   };
   std::array<GsoCmsg, kSendChunk> sendCmsg_{};
-  std::array<uint32_t, kSendChunk> sendCount_{};  // datagrams in each message
   std::array<mmsghdr, kGsoSegments> splitMsgs_{};  // a refused group, one message per datagram
 
   bool stopped_ = false;

@@ -77,7 +77,6 @@ Napi::Value UdpMux::Send(const Napi::CallbackInfo& info) {
         const uint16_t size = static_cast<uint16_t>(m[rec::kLength]);
         std::memcpy(CMSG_DATA(c), &size, sizeof(size));
       }
-      sendCount_[msgs] = static_cast<uint32_t>(take);
       SetDestination(h, sendDst_[msgs], m, slots_[id].v6);
       ++msgs;
       k += take;
@@ -144,45 +143,32 @@ void UdpMux::SetDestination(msghdr& h, SockAddr& d, const uint32_t* m, bool v6So
 
 uint32_t UdpMux::SendRun(int fd, uint32_t id, size_t msgs) {
   uint32_t sent = 0;
-  size_t i = 0;
-  while (i < msgs) {
-    const int r = sendmmsg(fd, &sendMsgs_[i], static_cast<unsigned>(msgs - i), MSG_DONTWAIT);
-    if (r > 0) {
-      for (size_t q = i; q < i + static_cast<size_t>(r); ++q) {
-        sent += sendCount_[q];
-        if (sendCount_[q] > 1) coalesced_ += sendCount_[q];
-      }
-      i += static_cast<size_t>(r);
-      continue;
+  auto datagrams = [this](size_t q) { return static_cast<uint32_t>(sendMsgs_[q].msg_hdr.msg_iovlen); };
+  auto onSent = [&](size_t first, size_t end) {
+    for (size_t q = first; q < end; ++q) {
+      sent += datagrams(q);
+      if (datagrams(q) > 1) coalesced_ += datagrams(q);
     }
-    const int err = r < 0 ? errno : EIO;
-    if (err == EINTR) continue;
-    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
-      // Out of buffer space: the rest is dropped at once, as SendBatch does.
-      for (size_t q = i; q < msgs; ++q) sendErrors_ += sendCount_[q];
-      RecordError(ErrnoText(err));
-      break;
-    }
-    if (sendCount_[i] > 1) {
+  };
+  auto onFailed = [&](int err, size_t first, size_t end) {
+    RecordError(ErrnoText(err));
+    if (end - first == 1 && datagrams(first) > 1 && !OutOfBuffer(err)) {
       // A group the kernel refused (EIO: no checksum offload on the route's device; EMSGSIZE or
       // EINVAL: a segment above the route's MTU, or a kernel before 4.18): this socket groups only
       // smaller datagrams from now on, or none. Any other error (ECONNREFUSED from an earlier ICMP,
       // consumed by this attempt) concerns the socket, not the group. Either way its datagrams go
       // one by one.
       if (err == EINVAL || err == EMSGSIZE || err == EIO || err == ENOPROTOOPT || err == EOPNOTSUPP) {
-        const uint32_t size = static_cast<uint32_t>(sendMsgs_[i].msg_hdr.msg_iov[0].iov_len);
+        const uint32_t size = static_cast<uint32_t>(sendMsgs_[first].msg_hdr.msg_iov[0].iov_len);
         slots_[id].gsoMax = (err == EINVAL || err == EMSGSIZE) && size > kSafeSegment ? size - 1 : 0;
         ++gsoRefused_;
       }
-      RecordError(ErrnoText(err));
-      sent += SendEach(fd, i);
-      ++i;
-      continue;
+      sent += SendEach(fd, first);
+      return;
     }
-    sendErrors_ += 1;
-    RecordError(ErrnoText(err));
-    ++i;
-  }
+    for (size_t q = first; q < end; ++q) sendErrors_ += datagrams(q);
+  };
+  SendMessages(fd, &sendMsgs_[0], msgs, onSent, onFailed);
   return sent;
 }
 

@@ -22,7 +22,7 @@ export function routerKeys(smoke: boolean): string[] {
 }
 
 /** Lets the target's UDP port through the router, just before its rule that drops all UDP. */
-async function allowTarget(topo: Topology, port: number): Promise<void> {
+export async function allowTarget(topo: Topology, port: number): Promise<void> {
   const list = await topo.exec('router', ['nft', '-a', 'list', 'chain', NFT.family, NFT.table, NFT.fwd]);
   const h = /udp_drops.*# handle (\d+)/.exec(list.stdout)?.[1];
   if (!h) throw new Error(`router: no UDP drop rule in ${NFT.fwd}:\n${list.stdout}`);

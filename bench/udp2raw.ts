@@ -14,9 +14,9 @@ import { Prober, Route, Track } from './search';
 import * as udpload from './udpload';
 
 export const UDP2RAW = process.env.RSOCK_BENCH_UDP2RAW || '';
-const PORT = 4096;
-const LUDP = 30004;
-export const U2R_ROUTE: Route = `tunnel:${LUDP}`;
+export const U2R_PORT = 4096;
+export const U2R_LUDP = 30004;
+export const U2R_ROUTE: Route = `tunnel:${U2R_LUDP}`;
 
 /** The figures a path gets from udp2raw (for "n/a" when it does not start). */
 export function udp2rawKeys(pre: string): string[] {
@@ -28,8 +28,8 @@ export function udp2rawKeys(pre: string): string[] {
 export async function startUdp2raw(host: BenchHost, r: Results, n: number): Promise<Instance | string> {
   if (!fs.existsSync(UDP2RAW)) return `RSOCK_BENCH_UDP2RAW=${UDP2RAW}: no such file`;
   const common = ['-k', `u2r-${host.id}`, '--raw-mode', 'faketcp', '--cipher-mode', 'none', '--auth-mode', 'none', '-a'];
-  const sArgs = [UDP2RAW, '-s', '-l', `0.0.0.0:${PORT}`, '-r', `127.0.0.1:${CONF.targetPort}`, ...common];
-  const cArgs = [UDP2RAW, '-c', '-l', `127.0.0.1:${LUDP}`, '-r', `${host.serverAddr}:${PORT}`, ...common];
+  const sArgs = [UDP2RAW, '-s', '-l', `0.0.0.0:${U2R_PORT}`, '-r', `127.0.0.1:${CONF.targetPort}`, ...common];
+  const cArgs = [UDP2RAW, '-c', '-l', `127.0.0.1:${U2R_LUDP}`, '-r', `${host.serverAddr}:${U2R_PORT}`, ...common];
   r.commands.push(['udp2raw', ...sArgs.slice(1)].join(' ').replace(/-k \S+/, '-k K'), ['udp2raw', ...cArgs.slice(1)].join(' ').replace(/-k \S+/, '-k K'));
   const server = host.spawn('server', sArgs, { name: `udp2raw-server-${n}` });
   await sleep(300);
@@ -37,7 +37,7 @@ export async function startUdp2raw(host: BenchHost, r: Results, n: number): Prom
   const u: Instance = { name: 'udp2raw', n, server, client };
   for (let i = 0; i < 20; i++) {
     if (!server.running || !client.running) break;
-    const p = await udpload.ping(host, 'client', `127.0.0.1:${LUDP}`, 3, 0, 300, 3);
+    const p = await udpload.ping(host, 'client', `127.0.0.1:${U2R_LUDP}`, 3, 0, 300, 3);
     if (p.samples > 0) return u;
     await sleep(500);
   }
@@ -55,7 +55,7 @@ export async function stopUdp2raw(u: Instance): Promise<void> {
 export async function udp2rawFigures(host: BenchHost, r: Results, prober: Prober, measure: Measure, pre: string, smoke: boolean,
   n: number): Promise<{ u?: Instance; track?: Track }> {
   if (!UDP2RAW) return {};
-  r.say(`${pre ? 'router path' : 'veth path'}: starting udp2raw (faketcp, no crypto; ludp :${LUDP})`);
+  r.say(`${pre ? 'router path' : 'veth path'}: starting udp2raw (faketcp, no crypto; ludp :${U2R_LUDP})`);
   const u = await startUdp2raw(host, r, n);
   if (typeof u === 'string') {
     for (const k of udp2rawKeys(pre)) r.missing(k, u);

@@ -39,6 +39,12 @@ export function pinLoad(cpus: string | null): void {
   pin = cpus ? ['taskset', '-c', cpus] : [];
 }
 
+/** A CPU list the ping-pong's sender runs on, or none: set by the latency timeline's --pin. */
+let pingPin: string[] = [];
+export function pinPing(cpus: string | null): void {
+  pingPin = cpus ? ['taskset', '-c', cpus] : [];
+}
+
 export interface SendResult { sent: number; target: number; elapsed: number; errors: number; out: string }
 
 /** udpload send from the client ns: `rate` datagrams/s (0: flood) of `size` bytes for `secs`, over `flows` sockets. */
@@ -71,7 +77,7 @@ export interface PingResult { samples: number; lost: number; p50us?: number; p99
  */
 export async function ping(pair: BenchHost, role: PairRole, dst: string, count: number, warmup: number, timeoutMs: number,
   maxSeconds: number, rate = 0): Promise<PingResult> {
-  const r = await pair.exec(role, [UDPLOAD, 'ping', '--dst', dst, '--count', String(count), '--warmup', String(warmup),
+  const r = await pair.exec(role, [...pingPin, UDPLOAD, 'ping', '--dst', dst, '--count', String(count), '--warmup', String(warmup),
     '--timeout-ms', String(timeoutMs), '--max-seconds', String(maxSeconds), ...(rate > 0 ? ['--rate', String(rate)] : [])],
   { allowFail: true, timeoutMs: (maxSeconds + 10) * 1000 })
     .catch((e: Error) => ({ stdout: '', stderr: e.message, code: null }));

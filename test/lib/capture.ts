@@ -3,6 +3,7 @@
 // conntrack holds them (client side before NAT, server side after it).
 import * as path from 'path';
 import { Role, Topology } from './netns';
+import type { NsSet } from './ns-set';
 import { Proc, sleep } from './proc';
 import { PORT_MAX, PORT_MIN } from './rsock';
 
@@ -20,9 +21,14 @@ export interface CaptureStats { captured: number; received: number; droppedByKer
  * directory. Bounded: it stops by itself after maxPackets (-c) or maxMs (timeout(1) sends SIGINT, on
  * which tcpdump flushes and writes its statistics). Resolves once tcpdump is listening, so nothing
  * sent afterwards is missed.
+ *
+ * `batched`: no --immediate-mode, so tcpdump wakes once per ring block (at most once a second) rather
+ * than once per packet, and perturbs a latency measurement less; packets still count from the kernel's
+ * timestamps, but only those of retired blocks are written, so wait over a second before stopping.
+ * `nano`: nanosecond timestamps.
  */
-export async function startCapture(topo: Topology, role: Role, dev: string, name: string,
-  o: { filter?: string; maxPackets?: number; maxMs?: number } = {}): Promise<Capture> {
+export async function startCapture<R extends string = Role>(topo: NsSet<R>, role: R, dev: string, name: string,
+  o: { filter?: string; maxPackets?: number; maxMs?: number; batched?: boolean; nano?: boolean } = {}): Promise<Capture> {
   const maxPackets = o.maxPackets ?? 200_000;
   const maxMs = o.maxMs ?? 60_000;
   const file = path.join(topo.logDir, `${name}.pcap`);
@@ -30,7 +36,9 @@ export async function startCapture(topo: Topology, role: Role, dev: string, name
   // blocks, and those still in the ring when tcpdump is stopped are counted but never written);
   // -U: write each packet at once; -B: 16 MiB kernel buffer so a burst is not dropped; -n: no name
   // lookups (no traffic leaves the test).
-  const cmd = ['timeout', '-s', 'INT', `${Math.ceil(maxMs / 1000)}`, 'tcpdump', '-i', dev, '-n', '--immediate-mode', '-U', '-B', '16384', '-s', '0',
+  const mode = o.batched ? [] : ['--immediate-mode'];
+  const precision = o.nano ? ['--time-stamp-precision=nano'] : [];
+  const cmd = ['timeout', '-s', 'INT', `${Math.ceil(maxMs / 1000)}`, 'tcpdump', '-i', dev, '-n', ...mode, ...precision, '-U', '-B', '16384', '-s', '0',
     '-c', String(maxPackets), '-w', file, ...(o.filter ? [o.filter] : ['tcp'])];
   const proc = topo.spawn(role, cmd, { name: `tcpdump-${name}` });
   await proc.waitFor(/listening on/, 10_000);

@@ -84,8 +84,11 @@ export function parseIpTcp(ip: Buffer): Omit<TcpPacket, 'index' | 'timeMs' | 'fr
   };
 }
 
-/** Reads every IPv4/TCP and IPv6/TCP packet of a pcap file (microsecond or nanosecond, either byte order). */
-export function readPcap(file: string): TcpPacket[] {
+/** One record of a pcap file: its capture time and, for IPv4 and IPv6 frames, the IP packet. */
+export interface PcapFrame { index: number; timeMs: number; frame: Buffer; ip?: Buffer }
+
+/** Reads every record of a pcap file (microsecond or nanosecond, either byte order; Ethernet or Linux cooked). */
+export function readPcapFrames(file: string): PcapFrame[] {
   const b = fs.readFileSync(file);
   if (b.length < 24) return [];
   const magicLE = b.readUInt32LE(0);
@@ -97,7 +100,7 @@ export function readPcap(file: string): TcpPacket[] {
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const link = u32(20) & 0xffff;
   if (link !== LINKTYPE_ETHERNET && link !== LINKTYPE_LINUX_SLL) throw new Error(`${file}: link type ${link} not supported`);
-  const out: TcpPacket[] = [];
+  const out: PcapFrame[] = [];
   let index = 0;
   for (let o = 24; o + 16 <= b.length; index++) {
     const sec = u32(o);
@@ -105,22 +108,29 @@ export function readPcap(file: string): TcpPacket[] {
     const incl = u32(o + 8);
     const frame = b.subarray(o + 16, Math.min(b.length, o + 16 + incl));
     o += 16 + incl;
-    let ipOff: number;
-    let etherType: number;
-    if (link === LINKTYPE_ETHERNET) {
-      if (frame.length < 14) continue;
+    const timeMs = sec * 1000 + (nano ? frac / 1e6 : frac / 1e3);
+    let ipOff = -1;
+    let etherType = 0;
+    if (link === LINKTYPE_ETHERNET && frame.length >= 14) {
       etherType = frame.readUInt16BE(12);
       ipOff = 14;
       if (etherType === 0x8100 && frame.length >= 18) { etherType = frame.readUInt16BE(16); ipOff = 18; }
-    } else {
-      if (frame.length < 16) continue;
+    } else if (link === LINKTYPE_LINUX_SLL && frame.length >= 16) {
       etherType = frame.readUInt16BE(14);
       ipOff = 16;
     }
-    if (etherType !== 0x0800 && etherType !== 0x86dd) continue;
-    const p = parseIpTcp(frame.subarray(ipOff));
-    if (!p) continue;
-    out.push({ ...p, index, timeMs: sec * 1000 + (nano ? frac / 1e6 : frac / 1e3), frame });
+    const isIp = ipOff >= 0 && (etherType === 0x0800 || etherType === 0x86dd);
+    out.push({ index, timeMs, frame, ip: isIp ? frame.subarray(ipOff) : undefined });
+  }
+  return out;
+}
+
+/** Reads every IPv4/TCP and IPv6/TCP packet of a pcap file (microsecond or nanosecond, either byte order). */
+export function readPcap(file: string): TcpPacket[] {
+  const out: TcpPacket[] = [];
+  for (const f of readPcapFrames(file)) {
+    const p = f.ip && parseIpTcp(f.ip);
+    if (p) out.push({ ...p, index: f.index, timeMs: f.timeMs, frame: f.frame });
   }
   return out;
 }

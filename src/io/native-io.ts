@@ -13,9 +13,9 @@ import { CaptureBatchFn, loadNative, NativeAddon, UdpBatchFn, WatcherEvent } fro
 const CAPTURE_BUFFER_BYTES = 4 << 20;
 
 const nodeTimers: Timers = {
-  every(ms, fn) {
-    const t = setInterval(fn, ms);
-    return () => clearInterval(t);
+  after(ms, fn) {
+    const t = setTimeout(fn, ms);
+    return () => clearTimeout(t);
   },
   soon(fn) {
     setImmediate(fn);

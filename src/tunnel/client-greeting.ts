@@ -75,6 +75,11 @@ export class ClientGreeter<L extends GreetingLink> {
     this.engine.tx.raw(link.tcp, h.bytes, now);
   }
 
+  /** No greeting waiting for a TSval. */
+  get idle(): boolean {
+    return this.waiting.size === 0;
+  }
+
   /** Every engine tick: greetings that waited for a TSval. */
   tick(now: number, stillOpen: (link: L) => boolean): void {
     for (const link of this.waiting) {

@@ -10,6 +10,7 @@ import type { HandshakeKeys } from '../core/keys';
 import { newUdpLink, UdpLink } from '../core/udp-link';
 import { UDP_SLOT_BASE, udpMaxDatagram } from '../core/udp-wire';
 import type { Logger } from '../util/log';
+import { steadyPool } from './client-dialer';
 import type { TunnelIo } from './io';
 import { UdpPathHandler, UdpTransport } from './udp-path';
 
@@ -198,6 +199,10 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
     // A path lost is always worth a line; while UDP is blocked every port's probes fail: one line now and then.
     if (wasUp) this.log.warn(line);
     else this.log.rateLimited('warn', 'udpprobe', 30000, `${line} (is UDP blocked on the way, or does the server run without --type=udp or all? Failed udp probes are logged once per 30 s)`);
+  }
+
+  settled(): boolean {
+    return steadyPool(this.pool);
   }
 
   tick(now: number): void {

@@ -68,17 +68,8 @@ export class RsockClient implements EngineHandler<ClientLink> {
     this.flows = new ClientFlows(cfg.durationMs, (f) => {
       if (this.log.enabled('debug')) this.log.debug(`flow ${f.id} from ${flowSource(f)} opened`);
     });
-    this.engine = new Engine<ClientLink>(
-      io,
-      {
-        capture: { device: cfg.device, ports: cfg.ports, portSide: 'src', fromHost: cfg.serverIp, localPorts: cfg.worker?.localPorts },
-        key: cfg.key,
-        side: 'client',
-        mode: cfg.mode,
-      },
-      this,
-      log,
-    );
+    const capture = { device: cfg.device, ports: cfg.ports, portSide: 'src' as const, fromHost: cfg.serverIp, localPorts: cfg.worker?.localPorts };
+    this.engine = new Engine<ClientLink>(io, { capture, key: cfg.key, side: 'client', mode: cfg.mode }, this, log);
     const keepaliveMs = cfg.keepaliveMs;
     this.dialer = new ClientDialer(this.engine, io, cfg, log, () => this.pathUp());
     this.pool = this.dialer.pool = new ClientPool<ClientLink>(
@@ -266,6 +257,10 @@ export class RsockClient implements EngineHandler<ClientLink> {
       this.counters.flowsExpired++;
       this.log.info(`flow ${flow.id} from ${flowSource(flow)} expired after ${Math.round(this.cfg.durationMs / 1000)} s idle`);
     });
+  }
+
+  settled(): boolean {
+    return this.dialer.settled(this.cfg.transport !== 'udp') && (this.udp?.settled() ?? true);
   }
 
   private pathUp(): void {

@@ -8,9 +8,11 @@ import { Handshake, HandshakeExtras, Link } from '../core/link';
 import { Logger } from '../util/log';
 import { ConnTable } from './conn-table';
 import { Datagrams } from './datagrams';
+import { engineCounters } from './engine-counters';
 import { CaptureSpec, Capture, Injector, SocketWatcher, TunnelIo, UdpMux, WatcherEvent } from './io';
 import type { CaptureStats, InjectorStats, UdpMuxStats } from '../io/native';
 import { RxHandler, RxPath } from './rx';
+import { IDLE_TICK_MS, Ticker } from './ticker';
 import { TxBatch } from './tx-batch';
 import { UdpTxBatch } from './udp-tx';
 
@@ -22,8 +24,6 @@ export interface EngineOptions {
   mode: WireMode;
 }
 
-/** Timers, ACK cadence and expiry sweeps run every tick. */
-const TICK_MS = 10;
 /** Challenge ACKs in all, per second (Linux: tcp_challenge_ack_limit), so a flood of blind RSTs draws few. */
 const CHALLENGES_PER_SECOND = 100;
 
@@ -39,6 +39,8 @@ export interface EngineHandler<L extends Link> {
   /** Datagrams from local UDP sockets (UDP_RX_STRIDE words each in meta). */
   onUdp(data: Buffer, meta: Uint32Array, count: number, now: number): void;
   onTick(now: number): void;
+  /** Nothing under way that needs the fine tick pace (no handshake, greeting or redial in progress). */
+  settled(): boolean;
 }
 
 export class Engine<L extends Link> implements RxHandler<L> {
@@ -50,7 +52,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   private rxPath: RxPath<L> | null = null;
   private mux: UdpMux | null = null;
   private udpBatch: UdpTxBatch | null = null;
-  private cancelTick: (() => void) | null = null;
+  private readonly ticker: Ticker;
   private final: { capture?: CaptureStats; injector?: InjectorStats; mux?: UdpMuxStats } | null = null;
   readonly keys: HandshakeKeys;
   private readonly keyTable = new KeyTable();
@@ -68,6 +70,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   ) {
     this.keys = handshakeKeys(io.crypto, opts.key, opts.mode);
     this.peer = opts.side === 'client' ? 'server' : 'client';
+    this.ticker = new Ticker(io.timers, () => this.tick());
   }
 
   get tx(): TxBatch { return this.txBatch!; }
@@ -89,7 +92,10 @@ export class Engine<L extends Link> implements RxHandler<L> {
       this.injector = io.openInjector();
       this.txBatch = new TxBatch(this.injector, io.crypto, this.keyTable, this.opts.mode, io.timers);
       this.rxPath = new RxPath(this.links, io.crypto, this.keyTable, this.opts.mode, this);
-      this.sockets = io.openSockets((ev) => this.handler.onSocketEvent(ev, io.clock()));
+      this.sockets = io.openSockets((ev) => {
+        this.ticker.wake();
+        this.handler.onSocketEvent(ev, io.clock());
+      });
       const dev = this.opts.capture.device;
       this.capture = io.openCapture(
         this.opts.capture,
@@ -103,7 +109,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
       this.stop();
       throw e;
     }
-    this.cancelTick = io.timers.every(TICK_MS, () => this.tick());
+    this.ticker.start();
   }
 
   // What a batch of input causes leaves before its callback returns, not a loop phase later (the first
@@ -116,6 +122,7 @@ export class Engine<L extends Link> implements RxHandler<L> {
   }
 
   private endBatch(): void {
+    this.ticker.wake();
     this.txBatch!.hold(false);
     this.udpBatch!.hold(false);
     try { this.udpBatch!.flush(); } finally { this.udpBatch!.lend(null); }
@@ -243,40 +250,28 @@ export class Engine<L extends Link> implements RxHandler<L> {
     this.handler.onLinkLost(link, verdict === 'reset' ? 'connection reset' : `FIN from the ${this.peer}`, now, verdict);
   }
 
-  private tick(): void {
+  /** Timers, ACK cadence and expiry sweeps; true when the slow pace will do until the next input. */
+  private tick(): boolean {
     const now = this.io.clock();
+    let owed = false;
     for (const link of this.links.values()) {
       if (link.tcp.ackDue(now)) this.txBatch!.pureAck(link.tcp, now);
+      else owed ||= link.tcp.ackDue(now + IDLE_TICK_MS); // it would fall due before a slow tick came
     }
     this.datagrams.reassembly.sweep(now);
     this.handler.onTick(now);
+    return !owed && this.handler.settled();
   }
 
   counters(): Record<string, number> {
-    const [c, i, m] = [this.capture?.stats() ?? this.final?.capture, this.injector?.stats() ?? this.final?.injector, this.mux?.stats() ?? this.final?.mux];
-    const r = this.rxPath?.stats;
-    return {
-      rxPackets: r?.packets ?? 0,
-      rxFrames: r?.frames ?? 0,
-      rxForged: r?.forged ?? 0,
-      rxReplayed: r?.replayed ?? 0,
-      ...this.datagrams.counters(),
-      rxMalformed: r?.malformed ?? 0,
-      rxTruncated: r?.truncated ?? 0,
-      rxUnknown: r?.unknown ?? 0,
-      captureDropped: c?.dropped ?? 0,
-      txSegments: i?.sent ?? 0,
-      txErrors: i?.errors ?? 0,
-      udpSendErrors: m?.sendErrors ?? 0,
-      udpCoalesced: m?.coalesced ?? 0, // sent in UDP GSO groups: stays 0 where the kernel or route refuses them
-      connections: this.links.size,
-    };
+    const f = this.final;
+    return engineCounters({ capture: this.capture?.stats() ?? f?.capture, injector: this.injector?.stats() ?? f?.injector, mux: this.mux?.stats() ?? f?.mux,
+      rx: this.rxPath?.stats, datagrams: this.datagrams.counters(), connections: this.links.size });
   }
 
   /** Flushes what is queued and releases every handle. Idempotent. */
   stop(): void {
-    this.cancelTick?.();
-    this.cancelTick = null;
+    this.ticker.stop();
     try {
       this.txBatch?.flush();
       this.udpBatch?.flush();

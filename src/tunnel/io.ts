@@ -22,8 +22,8 @@ export interface CaptureSpec {
 }
 
 export interface Timers {
-  /** Calls fn every `ms` until the returned function is called. */
-  every(ms: number, fn: () => void): () => void;
+  /** Calls fn once after `ms`, unless the returned function is called first. */
+  after(ms: number, fn: () => void): () => void;
   /** Calls fn once, after the current batch of work (end of this event-loop turn). */
   soon(fn: () => void): void;
 }

@@ -228,6 +228,11 @@ export class RsockServer implements EngineHandler<SessionLink>, SessionDriver {
     this.udp?.tick(now);
   }
 
+  /** A server's own deadlines are seconds long (greeting, silence, flow expiry): the slow pace does. */
+  settled(): boolean {
+    return true;
+  }
+
   // ---- Session driver ----
 
   sendJoined(link: SessionCarrier, sessionId: number, answers: boolean[] | null): void {

@@ -18,12 +18,15 @@ export class SimIo implements TunnelIo {
   readonly probes: number[] = [];
   readonly clock: () => number;
   readonly timers: Timers;
+  /** Timers armed with after(): the engine's ticks (nothing else on the data path uses one). */
+  timersArmed = 0;
   private readonly closers: (() => void)[] = [];
 
   constructor(readonly host: SimHost, readonly crypto: Crypto) {
     const time = host.net.time;
     this.clock = () => time.now;
-    this.timers = time.timers(() => this.alive);
+    const t = time.timers(() => this.alive);
+    this.timers = { after: (ms, fn) => { this.timersArmed++; return t.after(ms, fn); }, soon: t.soon };
   }
 
   openCapture(spec: CaptureSpec, onBatch: CaptureBatchFn, _onError: (err: Error) => void): Capture {

@@ -31,23 +31,14 @@ export class VirtualTime {
     this.soonQ.push(fn);
   }
 
-  every(ms: number, fn: () => void): () => void {
-    let live = true;
-    const step = () => {
-      if (!live) return;
-      fn();
-      this.after(ms, step);
-    };
-    this.after(ms, step);
-    return () => {
-      live = false;
-    };
-  }
-
   /** Timers whose callbacks stop when `alive()` turns false (a killed process runs nothing more). */
   timers(alive: () => boolean): Timers {
     return {
-      every: (ms, fn) => this.every(ms, () => alive() && fn()),
+      after: (ms, fn) => {
+        let live = true;
+        this.after(ms, () => live && alive() && fn());
+        return () => { live = false; };
+      },
       soon: (fn) => this.soon(() => alive() && fn()),
     };
   }

@@ -28,7 +28,7 @@ function fakeMux(): { mux: UdpMux; sends: Sent[] } {
 
 function fakeTimers(): { timers: Timers; queued: Array<() => void> } {
   const queued: Array<() => void> = [];
-  return { timers: { every: () => () => undefined, soon: (fn) => void queued.push(fn) }, queued };
+  return { timers: { after: () => () => undefined, soon: (fn) => void queued.push(fn) }, queued };
 }
 
 test('datagrams in the lent buffer are sent from it, at their own offsets, without a copy', () => {

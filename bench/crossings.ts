@@ -14,6 +14,7 @@ const EPOLL = new Set([232, 281, 441]); // epoll_wait, epoll_pwait, epoll_pwait2
 const RECV = new Set([0, 45, 47, 299]); // read, recvfrom, recvmsg, recvmmsg
 const SEND = new Set([1, 44, 46, 307]); // write, sendto, sendmsg, sendmmsg
 
+/** fd: the descriptor of the last read before the send. */
 export interface Crossing { tid: number; fd: number; wake: number; run: number; epollRet: number; recvEnter: number; recvExit: number;
   sendEnter: number; sendExit: number; sleep: number }
 
@@ -66,10 +67,11 @@ export function parseCrossings(script: string, tids: Set<number>): Crossing[] {
         open.delete(tid);
       }
     } else if (RECV.has(nr) && c.epollRet !== undefined && c.sendEnter === undefined) {
-      if (enter && c.recvEnter === undefined) {
-        c.recvEnter = t;
+      if (enter) {
+        c.recvEnter ??= t;
+        // The last read before the send names the crossing: udp2raw reads /dev/urandom before its socket.
         c.fd = parseInt(/\(([0-9a-f]+)/.exec(body)?.[1] ?? 'ffff', 16);
-      } else if (!enter && c.recvEnter !== undefined) c.recvExit = t;
+      } else if (c.recvEnter !== undefined) c.recvExit = t;
     } else if (SEND.has(nr) && c.recvExit !== undefined) {
       if (enter && c.sendEnter === undefined) c.sendEnter = t;
       else if (!enter && c.sendEnter !== undefined && c.sendExit === undefined) c.sendExit = t;

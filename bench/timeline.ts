@@ -155,15 +155,16 @@ function table(title: string, m: Measured): void {
 async function trace(host: Host, dst: string, o: Opts, name: string, pids: { client: number; server: number }): Promise<void> {
   if (!o.trace) return;
   const file = path.join(host.logDir, `trace-${name}.data`);
-  const kinds = new Map([[pids.client, fdKinds(pids.client)], [pids.server, fdKinds(pids.server)]]);
   const secs = 4;
   const png = await recordCrossings(file, [pids.client, pids.server], secs, () => udpload.ping(host, 'client', dst, o.pings, 0, 200, secs - 1));
+  const kinds = new Map([[pids.client, fdKinds(pids.client)], [pids.server, fdKinds(pids.server)]]); // after: the flow's own socket exists
   const script = await exec(['perf', 'script', '-i', file, '--ns'], { allowFail: true, timeoutMs: 120_000 });
   const all = parseCrossings(script.stdout, new Set([pids.client, pids.server]));
   say(`perf record over ${png.samples} untapped pings (RTT p50 ${png.p50us} p99 ${png.p99us} µs): inside each crossing, µs (p50 / p90 / p99)`);
   const groups = new Map<string, Crossing[]>();
   for (const c of all) {
-    const key = `${name}-${c.tid === pids.client ? 'client' : 'server'}, from its ${kinds.get(c.tid)?.get(c.fd) ?? `fd ${c.fd}`} socket`;
+    const kind = kinds.get(c.tid)?.get(c.fd) ?? `fd ${c.fd}`;
+    const key = `${name}-${c.tid === pids.client ? 'client' : 'server'}, from its ${kind}${/^(packet|raw|udp|tcp)$/.test(kind) ? ' socket' : ''}`;
     groups.set(key, [...(groups.get(key) ?? []), c]);
   }
   const keys = [...groups.keys()].filter((k) => groups.get(k)!.length >= png.samples / 10).sort();

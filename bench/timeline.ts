@@ -7,12 +7,13 @@
 //   app → [client lo] → rsock-client → [client veth] → wire (router) → [server veth] → rsock-server
 //       → [server lo] → target's echo → [server lo] → rsock-server → [server veth] → ... → [client lo] → app
 //
-//   flock /tmp/rsock-measure.lock node dist/bench/timeline.js [--pings=5000] [--rounds=2] [--path=veth|router|both] [--trace] [--pin] [--keep]
+//   flock /tmp/rsock-measure.lock node dist/bench/timeline.js [--pings=5000] [--rounds=2] [--path=veth|router|both] [--trace] [--pin[=one]] [--keep]
 //
 // --pin: the client side (the pinging app and the tunnel's client) on CPU 0, the server side (the
 // echoing target and the tunnel's server) on CPU 1, as on two one-core hosts: neither end can be woken
 // onto the other's CPU, where it would wait for that end to finish (the kernel places a socket's
-// reader on its waker's CPU when the waker looks about to sleep).
+// reader on its waker's CPU when the waker looks about to sleep). --pin=one: every process on CPU 0,
+// so that no wake-up needs an inter-processor interrupt (on a VM, an exit to the hypervisor).
 // --trace: after each tunnel's taps, one more (untapped) ping-pong under `perf record` of the
 // scheduler's and the system calls' tracepoints: each hop through a tunnel program split into its
 // stages (bench/crossings.ts).
@@ -37,10 +38,10 @@ import { matchPings, Point, stageStats, tapPackets } from './timeline-match';
 import { startUdp2raw, stopUdp2raw, U2R_PORT, U2R_LUDP, UDP2RAW } from './udp2raw';
 import * as udpload from './udpload';
 
-interface Opts { pings: number; rounds: number; paths: Array<'veth' | 'router'>; keep: boolean; trace: boolean; pin: boolean }
+interface Opts { pings: number; rounds: number; paths: Array<'veth' | 'router'>; keep: boolean; trace: boolean; pin: '' | 'split' | 'one' }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { pings: 5000, rounds: 2, paths: ['veth', 'router'], keep: false, trace: false, pin: false };
+  const o: Opts = { pings: 5000, rounds: 2, paths: ['veth', 'router'], keep: false, trace: false, pin: '' };
   for (const a of argv) {
     const [k, v] = a.split('=');
     if (k === '--pings' && Number(v) >= 10) o.pings = Number(v);
@@ -48,20 +49,20 @@ function parse(argv: string[]): Opts {
     else if (k === '--path' && ['veth', 'router', 'both'].includes(v)) o.paths = v === 'both' ? ['veth', 'router'] : [v as 'veth' | 'router'];
     else if (k === '--keep') o.keep = true;
     else if (k === '--trace') o.trace = true;
-    else if (k === '--pin') o.pin = true;
-    else throw new Error(`timeline: bad argument ${a} (--pings=N≥10, --rounds=N≥1, --path=veth|router|both, --trace, --pin, --keep)`);
+    else if (k === '--pin' && (v === undefined || v === 'one')) o.pin = v === 'one' ? 'one' : 'split';
+    else throw new Error(`timeline: bad argument ${a} (--pings=N≥10, --rounds=N≥1, --path=veth|router|both, --trace, --pin[=one], --keep)`);
   }
   return o;
 }
 
-const PIN = { client: '0', server: '1' };
+const PIN = { split: { client: '0', server: '1' }, one: { client: '0', server: '0' } };
 
 /** --pin: every thread of the processes on their side's CPU. */
 async function pin(o: Opts, pids: { client?: number; server?: number }): Promise<void> {
   if (!o.pin) return;
   for (const side of ['client', 'server'] as const) {
     const pid = pids[side];
-    if (pid) await exec(['taskset', '-a', '-p', '-c', PIN[side], String(pid)], { timeoutMs: 5000 });
+    if (pid) await exec(['taskset', '-a', '-p', '-c', PIN[o.pin][side], String(pid)], { timeoutMs: 5000 });
   }
 }
 
@@ -214,7 +215,7 @@ async function main(): Promise<number> {
   const o = parse(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('timeline: needs root (network namespaces, raw sockets, tcpdump)');
   await udpload.buildUdpload();
-  udpload.pinPing(o.pin ? PIN.client : null);
+  udpload.pinPing(o.pin ? PIN[o.pin].client : null);
   const r = new Results();
   for (const p of o.paths) {
     const host = (p === 'veth' ? new DirectPair({ logPrefix: 'rsock-timeline' }) : new Topology({ logPrefix: 'rsock-timeline' })) as unknown as Host;

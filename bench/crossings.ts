@@ -6,7 +6,7 @@
 // receiver's input path inline, and wakes it), and what the program does after the send before it
 // sleeps (off this datagram's path, but in the way of anything woken onto the same CPU).
 import * as fs from 'fs';
-import { exec } from '../test/lib/proc';
+import { exec, sleep } from '../test/lib/proc';
 import { pct } from './timeline-match';
 
 // x86-64 system call numbers.
@@ -27,7 +27,7 @@ export async function recordCrossings<T>(file: string, tids: number[], secs: num
     '-e', 'sched:sched_wakeup', '--filter', any('pid'), '-e', 'sched:sched_switch', '--filter', any('next_pid'),
     '-e', 'raw_syscalls:sys_enter', '--filter', any('common_pid'), '-e', 'raw_syscalls:sys_exit', '--filter', any('common_pid'),
     '--', 'sleep', String(secs)], { allowFail: true, timeoutMs: (secs + 60) * 1000 });
-  await new Promise((r) => setTimeout(r, 500)); // perf is recording
+  await sleep(500); // perf is recording
   const out = await load();
   await rec;
   return out;
@@ -62,8 +62,7 @@ export function parseCrossings(script: string, tids: Set<number>): Crossing[] {
     if (EPOLL.has(nr)) {
       if (!enter && c.epollRet === undefined) c.epollRet = t;
       else if (enter && c.sendExit !== undefined) {
-        out.push({ tid, fd: c.fd!, wake: c.wake, run: c.run, epollRet: c.epollRet!, recvEnter: c.recvEnter!, recvExit: c.recvExit!,
-          sendEnter: c.sendEnter!, sendExit: c.sendExit, sleep: t });
+        out.push({ ...(c as Required<Open>), tid, sleep: t });
         open.delete(tid);
       }
     } else if (RECV.has(nr) && c.epollRet !== undefined && c.sendEnter === undefined) {

@@ -73,11 +73,17 @@ type Host = BenchHost & NsSet<string> & { up(): Promise<void>; dev: { client: st
 /** What runs between the apps: its local port at the client, and the ports its wire packets use at the server. */
 interface Carrier { name: string; ludp?: number; serverPorts: (p: number) => boolean; wireFilter: string }
 
+/** One tcpdump: where, what, and which way a packet goes from its ports (up: client → server). */
+interface Tap { role: string; dev: string; filter: string; up: (s: number, d: number) => boolean | undefined; name: string }
+
+/** rsock's server ports in the timeline. */
+const RSOCK_PORTS = { lo: 10001, hi: 10010 };
+
 /** The taps of one path for one carrier, in the order the ping passes them, and the stage names between. */
-function tapPlan(host: Host, c: Carrier): { taps: Array<{ role: string; dev: string; filter: string; up: (s: number, d: number) => boolean | undefined; name: string }>; order: Array<[number, boolean]>; stages: string[] } {
+function tapPlan(host: Host, c: Carrier): { taps: Tap[]; order: Array<[number, boolean]>; stages: string[] } {
   const wire = (s: number, d: number) => (c.serverPorts(d) ? true : c.serverPorts(s) ? false : undefined);
   const lo = (port: number) => (s: number, d: number) => (d === port ? true : s === port ? false : undefined);
-  const taps: Array<{ role: string; dev: string; filter: string; up: (s: number, d: number) => boolean | undefined; name: string }> = [];
+  const taps: Tap[] = [];
   const tunnel = c.ludp !== undefined;
   if (tunnel) taps.push({ role: 'client', dev: 'lo', filter: `udp port ${c.ludp}`, up: lo(c.ludp!), name: 'client lo' });
   taps.push({ role: 'client', dev: host.dev.client, filter: c.wireFilter, up: wire, name: 'client veth' });
@@ -175,25 +181,30 @@ async function trace(host: Host, dst: string, o: Opts, name: string, pids: { cli
   say(`${'crossings'.padEnd(36)} ${keys.map((k) => String(groups.get(k)!.length).padStart(34)).join(' ')}`);
 }
 
+/** A tunnel's taps, table and --trace, its ends pinned first if asked. */
+async function tunnel(host: Host, o: Opts, c: Carrier, ends: { client: { pid: number }; server: { pid: number } }, servePid: number): Promise<void> {
+  const pids = { client: ends.client.pid, server: ends.server.pid };
+  await pin(o, pids);
+  const dst = `127.0.0.1:${c.ludp}`;
+  table(c.name, await measure(host, c, dst, o, new Map([[pids.client, `${c.name}-client`], [pids.server, `${c.name}-server`], [servePid, 'target']])));
+  await trace(host, dst, o, c.name, pids);
+}
+
 async function onPath(host: Host, o: Opts, r: Results): Promise<void> {
   await host.up();
   if (host instanceof Topology) await allowTarget(host, CONF.targetPort);
   const serve = await udpload.startServe(host, `0.0.0.0:${CONF.targetPort}`, 1200);
   await pin(o, { server: serve.pid });
   const direct: Carrier = { name: 'direct', serverPorts: (p) => p === CONF.targetPort, wireFilter: `udp port ${CONF.targetPort}` };
-  const dres = await measure(host, direct, `${host.serverAddr}:${CONF.targetPort}`, o, new Map([[serve.pid, 'target']]));
-  table('direct UDP', dres);
-  
+  table('direct UDP', await measure(host, direct, `${host.serverAddr}:${CONF.targetPort}`, o, new Map([[serve.pid, 'target']])));
+
+  const { lo, hi } = RSOCK_PORTS;
   const inst = new Instances(host, r, `timeline-${host.id}`);
-  const a = await inst.start('T', '10001-10010', `127.0.0.1:${CONF.targetPort}`, CONF.ludp);
+  const a = await inst.start('T', `${lo}-${hi}`, `127.0.0.1:${CONF.targetPort}`, CONF.ludp);
   if (!a) throw new Error(`timeline: rsock did not start: ${inst.reason}`);
   try {
-    await pin(o, { client: a.client.pid, server: a.server.pid });
-    await sleep(1000);
-    const rs: Carrier = { name: 'rsock', ludp: CONF.ludp, serverPorts: (p) => p >= 10001 && p <= 10010, wireFilter: 'tcp portrange 10001-10010' };
-    const res = await measure(host, rs, `127.0.0.1:${CONF.ludp}`, o, new Map([[a.client.pid, 'rsock-client'], [a.server.pid, 'rsock-server'], [serve.pid, 'target']]));
-    table('rsock', res);
-    await trace(host, `127.0.0.1:${CONF.ludp}`, o, 'rsock', { client: a.client.pid, server: a.server.pid });
+    await sleep(1000); // every connection up
+    await tunnel(host, o, { name: 'rsock', ludp: CONF.ludp, serverPorts: (p) => p >= lo && p <= hi, wireFilter: `tcp portrange ${lo}-${hi}` }, a, serve.pid);
   } finally {
     await inst.stop(a);
   }
@@ -201,11 +212,7 @@ async function onPath(host: Host, o: Opts, r: Results): Promise<void> {
   const u = await startUdp2raw(host, r, 1);
   if (typeof u === 'string') return say(`\nudp2raw: ${u}`);
   try {
-    await pin(o, { client: u.client.pid, server: u.server.pid });
-    const uc: Carrier = { name: 'udp2raw', ludp: U2R_LUDP, serverPorts: (p) => p === U2R_PORT, wireFilter: `tcp port ${U2R_PORT}` };
-    const ures = await measure(host, uc, `127.0.0.1:${U2R_LUDP}`, o, new Map([[u.client.pid, 'udp2raw-client'], [u.server.pid, 'udp2raw-server'], [serve.pid, 'target']]));
-    table('udp2raw', ures);
-    await trace(host, `127.0.0.1:${U2R_LUDP}`, o, 'udp2raw', { client: u.client.pid, server: u.server.pid });
+    await tunnel(host, o, { name: 'udp2raw', ludp: U2R_LUDP, serverPorts: (p) => p === U2R_PORT, wireFilter: `tcp port ${U2R_PORT}` }, u, serve.pid);
   } finally {
     await stopUdp2raw(u);
   }

@@ -35,14 +35,15 @@ export async function startServe(pair: BenchHost, bind: string, maxSeconds: numb
 
 /** A CPU list the load generator and the sink run on (taskset -c), or none: set by the workers comparison. */
 let pin: string[] = [];
+const taskset = (cpus: string | null) => (cpus ? ['taskset', '-c', cpus] : []);
 export function pinLoad(cpus: string | null): void {
-  pin = cpus ? ['taskset', '-c', cpus] : [];
+  pin = taskset(cpus);
 }
 
 /** A CPU list the ping-pong's sender runs on, or none: set by the latency timeline's --pin. */
 let pingPin: string[] = [];
 export function pinPing(cpus: string | null): void {
-  pingPin = cpus ? ['taskset', '-c', cpus] : [];
+  pingPin = taskset(cpus);
 }
 
 export interface SendResult { sent: number; target: number; elapsed: number; errors: number; out: string }

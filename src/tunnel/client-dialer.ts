@@ -1,6 +1,6 @@
 // What the client's connection life cycle (the pure ClientPool) does to the world: dial through the
 // kernel, greet, ping, close, and say in the log what happened to each connection.
-import { ClientPool, DownCause, PoolDriver, Slot, SlotState } from '../core/client-pool';
+import { ClientPool, DownCause, PoolDriver, Slot } from '../core/client-pool';
 import { CloseReason, FrameType } from '../core/frame';
 import { endpointText } from '../core/addr';
 import { Logger } from '../util/log';
@@ -20,11 +20,6 @@ export interface DialerConfig {
   keepaliveMs: number;
   /** One of several client workers: it dials from its own local ports, which its capture filter names. */
   worker?: { localPorts: [number, number] };
-}
-
-/** No slot of a pool dialing, greeting or waiting to redial (their timings are tens of ms). */
-export function steadyPool(pool: { readonly slots: ReadonlyArray<{ readonly state: SlotState }> }): boolean {
-  return pool.slots.every((s) => s.state === SlotState.Live || s.state === SlotState.Stopped);
 }
 
 /** Tries at a random port of a worker's range before a dial counts as failed (the range is thousands wide). */
@@ -72,9 +67,9 @@ export class ClientDialer implements PoolDriver<ClientLink> {
     else this.engine.watcher.close(fd);
   }
 
-  /** Every connection carrying (or stopped), no greeting waiting: nothing falls due within tens of ms. */
+  /** Every connection carrying (none dialing, greeting or waiting to redial), no greeting waiting for a TSval. */
   settled(tcp: boolean): boolean {
-    return this.greeter.idle && (!tcp || steadyPool(this.pool));
+    return this.greeter.idle && (!tcp || this.pool.liveCount === this.pool.slots.length);
   }
 
   /** Called every 100 ms until Joined. */

@@ -10,7 +10,6 @@ import type { HandshakeKeys } from '../core/keys';
 import { newUdpLink, UdpLink } from '../core/udp-link';
 import { UDP_SLOT_BASE, udpMaxDatagram } from '../core/udp-wire';
 import type { Logger } from '../util/log';
-import { steadyPool } from './client-dialer';
 import type { TunnelIo } from './io';
 import { UdpPathHandler, UdpTransport } from './udp-path';
 
@@ -201,8 +200,9 @@ export class ClientUdp implements UdpPathHandler<ClientUdpLink>, PoolDriver<Clie
     else this.log.rateLimited('warn', 'udpprobe', 30000, `${line} (is UDP blocked on the way, or does the server run without --type=udp or all? Failed udp probes are logged once per 30 s)`);
   }
 
+  /** Every path carrying: none probing, greeting or waiting to ask again. */
   settled(): boolean {
-    return steadyPool(this.pool);
+    return this.pool.liveCount === this.pool.slots.length;
   }
 
   tick(now: number): void {

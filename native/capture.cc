@@ -43,6 +43,7 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   maxBatch_ = ArgOptUint(opts, "maxBatch", "Capture: opts.maxBatch", 256, 1, 65536);
   Napi::Value inboundV = opts.Get("inboundOnly");
   bool inboundOnly = inboundV.IsUndefined() ? true : ArgBool(inboundV, "Capture: opts.inboundOnly");
+  const uint32_t busyPollUs = ArgOptUint(opts, "busyPollUs", "Capture: opts.busyPollUs", 0, 0, kMaxBusyPollUs);
   Napi::Function onBatch = ArgFunction(info[1], "Capture: onBatch");
   Napi::Function onError = ArgFunction(info[2], "Capture: onError");
 
@@ -77,6 +78,7 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   const int fd = sock.fd.release();
   loop_.Open(env, Value(), "rsock.Capture", this, fd, [fd] { close(fd); }, where);  // closes it on a throw
   fd_ = fd;
+  loop_.SetBusyPoll(uint64_t{busyPollUs} * 1000);
   const int rc = loop_.StartPolling();
   if (rc != 0) {
     Shutdown(Caller::kFinalizer);  // no Unref: not Ref'd yet

@@ -7,6 +7,9 @@ namespace rsock {
 struct LoopHandle::Block {
   uv_poll_t poll;
   uv_timer_t timer;
+  uv_idle_t idle;       // active while busy polling: the loop polls without blocking
+  uint64_t busyPollNs = 0;
+  uint64_t busyUntil = 0;  // uv_hrtime() at which busy polling ends
   int open = 0;  // handles whose close callback has yet to run
   napi_env env = nullptr;
   LoopClient* client = nullptr;   // null once closed
@@ -35,9 +38,13 @@ void LoopHandle::Open(Napi::Env env, napi_value resource, const char* name, Loop
     ThrowError(env, where + "cannot poll the descriptor: " + uv_strerror(rc));
   }
   uv_timer_init(loop, &b->timer);  // cannot fail
+  uv_idle_init(loop, &b->idle);
+  // Busy polling never keeps the process alive on its own.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&b->idle));
   b->poll.data = b;
   b->timer.data = b;
-  b->open = 2;
+  b->idle.data = b;
+  b->open = 3;
   b->env = env;
   b->client = client;
   b->handle = this;
@@ -63,6 +70,10 @@ void LoopHandle::StartTimer(uint64_t ms) {
 
 void LoopHandle::StopTimer() {
   if (b_) uv_timer_stop(&b_->timer);
+}
+
+void LoopHandle::SetBusyPoll(uint64_t ns) {
+  if (b_) b_->busyPollNs = ns;
 }
 
 void LoopHandle::SetRef(bool ref) {
@@ -105,8 +116,10 @@ void LoopHandle::Close(Caller caller) {
   b->handle = nullptr;
   uv_poll_stop(&b->poll);
   uv_timer_stop(&b->timer);
+  uv_idle_stop(&b->idle);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), OnClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->timer), OnClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&b->idle), OnClosed);
   // At env teardown the hook stays until the handles have closed: Node runs the loop until then.
   if (caller != Caller::kEnvTeardown) {
     if (b->hook) napi_remove_async_cleanup_hook(b->hook);
@@ -132,7 +145,20 @@ void LoopHandle::Dispatch(Block* b, Fn fn) {
 }
 
 void LoopHandle::OnPoll(uv_poll_t* poll, int status, int) {
-  Dispatch(static_cast<Block*>(poll->data), [status](LoopClient* c) { c->OnLoopPoll(status); });
+  Block* b = static_cast<Block*>(poll->data);
+  Dispatch(b, [status](LoopClient* c) { c->OnLoopPoll(status); });
+  // Busy polling: an active idle handle makes libuv poll with a zero timeout, so for busyPollNs
+  // after this input the loop keeps polling every descriptor instead of sleeping, and what arrives
+  // meanwhile is read without a wake-up (on a VM: without the vCPU's halt and its exit to the host).
+  if (b->busyPollNs > 0 && b->client != nullptr) {
+    b->busyUntil = uv_hrtime() + b->busyPollNs;
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&b->idle))) uv_idle_start(&b->idle, OnIdle);
+  }
+}
+
+void LoopHandle::OnIdle(uv_idle_t* idle) {
+  Block* b = static_cast<Block*>(idle->data);
+  if (uv_hrtime() >= b->busyUntil) uv_idle_stop(idle);
 }
 
 void LoopHandle::OnTimer(uv_timer_t* timer) {

@@ -1,6 +1,6 @@
 // The event-loop side of every addon object that reads (Capture, UdpMux, SocketWatcher): one poll
-// handle on a descriptor and one timer, both on the JS thread's own libuv loop, so that I/O is handled
-// and handed to JS without a thread hop.
+// handle on a descriptor, one timer and one idle handle (busy polling), all on the JS thread's own
+// libuv loop, so that I/O is handled and handed to JS without a thread hop.
 //
 // The handles live in a heap block that the object does not own. uv_close() completes only on a later
 // loop turn, and until then libuv still watches the descriptor; so the block outlives the object when
@@ -20,6 +20,9 @@ namespace rsock {
 // Who shuts an object down, which decides what it may still touch: at env teardown no JS value, and
 // only a close() from JS may drop the object's reference to itself (a finalizer has no object left).
 enum class Caller { kJs, kFinalizer, kEnvTeardown };
+
+// The longest busy-polling window an object accepts (opts.busyPollUs), in microseconds.
+constexpr uint32_t kMaxBusyPollUs = 10000;
 
 // What the owner of a LoopHandle is told, on the JS thread. Exceptions thrown from here become
 // uncaught exceptions; nothing unwinds into libuv.
@@ -54,6 +57,8 @@ class LoopHandle {
   void StopPolling();
   void StartTimer(uint64_t ms);
   void StopTimer();
+  // After every poll callback, keep the loop polling (never sleeping) for `ns`; 0: off (the default).
+  void SetBusyPoll(uint64_t ns);
   // Whether the handles, while active, keep the event loop alive. They do after Open.
   void SetRef(bool ref);
   uint64_t Now() const;
@@ -71,6 +76,7 @@ class LoopHandle {
   struct Block;
   static void OnPoll(uv_poll_t* poll, int status, int events);
   static void OnTimer(uv_timer_t* timer);
+  static void OnIdle(uv_idle_t* idle);
   static void OnClosed(uv_handle_t* handle);
   static void OnEnvTeardown(napi_async_cleanup_hook_handle hook, void* arg);
   template <typename Fn>

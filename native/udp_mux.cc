@@ -47,12 +47,14 @@ UdpMux::UdpMux(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpMux>(info) 
   Napi::Env env = info.Env();
   if (!info.IsConstructCall()) ThrowTypeError(env, "UdpMux must be called with new");
   Napi::Function onBatch = ArgFunction(info[0], "UdpMux: onBatch");
+  uint32_t busyPollUs = 0;
   if (info.Length() > 1 && !info[1].IsUndefined()) {
     if (!info[1].IsObject()) ThrowTypeError(env, "UdpMux: opts must be an object");
     Napi::Object opts = info[1].As<Napi::Object>();
     maxBatch_ = ArgOptUint(opts, "maxBatch", "UdpMux: opts.maxBatch", 256, 1, 65536);
     rcvBuf_ = static_cast<int>(ArgOptUint(opts, "rcvBuf", "UdpMux: opts.rcvBuf", 4u << 20, 4096, 1u << 30));
     sndBuf_ = static_cast<int>(ArgOptUint(opts, "sndBuf", "UdpMux: opts.sndBuf", 4u << 20, 4096, 1u << 30));
+    busyPollUs = ArgOptUint(opts, "busyPollUs", "UdpMux: opts.busyPollUs", 0, 0, kMaxBusyPollUs);
   }
 
   UniqueFd epoll(epoll_create1(EPOLL_CLOEXEC));
@@ -85,6 +87,7 @@ UdpMux::UdpMux(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpMux>(info) 
   const int epfd = epoll.release();
   loop_.Open(env, Value(), "rsock.UdpMux", this, epfd, [epfd] { close(epfd); }, "UdpMux: ");
   epfd_ = epfd;
+  loop_.SetBusyPoll(uint64_t{busyPollUs} * 1000);
   // Like an unref'd socket: open sockets alone do not keep the process alive.
   loop_.SetRef(false);
   if (int rc = loop_.StartPolling()) {

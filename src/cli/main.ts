@@ -71,6 +71,7 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
         process.exit(1);
       })();
     };
+    if (opts.busyPollUs > 0) log.info(`busy polling: the event loop keeps polling for ${opts.busyPollUs} µs after input (--busy-poll)`);
     tunnel = kind === 'client' ? await startClient(opts as ClientOptions, log, onFatal) : await startServer(opts as ServerOptions, log, onFatal);
   } catch (e) {
     return fail((e as Error).message);
@@ -142,12 +143,12 @@ async function startClient(o: ClientOptions, log: Logger, onFatal: (msg: string)
     for (const e of [{ flag: '--ludp', host: cfg.ludpHost, port: cfg.ludpPort }, ...(cfg.forwards ?? []).map((f) => ({ flag: '--forward', host: f.localHost, port: f.localPort }))]) {
       await assertUdpFree(e.flag, e.host, e.port);
     }
-    const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), worker: { localPorts: ranges[k] } } }));
+    const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), worker: { localPorts: ranges[k] } }, io: { busyPollUs: o.busyPollUs } }));
     const workers = new WorkerTunnel(inits, log, onFatal);
     up = await workers.start();
     tunnel = workers;
   } else {
-    const client = new RsockClient(cfg, log, nativeIo());
+    const client = new RsockClient(cfg, log, nativeIo({ busyPollUs: o.busyPollUs }));
     await client.start();
     up = await client.waitUp(10000);
     tunnel = client;
@@ -162,11 +163,11 @@ async function startServer(o: ServerOptions, log: Logger, onFatal: (msg: string)
   if (n > 1) {
     // Worker k serves the ports whose index is k mod n, and says so in every Joined (core/partition.ts).
     const server = (k: number) => ({ ...cfg, ports: cfg.ports.filter((_p, i) => portClass(i, n) === k), partition: { count: n, index: k } });
-    const workers = new WorkerTunnel(Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, server: server(k), decoy })), log, onFatal);
+    const workers = new WorkerTunnel(Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, server: server(k), io: { decoy, busyPollUs: o.busyPollUs } })), log, onFatal);
     await workers.start();
     return workers;
   }
-  const server = new RsockServer(cfg, log, nativeIo({ decoy }));
+  const server = new RsockServer(cfg, log, nativeIo({ decoy, busyPollUs: o.busyPollUs }));
   server.start();
   return server;
 }

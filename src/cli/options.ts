@@ -9,6 +9,7 @@ import { sniError } from '../core/tls-record';
 import { LogFormat } from '../util/log';
 import type { ClientForward } from '../tunnel/client-endpoints';
 import { collect, parseAllow, parseForwards } from './forward-options';
+import { helpAfter } from './help-text';
 import { versionLine } from './version';
 import { parseWorkers, workersHelp, WorkersSetting } from './workers-option';
 import type { TransportType } from '../core/udp-link';
@@ -37,6 +38,8 @@ export interface CommonConfig {
   metrics: { host: string; port: number } | null;
   /** --workers (workers-option.ts); `workersGiven`: set by a flag or -f, not the default. */
   workers: WorkersSetting; workersGiven: boolean;
+  /** --busy-poll in µs; 0: off. */
+  busyPollUs: number;
 }
 
 export interface ClientOptions extends CommonConfig {
@@ -62,7 +65,7 @@ export interface ServerOptions extends CommonConfig {
 export const DEFAULT_SNI = 'www.microsoft.com';
 
 /** The keys -f accepts, which are the long flag names. */
-const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt', 'type', 'metrics', 'workers'];
+const COMMON_KEYS = ['dev', 'taddr', 'ports', 'lcapIp', 'duration', 'key', 'hash', 'keepalive', 'daemon', 'pidfile', 'log', 'log-format', 'verbose', 'obfs', 'crypt', 'type', 'metrics', 'workers', 'busy-poll'];
 const CLIENT_KEYS = [...COMMON_KEYS, 'ludp', 'conns', 'sni', 'forward'];
 const SERVER_KEYS = [...COMMON_KEYS, 'decoy', 'allow'];
 
@@ -138,6 +141,7 @@ export function buildCommand(kind: Kind): Command {
       ).default('tcp'),
     )
     .addOption(new Option('--workers <n|auto>', workersHelp(isClient)))
+    .addOption(new Option('--busy-poll <us>', 'after input, keep polling for this many microseconds (0-10000) rather than sleep: less latency (a wake-up saved per datagram that comes within it, most on VMs) for more CPU (up to a core per process while traffic flows); 0 = off').default('0'))
     .addOption(new Option('--daemon <0|1>', 'run in the background once ready').default('0'))
     .addOption(new Option('--pidfile <path>', `pid file (default with --daemon=1: /run/rsock-${kind}.pid)`))
     .addOption(new Option('--log <path>', `log file (default: stderr; with --daemon=1: /var/log/rsock-${kind}.log)`))
@@ -145,21 +149,7 @@ export function buildCommand(kind: Kind): Command {
     .addOption(new Option('--log-format <format>', '"text" (lines for people) or "json" (one object per line)').default('text'))
     .addOption(new Option('-v, --verbose', 'log every connection and flow event'))
     .addOption(new Option('-f, --config <file>', `JSON file with any of the long option names as keys${isClient ? ' ("forward": a list)' : ' ("allow": a list)'}; flags override it`))
-    .addHelpText(
-      'after',
-      `\nSignals: SIGUSR1, SIGTERM or SIGINT stop it cleanly; SIGHUP reopens the --log file (for logrotate); SIGUSR2 logs the counters.\n` +
-        `Status of a running process started with --metrics: rsock-${kind} status --metrics=HOST:PORT [--watch]\n` +
-        (isClient
-          ? '\nExamples:\n  sudo rsock-client --taddr=203.0.113.7 --ports=10001-10010 --ludp=127.0.0.1:30000 --key=SECRET\n' +
-            '  sudo rsock-client --taddr=2001:db8::7 --ports=10001-10010 --ludp=[::1]:30000 --key=SECRET\n' +
-            '\nWireGuard and DNS over one tunnel (the server runs --taddr=127.0.0.1:51820 --allow=127.0.0.1:53):\n' +
-            '  sudo rsock-client --taddr=203.0.113.7 --ludp=127.0.0.1:30000 --forward=127.0.0.1:5353=127.0.0.1:53 --key=SECRET\n' +
-            '  WireGuard peer: Endpoint = 127.0.0.1:30000; DNS: dig -p 5353 @127.0.0.1 example.com\n'
-          : '\nExamples:\n  sudo rsock-server --dev=eth0 --taddr=127.0.0.1:9999 --ports=10001-10010 --key=SECRET\n' +
-            '  sudo rsock-server --dev=eth0 --taddr=[::1]:9999 --ports=10001-10010 --key=SECRET\n' +
-            '\nWireGuard and DNS over one tunnel (clients use --forward=LOCAL:PORT=127.0.0.1:53 for DNS):\n' +
-            '  sudo rsock-server --taddr=127.0.0.1:51820 --allow=127.0.0.1:53 --ports=10001-10010 --key=SECRET\n'),
-    )
+    .addHelpText('after', helpAfter(kind))
     .showHelpAfterError(false)
     .allowExcessArguments(false);
   return cmd;
@@ -219,7 +209,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     const s = str(name);
     const n = s === null ? NaN : Number(s);
     if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)) || s?.trim() === '') {
-      throw new ConfigError(`--${name}: "${s}" is not ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+      throw new ConfigError(`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: "${s}" is not ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
     }
     return n;
   };
@@ -276,6 +266,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     metrics: hostPort('metrics'),
     workers: parseWorkers(str('workers'), configError),
     workersGiven: pick('workers') !== undefined,
+    busyPollUs: num('busyPoll', 0, 10000, true),
   };
   const taddr = str('taddr');
   if (!taddr) throw new ConfigError(kind === 'client' ? "--taddr: the server's address is required" : '--taddr: the target host:port is required');

@@ -20,12 +20,12 @@ async function run(): Promise<void> {
   let up = true;
   try {
     if (init.client) {
-      const client = new RsockClient(init.client, log, nativeIo());
+      const client = new RsockClient(init.client, log, nativeIo(init.io));
       await client.start();
       tunnel = client;
       up = await client.waitUp(10000);
     } else {
-      const server = new RsockServer(init.server!, log, nativeIo({ decoy: init.decoy }));
+      const server = new RsockServer(init.server!, log, nativeIo(init.io));
       server.start();
       tunnel = server;
     }

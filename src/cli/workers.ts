@@ -7,7 +7,7 @@ import { Worker } from 'worker_threads';
 import type { Status } from '../ops/status';
 import { mergeStatus, sumStats } from '../ops/status-merge';
 import type { ClientConfig } from '../tunnel/client';
-import type { DecoyTarget } from '../tunnel/decoy';
+import type { NativeIoOptions } from '../io/native-io';
 import type { ServerConfig } from '../tunnel/server';
 import type { Level, Logger } from '../util/log';
 
@@ -16,7 +16,8 @@ export interface WorkerInit {
   level: Level;
   client?: ClientConfig;
   server?: ServerConfig;
-  decoy?: DecoyTarget;
+  /** The worker's own addon handles are opened with these (--decoy, --busy-poll). */
+  io: NativeIoOptions;
 }
 
 export type ToWorker = { t: 'stop' } | { t: 'status' | 'stats'; id: number };

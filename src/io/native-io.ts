@@ -34,10 +34,13 @@ export function captureFilter(spec: CaptureSpec): string {
 export interface NativeIoOptions {
   /** Where active probes are spliced to (--decoy); without it they are hung up on. */
   decoy?: DecoyTarget;
+  /** --busy-poll: µs the event loop keeps polling after input on the capture and the UDP sockets; 0 or absent: off. */
+  busyPollUs?: number;
 }
 
 export function nativeIo(opts: NativeIoOptions = {}, addon: NativeAddon = loadNative()): TunnelIo {
   const probes = new ProbeServer(opts.decoy);
+  const busyPollUs = opts.busyPollUs ?? 0;
   return {
     clock: monotonic,
     timers: nodeTimers,
@@ -49,12 +52,13 @@ export function nativeIo(opts: NativeIoOptions = {}, addon: NativeAddon = loadNa
         inboundOnly: true,
         snaplen: captureSnaplen(spec.device),
         bufferBytes: CAPTURE_BUFFER_BYTES,
+        busyPollUs,
       };
       return new addon.Capture(opts, onBatch, onError);
     },
     openInjector: () => new addon.Injector(),
     openSockets: (onEvent: (ev: WatcherEvent) => void) => new addon.SocketWatcher(onEvent),
-    openUdp: (onBatch: UdpBatchFn) => new addon.UdpMux(onBatch),
+    openUdp: (onBatch: UdpBatchFn) => new addon.UdpMux(onBatch, { busyPollUs }),
     serveProbe: (fd: number) => probes.serveProbe(fd),
   };
 }

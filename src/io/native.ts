@@ -40,6 +40,12 @@ export interface CaptureOptions {
   maxBatch?: number;
   /** Capture only packets coming in to this host (PACKET_IGNORE_OUTGOING). Default true. */
   inboundOnly?: boolean;
+  /**
+   * Busy polling, in microseconds (0 to 10000; default 0, off): after every wake-up with input, the
+   * event loop keeps polling, never sleeping, for this long, so that what comes within it is read
+   * without a wake-up. It trades CPU (the loop spins while traffic flows) for latency.
+   */
+  busyPollUs?: number;
 }
 
 export interface CaptureStats {
@@ -163,6 +169,8 @@ export interface UdpMuxOptions {
   rcvBuf?: number;
   /** SO_SNDBUF of every socket in bytes (SO_SNDBUFFORCE when permitted). Default 4 MiB. */
   sndBuf?: number;
+  /** As CaptureOptions.busyPollUs. */
+  busyPollUs?: number;
 }
 
 export interface UdpMuxStats {

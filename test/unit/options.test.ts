@@ -114,3 +114,17 @@ test('--type: tcp by default, udp or all by flag or config key "type", anything 
   assert.throws(() => parse('client', ['--taddr=10.0.0.1', '--type=icmp']), (e: Error) => e instanceof ConfigError && /^--type: "icmp" must be tcp, udp or all/.test(e.message));
   assert.match(buildCommand('client').helpInformation(), /--type <tcp\|udp\|all>/);
 });
+
+test('--busy-poll: 0 (off) by default, whole microseconds up to 10000 by flag or config key "busy-poll"', () => {
+  assert.equal((parse('client', ['--taddr=10.0.0.1']) as ClientOptions).busyPollUs, 0);
+  assert.equal((parse('client', ['--taddr=10.0.0.1', '--busy-poll=100']) as ClientOptions).busyPollUs, 100);
+  const file = path.join(dir, 'busy.json');
+  fs.writeFileSync(file, JSON.stringify({ taddr: '127.0.0.1:9999', 'busy-poll': 250 }));
+  assert.equal((parse('server', ['-f', file]) as ServerOptions).busyPollUs, 250);
+  assert.equal((parse('server', ['-f', file, '--busy-poll', '0']) as ServerOptions).busyPollUs, 0, 'the flag overrides the file');
+  for (const bad of ['10001', '-1', '2.5', 'fast']) {
+    assert.throws(() => parse('client', ['--taddr=10.0.0.1', `--busy-poll=${bad}`]),
+      (e: Error) => e instanceof ConfigError && new RegExp(`^--busy-poll: "${bad}" is not a whole number from 0 to 10000`).test(e.message), bad);
+  }
+  assert.match(buildCommand('server').helpInformation(), /--busy-poll <us>/);
+});

@@ -11,6 +11,7 @@ import { NsSet } from '../test/lib/ns-set';
 import { execSyncQuiet, sleep } from '../test/lib/proc';
 import { statusMiB } from '../test/lib/procstat';
 import { REPO } from '../test/lib/rsock';
+import { busyPollFigures } from './busy-poll';
 import { Instance, Instances } from './instances';
 import { kcptunGoodput } from './kcptun';
 import { Measure } from './measure';
@@ -70,6 +71,7 @@ async function session1(pair: DirectPair, r: Results, o: Options, prober: Prober
     if (!o.smoke) keys.push('cpu_us_per_dgram', 'rss_10k_client_mb', 'rss_10k_server_mb', 'tunnel_rate_10k', 'header_bytes');
     for (const k of keys) r.missing(k, aReason);
   }
+  if (a) await busyPollFigures(r, prober, measure, inst, '', o.smoke);
   const u2r = await udp2rawFigures(pair, r, prober, measure, '', o.smoke, 50);
   const tracks: Track[] = [{ key: 'direct_rate', route: 'direct', flows: 1 }];
   if (a) tracks.push({ key: 'tunnel_rate', route: 'tunnel', flows: 1 });

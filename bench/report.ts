@@ -1,5 +1,6 @@
 // Renders a benchmark run: the table on stdout, the notes, a final "BENCH_JSON {...}" line, and
 // (with a file to write) the generated section of BENCHMARKS.md (report-doc.ts).
+import { BUSY_POLL_US } from './busy-poll';
 import { CONF } from './options';
 import { Results } from './results';
 import { buildNotes } from './report-doc';
@@ -65,26 +66,36 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
     dv(d.kcp_up_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_up_ratio, (x) => x >= 0.9), ['kcp_direct_up_mbps', 'kcp_tunnel_up_mbps']);
   row('kcptun goodput server→client (-R), Mbit/s', val('kcp_direct_down_mbps', f0), val('kcp_tunnel_down_mbps', f0),
     dv(d.kcp_down_ratio, (x) => fix(x, 2)), '≥ 0.9', verdict(d.kcp_down_ratio, (x) => x >= 0.9), ['kcp_direct_down_mbps', 'kcp_tunnel_down_mbps']);
+  // via: whose figures (tunnel: rsock as run by default; busypoll: rsock --busy-poll; udp2raw: a comparison, not judged).
   const rttRows = (pre: string, label: string, via = 'tunnel') => {
     for (const kind of RTT_KINDS) {
       const how = kind === 'rtt' ? 'one in flight' : `paced ${int(CONF.pacedRate)}/s`;
       for (const [q, name, lim] of QUANTILES) {
         const [a, b] = [`${pre}${kind}_direct_${q}_ms`, `${pre}${kind}_${via}_${q}_ms`];
-        const x = via === 'tunnel' ? d[`${pre}${kind}_added_${q}_ms`] : r.has(a) && r.has(b) ? m[b] - m[a] : undefined;
-        if (via !== 'tunnel') {
+        const x = r.has(a) && r.has(b) ? m[b] - m[a] : undefined;
+        if (via === 'udp2raw') {
           if (r.has(b) || na[b]) rows.push({ metric: `${label}RTT ${name}, ${how}, ms`, base: val(a, ms), rs: val(b, ms),
             rel: dv(x, (v) => `${signed(v, 3)} ms`), target: '—', result: '—', keys: [a, b] });
           continue;
         }
+        if (via !== 'tunnel' && !r.has(b) && !na[b]) continue;
         row(`${label}UDP ping-pong RTT ${name}, ${how}, ms${kind === 'rtt' && q === 'p50' ? ' (baseline: direct)' : ''}`, val(a, ms), val(b, ms),
           dv(x, (v) => `${signed(v, 3)} ms`), lim === undefined ? '—' : `≤ +${lim} ms`, lim === undefined ? '—' : verdict(x, (v) => v <= lim), [a, b]);
       }
     }
   };
-  const cpuRow = (pre: string, label: string) => row(`${label}CPU per datagram, client+server, µs (20k/s, 5 s)`, '—',
-    val(`${pre}cpu_us_per_dgram`, (x) => fix(x, 2)), '—', '≤ 10 µs', verdict(m[`${pre}cpu_us_per_dgram`], (x) => x <= 10), [`${pre}cpu_us_per_dgram`]);
+  const cpuRow = (pre: string, label: string, key = `${pre}cpu_us_per_dgram`) => row(`${label}CPU per datagram, client+server, µs (20k/s, 5 s)`, '—',
+    val(key, (x) => fix(x, 2)), '—', '≤ 10 µs', verdict(m[key], (x) => x <= 10), [key]);
+  // The same rows for rsock --busy-poll (busy-poll.ts), judged against the same targets.
+  const busyRows = (pre: string, where: string) => {
+    const label = `${where}rsock --busy-poll=${BUSY_POLL_US}: `;
+    rttRows(pre, label, 'busypoll');
+    const key = `${pre}busypoll_cpu_us_per_dgram`;
+    if (r.has(key) || na[key]) cpuRow(pre, label, key);
+  };
   rttRows('', '');
   cpuRow('', '');
+  busyRows('', '');
   const pair = (a: string, b: string) => (r.has(a) || r.has(b) ? `${val(a, mib)} / ${val(b, mib)}` : 'n/a');
   const both = (a: string, b: string, lim: number) => (r.has(a) && r.has(b) ? (m[a] <= lim && m[b] <= lim ? 'PASS' : 'FAIL') : 'n/a');
   row('RSS idle, client / server, MiB', '—', pair('rss_idle_client_mb', 'rss_idle_server_mb'), '—', '≤ 60 each',
@@ -110,6 +121,7 @@ export function buildRows(r: Results, d: Record<string, number>): Row[] {
     [`${PRE}direct_rate`, `${PRE}tunnel_rate`]);
   rttRows(PRE, rl);
   cpuRow(PRE, rl);
+  busyRows(PRE, rl);
   // udp2raw (udp2raw.ts), a comparison on both paths when RSOCK_BENCH_UDP2RAW is set: no targets.
   for (const [pre, where] of [['', ''], [PRE, 'Router path, ']]) {
     const [base, k, c] = [`${pre}direct_rate`, `${pre}udp2raw_rate`, `${pre}udp2raw_cpu_us_per_dgram`];

@@ -5,6 +5,7 @@
 // Figures carry the prefix rtr_; each is compared with the direct figure of the same path.
 import { NFT, Topology } from '../test/lib/netns';
 import { sleep } from '../test/lib/proc';
+import { busyPollFigures } from './busy-poll';
 import { Instances } from './instances';
 import { Measure } from './measure';
 import { CONF, Options } from './options';
@@ -61,6 +62,7 @@ export async function routerPath(o: Options, r: Results, topo: Topology): Promis
       await measure.cpu(a, PRE);
     }
   }
+  if (a) await busyPollFigures(r, prober, measure, inst, PRE, o.smoke);
   const u2r = await udp2rawFigures(topo, r, prober, measure, PRE, o.smoke, 150);
   const tracks: Track[] = [{ key: `${PRE}direct_rate`, route: 'direct', flows: 1 }];
   if (a) tracks.push({ key: `${PRE}tunnel_rate`, route: 'tunnel', flows: 1 });

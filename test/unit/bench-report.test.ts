@@ -57,3 +57,29 @@ test('router-path rows: added RTT and rate ratio against the direct figures of t
   assert.equal(result('rtt_direct_p50_ms+rtt_tunnel_p50_ms'), 'PASS');
   assert.ok(rows.filter((x) => x.keys.some((k) => k.startsWith('rtr_'))).every((x) => x.metric.startsWith('Router path: ')));
 });
+
+test('--busy-poll rows: judged against the same targets and the same direct figures, shown only when measured', () => {
+  const none = buildRows(router({ rtt_direct_p50_ms: 0.03, rtt_tunnel_p50_ms: 0.2 }), {});
+  assert.ok(!none.some((x) => x.metric.includes('--busy-poll')), 'no rows without figures');
+  const r = router({
+    rtt_direct_p50_ms: 0.03, rtt_tunnel_p50_ms: 0.2, rtt_busypoll_p50_ms: 0.12, // +0.09: within +0.1
+    rtt_direct_p99_ms: 0.1, rtt_busypoll_p99_ms: 0.7, // +0.6: over +0.5
+    busypoll_cpu_us_per_dgram: 95,
+    rtr_rtt_direct_p50_ms: 0.04, rtr_rtt_busypoll_p50_ms: 0.2,
+  });
+  r.missing('rtr_busypoll_cpu_us_per_dgram', 'rsock --busy-poll=100: not ready');
+  const rows = buildRows(r, derive(r));
+  const find = (keys: string) => rows.find((x) => x.keys.join('+') === keys);
+  assert.equal(find('rtt_direct_p50_ms+rtt_tunnel_p50_ms')?.result, 'FAIL');
+  const p50 = find('rtt_direct_p50_ms+rtt_busypoll_p50_ms');
+  assert.equal(p50?.result, 'PASS');
+  assert.equal(p50?.rel, '+0.090 ms');
+  assert.match(p50!.metric, /^rsock --busy-poll=100: UDP ping-pong RTT p50, one in flight/);
+  assert.equal(find('rtt_direct_p99_ms+rtt_busypoll_p99_ms')?.result, 'FAIL');
+  assert.equal(find('busypoll_cpu_us_per_dgram')?.result, 'FAIL');
+  assert.equal(find('busypoll_cpu_us_per_dgram')?.rs, '95.00');
+  assert.equal(find('rtr_rtt_direct_p50_ms+rtr_rtt_busypoll_p50_ms')?.result, 'FAIL');
+  assert.match(find('rtr_rtt_direct_p50_ms+rtr_rtt_busypoll_p50_ms')!.metric, /^Router path: rsock --busy-poll=100: /);
+  assert.equal(find('rtr_busypoll_cpu_us_per_dgram')?.rs, 'n/a', 'a figure that could not be taken says so');
+  assert.ok(!find('rtt_paced_direct_p50_ms+rtt_paced_busypoll_p50_ms'), 'nothing for figures never taken');
+});

@@ -73,28 +73,42 @@ async function measureAfterInput(port: number, probe: Probe, spanMs: number) {
   }
 }
 
+type Measured = Awaited<ReturnType<typeof measureAfterInput>>;
+
+/**
+ * After a warm-up round (the code's first runs cost CPU of their own), up to three measurements, the
+ * first that shows `ok`: another process on a busy machine can take the CPU for one span, but a loop
+ * that sleeps (or polls) when it should not does so every time.
+ */
+async function measure(port: number, probe: Probe, ok: (m: Measured) => boolean): Promise<Measured> {
+  await measureAfterInput(port, probe, SPAN_MS);
+  let m = await measureAfterInput(port, probe, SPAN_MS);
+  for (let i = 1; i < 3 && !ok(m); i++) m = await measureAfterInput(port, probe, SPAN_MS);
+  return m;
+}
+
+const sleptThrough = (m: Measured) => m.sleeps >= 1 && m.cpuMs < IDLE_CPU_MS;
+// A futex wait for a V8 helper thread can count one sleep.
+const polledThrough = (m: Measured) => m.cpuMs >= BUSY_CPU_MS && m.sleeps <= 1;
+const sleptAfter = (m: Measured) => m.quietSleeps >= 1 && m.quietCpuMs < IDLE_CPU_MS;
+
 test('udp mux: with busyPollUs the loop polls without sleeping for the window after input, then sleeps again', async () => {
-  const results: Record<string, Awaited<ReturnType<typeof measureAfterInput>>> = {};
+  const results: Record<string, Measured> = {};
   for (const busyPollUs of [0, WINDOW_US]) {
     const probe = new Probe(SPAN_MS);
     const mux = new native.UdpMux(probe.onInput, { busyPollUs });
     try {
       const port = mux.localPort(mux.bind(LO, 0));
-      // The first round warms up (the code's first runs cost CPU of their own).
-      await measureAfterInput(port, probe, SPAN_MS);
-      results[busyPollUs] = await measureAfterInput(port, probe, SPAN_MS);
+      results[busyPollUs] = await measure(port, probe, (m) => (busyPollUs ? polledThrough(m) && sleptAfter(m) : sleptThrough(m)));
     } finally {
       mux.stop();
     }
   }
   const off = results[0];
   const on = results[WINDOW_US];
-  assert.ok(off.sleeps >= 1, `without busy polling the loop sleeps until the timer (${JSON.stringify(off)})`);
-  assert.ok(off.cpuMs < IDLE_CPU_MS, `and uses little CPU meanwhile (${JSON.stringify(off)})`);
-  assert.ok(on.cpuMs >= BUSY_CPU_MS, `within the window the loop polls on a CPU (${JSON.stringify(on)})`);
-  // A futex wait for a V8 helper thread can count one.
-  assert.ok(on.sleeps <= 1, `without sleeping in epoll_wait (${JSON.stringify(on)})`);
-  assert.ok(on.quietSleeps >= 1 && on.quietCpuMs < IDLE_CPU_MS, `after the window it sleeps again (${JSON.stringify(on)})`);
+  assert.ok(sleptThrough(off), `without busy polling the loop sleeps until the timer, using little CPU (${JSON.stringify(off)})`);
+  assert.ok(polledThrough(on), `with it, within the window the loop polls on a CPU, without sleeping (${JSON.stringify(on)})`);
+  assert.ok(sleptAfter(on), `after the window it sleeps again (${JSON.stringify(on)})`);
 });
 
 test('capture: with busyPollUs the loop polls without sleeping for the window after a packet', async () => {
@@ -103,10 +117,9 @@ test('capture: with busyPollUs the loop polls without sleeping for the window af
   const cap = new native.Capture({ device: 'lo', filter: `udp and dst port ${port}`, busyPollUs: WINDOW_US },
     probe.onInput, (e) => assert.fail(e));
   try {
-    await measureAfterInput(port, probe, SPAN_MS);
-    const r = await measureAfterInput(port, probe, SPAN_MS);
-    assert.ok(r.cpuMs >= BUSY_CPU_MS && r.sleeps <= 1, `within the window the loop polls on a CPU (${JSON.stringify(r)})`);
-    assert.ok(r.quietSleeps >= 1 && r.quietCpuMs < IDLE_CPU_MS, `after the window it sleeps again (${JSON.stringify(r)})`);
+    const r = await measure(port, probe, (m) => polledThrough(m) && sleptAfter(m));
+    assert.ok(polledThrough(r), `within the window the loop polls on a CPU, without sleeping (${JSON.stringify(r)})`);
+    assert.ok(sleptAfter(r), `after the window it sleeps again (${JSON.stringify(r)})`);
   } finally {
     cap.close();
     closeDgram(target);

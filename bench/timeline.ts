@@ -7,7 +7,8 @@
 //   app → [client lo] → rsock-client → [client veth] → wire (router) → [server veth] → rsock-server
 //       → [server lo] → target's echo → [server lo] → rsock-server → [server veth] → ... → [client lo] → app
 //
-//   flock /tmp/rsock-measure.lock node dist/bench/timeline.js [--pings=5000] [--rounds=2] [--path=veth|router|both] [--trace] [--pin[=one]] [--keep]
+//   flock /tmp/rsock-measure.lock node dist/bench/timeline.js [--pings=5000] [--rounds=2] [--path=veth|router|both] [--trace] [--pin[=one]]
+//     [--rsock-flags='--busy-poll=100 ...'] [--keep]
 //
 // --pin: the client side (the pinging app and the tunnel's client) on CPU 0, the server side (the
 // echoing target and the tunnel's server) on CPU 1, as on two one-core hosts: neither end can be woken
@@ -38,10 +39,10 @@ import { matchPings, Point, stageStats, tapPackets } from './timeline-match';
 import { startUdp2raw, stopUdp2raw, U2R_PORT, U2R_LUDP, UDP2RAW } from './udp2raw';
 import * as udpload from './udpload';
 
-interface Opts { pings: number; rounds: number; paths: Array<'veth' | 'router'>; keep: boolean; trace: boolean; pin: '' | 'split' | 'one' }
+interface Opts { pings: number; rounds: number; paths: Array<'veth' | 'router'>; keep: boolean; trace: boolean; pin: '' | 'split' | 'one'; flags: string[] }
 
 function parse(argv: string[]): Opts {
-  const o: Opts = { pings: 5000, rounds: 2, paths: ['veth', 'router'], keep: false, trace: false, pin: '' };
+  const o: Opts = { pings: 5000, rounds: 2, paths: ['veth', 'router'], keep: false, trace: false, pin: '', flags: [] };
   for (const a of argv) {
     const [k, v] = a.split('=');
     if (k === '--pings' && Number(v) >= 10) o.pings = Number(v);
@@ -50,7 +51,8 @@ function parse(argv: string[]): Opts {
     else if (k === '--keep') o.keep = true;
     else if (k === '--trace') o.trace = true;
     else if (k === '--pin' && (v === undefined || v === 'one')) o.pin = v === 'one' ? 'one' : 'split';
-    else throw new Error(`timeline: bad argument ${a} (--pings=N≥10, --rounds=N≥1, --path=veth|router|both, --trace, --pin[=one], --keep)`);
+    else if (k === '--rsock-flags' && v !== undefined) o.flags = a.slice(a.indexOf('=') + 1).split(' ').filter(Boolean);
+    else throw new Error(`timeline: bad argument ${a} (--pings=N≥10, --rounds=N≥1, --path=veth|router|both, --trace, --pin[=one], --rsock-flags='FLAGS', --keep)`);
   }
   return o;
 }
@@ -200,10 +202,11 @@ async function onPath(host: Host, o: Opts, r: Results): Promise<void> {
 
   const { lo, hi } = RSOCK_PORTS;
   const inst = new Instances(host, r, `timeline-${host.id}`);
-  const a = await inst.start('T', `${lo}-${hi}`, `127.0.0.1:${CONF.targetPort}`, CONF.ludp);
+  const a = await inst.start('T', `${lo}-${hi}`, `127.0.0.1:${CONF.targetPort}`, CONF.ludp, o.flags);
   if (!a) throw new Error(`timeline: rsock did not start: ${inst.reason}`);
   try {
     await sleep(1000); // every connection up
+    if (o.flags.length) say(`\nrsock runs with ${o.flags.join(' ')} at both ends`);
     await tunnel(host, o, { name: 'rsock', ludp: CONF.ludp, serverPorts: (p) => p >= lo && p <= hi, wireFilter: `tcp portrange ${lo}-${hi}` }, a, serve.pid);
   } finally {
     await inst.stop(a);

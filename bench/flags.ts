@@ -5,6 +5,7 @@
 //
 //   flock /tmp/rsock-measure.lock node dist/bench/flags.js [--rounds=4] [--rate=2000] [--cpus=LIST] NAME=FLAGS ...
 //   e.g.  node dist/bench/flags.js off= bp100=--busy-poll=100 "bp600=--busy-poll=600 --obfs=none"
+// FLAGS go to both ends; c:FLAG to the client only ("w2=--workers=2 c:--conns=2").
 // --cpus: every process (both ends, the pinging app, the echoing target) on these CPUs (taskset), as
 // on a machine with that many cores.
 import * as fs from 'fs';
@@ -15,7 +16,8 @@ import { CONF } from './options';
 import { Results } from './results';
 import * as udpload from './udpload';
 
-interface Config { name: string; flags: string[] }
+/** flags: both ends; clientFlags: the client only (given as c:FLAG). */
+interface Config { name: string; flags: string[]; clientFlags: string[] }
 interface Opts { rounds: number; rate: number; cpus: string | null; configs: Config[] }
 
 function parse(argv: string[]): Opts {
@@ -25,7 +27,10 @@ function parse(argv: string[]): Opts {
     if (k === '--rounds' && Number(v) >= 1) o.rounds = Number(v);
     else if (k === '--rate' && Number(v) >= 10) o.rate = Number(v);
     else if (k === '--cpus' && /^\d+([,-]\d+)*$/.test(v)) o.cpus = v;
-    else if (/^[\w.-]+$/.test(k) && !k.startsWith('-')) o.configs.push({ name: k, flags: v.split(' ').filter(Boolean) });
+    else if (/^[\w.-]+$/.test(k) && !k.startsWith('-')) {
+      const all = v.split(' ').filter(Boolean);
+      o.configs.push({ name: k, flags: all.filter((f) => !f.startsWith('c:')), clientFlags: all.filter((f) => f.startsWith('c:')).map((f) => f.slice(2)) });
+    }
     else throw new Error(`flags: bad argument ${a} (NAME=FLAGS ..., --rounds=N≥1, --rate=N≥10, --cpus=LIST)`);
   }
   if (o.configs.length === 0 || o.configs.length > 8) throw new Error('flags: give 1 to 8 configurations as NAME=FLAGS');
@@ -50,7 +55,7 @@ async function main(): Promise<void> {
     const inst = new Instances(host, new Results(), `flags-${host.id}`);
     for (const [k, c] of o.configs.entries()) {
       const ludp = CONF.ludp + 10 * k;
-      const a = await inst.start(c.name, `${10001 + 20 * k}-${10010 + 20 * k}`, `127.0.0.1:${CONF.targetPort}`, ludp, c.flags);
+      const a = await inst.start(c.name, `${10001 + 20 * k}-${10010 + 20 * k}`, `127.0.0.1:${CONF.targetPort}`, ludp, c.flags, c.clientFlags);
       if (!a) throw new Error(`${c.name}: ${inst.reason}`);
       runs.push({ c, a, dst: `127.0.0.1:${ludp}`, res: new Map() });
     }

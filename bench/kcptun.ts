@@ -1,6 +1,7 @@
 // kcptun goodput: one kcptun-client straight to kcptun-server over UDP (local TCP port 12948), one
 // through rsock (port 12949); iperf3 runs alternate between them, ROUNDS rounds of both
-// directions, and each figure is the mean of its rounds.
+// directions, and each figure is the median of its rounds: single 3-second runs swing by ±20 % on a
+// shared VM, and two rounds' mean let one bad run turn the ratio (BENCHMARKS.md, cut 6).
 import { DirectPair } from '../test/lib/direct-pair';
 import { sleep } from '../test/lib/proc';
 import { Instances } from './instances';
@@ -8,11 +9,18 @@ import { Measure } from './measure';
 import { CONF } from './options';
 import { Results } from './results';
 
-const ROUNDS = 2;
+const ROUNDS = 4;
 const SECS = 3;
 const KEYS = ['kcp_direct_up_mbps', 'kcp_direct_down_mbps', 'kcp_tunnel_up_mbps', 'kcp_tunnel_down_mbps'];
 
 type KRoute = 'direct' | 'tunnel';
+
+/** The median; of an even count, the mean of the middle two. */
+export function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
 
 /** Mbit/s received, from iperf3 -J output; or why there is none. */
 export function iperfMbps(json: string): number | string {
@@ -73,7 +81,7 @@ export async function kcptunGoodput(pair: DirectPair, r: Results, inst: Instance
     for (const dir of ['up', 'down']) {
       const v = vals[`${route}.${dir}`];
       if (v?.length) {
-        r.res(`kcp_${route}_${dir}_mbps`, v.reduce((a, x) => a + x, 0) / v.length);
+        r.res(`kcp_${route}_${dir}_mbps`, median(v));
         r.note(`kcp_${route}_${dir}.rounds`, v.map((x) => String(Math.round(x * 1000) / 1000)).join(' '));
       } else {
         r.missing(`kcp_${route}_${dir}_mbps`, why[`${route}.${dir}`] ?? 'no result');

@@ -1,8 +1,9 @@
-// The benchmark's option parsing and report logic (bench/options.ts, bench/report.ts), without
-// running anything: --soak's minutes, and the router path's rows judged against issue 10's targets
-// from the same run's direct figures on the same path.
+// The benchmark's option parsing and report logic (bench/options.ts, bench/report.ts, the median of
+// bench/kcptun.ts), without running anything: --soak's minutes, and the router path's rows judged
+// against issue 10's targets from the same run's direct figures on the same path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { median } from '../../bench/kcptun';
 import { parseOptions } from '../../bench/options';
 import { buildRows, derive } from '../../bench/report';
 import { Results } from '../../bench/results';
@@ -82,4 +83,13 @@ test('--busy-poll rows: judged against the same targets and the same direct figu
   assert.match(find('rtr_rtt_direct_p50_ms+rtr_rtt_busypoll_p50_ms')!.metric, /^Router path: rsock --busy-poll=100: /);
   assert.equal(find('rtr_busypoll_cpu_us_per_dgram')?.rs, 'n/a', 'a figure that could not be taken says so');
   assert.ok(!find('rtt_paced_direct_p50_ms+rtt_paced_busypoll_p50_ms'), 'nothing for figures never taken');
+});
+
+test('kcptun figures are medians of their rounds: one bad run does not move them', () => {
+  assert.equal(median([300, 420, 410, 415]), 412.5);
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([7]), 7);
+  const rounds = [311, 385, 380, 390];
+  assert.equal(median(rounds), 382.5, 'the 311 Mbit/s round weighs no more than any other');
+  assert.deepEqual(rounds, [311, 385, 380, 390], 'the rounds are left as they were');
 });

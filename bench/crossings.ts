@@ -7,7 +7,7 @@
 // sleeps (off this datagram's path, but in the way of anything woken onto the same CPU).
 import * as fs from 'fs';
 import { exec, sleep } from '../test/lib/proc';
-import { pct } from './timeline-match';
+import { pct } from './stats';
 
 // x86-64 system call numbers.
 const EPOLL = new Set([232, 281, 441]); // epoll_wait, epoll_pwait, epoll_pwait2

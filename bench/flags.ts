@@ -8,12 +8,13 @@
 // FLAGS go to both ends; c:FLAG to the client only ("w2=--workers=2 c:--conns=2").
 // --cpus: every process (both ends, the pinging app, the echoing target) on these CPUs (taskset), as
 // on a machine with that many cores.
-import * as fs from 'fs';
 import { DirectPair } from '../test/lib/direct-pair';
-import { exec, sleep } from '../test/lib/proc';
+import { pinProcess, sleep } from '../test/lib/proc';
+import { schedCpuUs } from '../test/lib/procstat';
 import { Instance, Instances } from './instances';
 import { CONF } from './options';
 import { Results } from './results';
+import { median } from './stats';
 import * as udpload from './udpload';
 
 /** flags: both ends; clientFlags: the client only (given as c:FLAG). */
@@ -37,13 +38,6 @@ function parse(argv: string[]): Opts {
   return o;
 }
 
-/** CPU time of every thread of a process so far, µs (schedstat: precise, unlike /proc's ticks). */
-function cpuUs(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/task`).reduce((s, t) => s + Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1e3, 0);
-}
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   const host = new DirectPair({ logPrefix: 'rsock-flags' });
@@ -62,17 +56,15 @@ async function main(): Promise<void> {
     await sleep(1000); // every connection up
     if (o.cpus) {
       udpload.pinPing(o.cpus);
-      for (const pid of [...runs.flatMap((x) => [x.a.client.pid!, x.a.server.pid!]), serve.pid!]) {
-        await exec(['taskset', '-a', '-p', '-c', o.cpus, String(pid)], { timeoutMs: 5000 });
-      }
+      for (const pid of [...runs.flatMap((x) => [x.a.client.pid!, x.a.server.pid!]), serve.pid!]) await pinProcess(pid, o.cpus);
     }
     for (const x of runs) await udpload.ping(host, 'client', x.dst, 3000, 0, 200, 10); // the JIT warmed up
     for (let round = 0; round < o.rounds; round++) {
       for (const rate of [0, o.rate]) {
         for (const x of runs) {
-          const c0 = cpuUs(x.a.client.pid!) + cpuUs(x.a.server.pid!);
+          const c0 = schedCpuUs(x.a.client.pid!) + schedCpuUs(x.a.server.pid!);
           const p = await udpload.ping(host, 'client', x.dst, rate ? rate * 3 : 1_000_000, 0, 200, rate ? 8 : 2, rate);
-          const us = (cpuUs(x.a.client.pid!) + cpuUs(x.a.server.pid!) - c0) / Math.max(1, p.samples);
+          const us = (schedCpuUs(x.a.client.pid!) + schedCpuUs(x.a.server.pid!) - c0) / Math.max(1, p.samples);
           const key = rate ? `paced ${rate}/s` : 'one in flight';
           x.res.set(key, [...(x.res.get(key) ?? []), [p.p50us ?? NaN, p.p99us ?? NaN, us]]);
         }

@@ -8,19 +8,13 @@ import { Instances } from './instances';
 import { Measure } from './measure';
 import { CONF } from './options';
 import { Results } from './results';
+import { median } from './stats';
 
 const ROUNDS = 4;
 const SECS = 3;
 const KEYS = ['kcp_direct_up_mbps', 'kcp_direct_down_mbps', 'kcp_tunnel_up_mbps', 'kcp_tunnel_down_mbps'];
 
 type KRoute = 'direct' | 'tunnel';
-
-/** The median; of an even count, the mean of the middle two. */
-export function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
 
 /** Mbit/s received, from iperf3 -J output; or why there is none. */
 export function iperfMbps(json: string): number | string {

@@ -19,12 +19,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DirectPair } from '../test/lib/direct-pair';
 import { exec, Proc, sleep } from '../test/lib/proc';
-import { clockTicks, cpuTicks } from '../test/lib/procstat';
+import { clockTicks, cpuTicks, mainThreadSleeps } from '../test/lib/procstat';
 import { clientArgs, LOG, READY_TIMEOUT_MS, serverArgs } from '../test/lib/rsock';
 import { CONF } from './options';
 import { perfReport, perfStages, perfStat, perfTotal, readCpuProfile, readTraceGc, statEvents } from './profile-tools';
 import { Results } from './results';
 import { Prober } from './search';
+import { median } from './stats';
 import * as udpload from './udpload';
 
 interface Opts { flags: string[]; abFlags: string[]; rate: number; secs: number; pings: number; skip: Set<string>; keep: boolean; ab?: string; rounds: number; swap: boolean }
@@ -65,12 +66,6 @@ async function startPair(pair: DirectPair, key: string, nodeFlags: string[], tag
   return { server, client };
 }
 
-/** Voluntary context switches of a process's main thread: how often its event loop went to sleep. */
-function wakes(pid: number): number {
-  return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-}
-
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /**
  * Pass 0 (--ab=DIR): this build against the build in DIR, side by side on disjoint ports (as the
@@ -95,11 +90,11 @@ async function passAb(pair: DirectPair, prober: Prober, o: Opts, key: string): P
     for (let i = 0; i < o.rounds; i++) {
       for (const r of i % 2 ? [...runs].reverse() : runs) {
         const c0 = cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!;
-        const w0 = wakes(r.p.client.pid);
+        const w0 = mainThreadSleeps(r.p.client.pid);
         const pr = await prober.probe(r.route, o.rate, o.secs, 1);
         const c1 = cpuTicks(r.p.client.pid)! + cpuTicks(r.p.server.pid)!;
         r.cpu.push(((c1 - c0) * 1e6) / clockTicks() / Math.max(1, pr.rate * o.secs));
-        r.cs.push((wakes(r.p.client.pid) - w0) / Math.max(1, pr.rate * o.secs));
+        r.cs.push((mainThreadSleeps(r.p.client.pid) - w0) / Math.max(1, pr.rate * o.secs));
         const png = await udpload.ping(pair, 'client', prober.dst(r.route), o.pings, 100, 200, 30);
         r.p50.push(png.p50us ?? NaN);
         r.p99.push(png.p99us ?? NaN);

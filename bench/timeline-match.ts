@@ -5,6 +5,7 @@
 // ping in flight no two pings overlap, so that is unambiguous; a ping that some point did not see
 // (lost, or a tap that dropped it) is left out and counted.
 import type { PcapFrame } from '../test/lib/pcap';
+import { pct } from './stats';
 
 /** One packet at a tap: time in µs, direction (up: client → server), payload length, ping sequence if it is a plain ping. */
 export interface TapPacket { t: number; up: boolean; len: number; seq?: number }
@@ -108,12 +109,6 @@ export function matchPings(points: Point[]): Timeline {
     else unmatched++;
   }
   return { times, unmatched, dataLen };
-}
-
-/** Nearest-rank percentile of sorted values (as udpload reports its RTTs). */
-export function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * p) - 1))];
 }
 
 export interface StageStats { name: string; p50: number; p90: number; p99: number; p999: number; mean: number; slowMean: number }

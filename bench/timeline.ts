@@ -27,7 +27,7 @@ import { DirectPair } from '../test/lib/direct-pair';
 import { Topology } from '../test/lib/netns';
 import type { NsSet } from '../test/lib/ns-set';
 import { readPcapFrames } from '../test/lib/pcap';
-import { exec, sleep } from '../test/lib/proc';
+import { exec, pinProcess, sleep } from '../test/lib/proc';
 import { clockTicks, cpuTicks } from '../test/lib/procstat';
 import type { BenchHost } from './host';
 import { Instances } from './instances';
@@ -64,7 +64,7 @@ async function pin(o: Opts, pids: { client?: number; server?: number }): Promise
   if (!o.pin) return;
   for (const side of ['client', 'server'] as const) {
     const pid = pids[side];
-    if (pid) await exec(['taskset', '-a', '-p', '-c', PIN[o.pin][side], String(pid)], { timeoutMs: 5000 });
+    if (pid) await pinProcess(pid, PIN[o.pin][side]);
   }
 }
 

@@ -78,7 +78,7 @@ Capture::Capture(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Capture>(inf
   const int fd = sock.fd.release();
   loop_.Open(env, Value(), "rsock.Capture", this, fd, [fd] { close(fd); }, where);  // closes it on a throw
   fd_ = fd;
-  loop_.SetBusyPoll(uint64_t{busyPollUs} * 1000);
+  loop_.SetBusyPoll(busyPollUs);
   const int rc = loop_.StartPolling();
   if (rc != 0) {
     Shutdown(Caller::kFinalizer);  // no Unref: not Ref'd yet

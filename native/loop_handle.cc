@@ -6,6 +6,14 @@
 
 namespace rsock {
 
+namespace {
+
+// The block whose idle callback yields the CPU on this thread's loop. libuv runs every active idle
+// callback once per loop turn; with the capture and the UDP mux both polling, one yield a turn is enough.
+thread_local const void* t_yielder = nullptr;
+
+}  // namespace
+
 struct LoopHandle::Block {
   uv_poll_t poll;
   uv_timer_t timer;
@@ -74,8 +82,8 @@ void LoopHandle::StopTimer() {
   if (b_) uv_timer_stop(&b_->timer);
 }
 
-void LoopHandle::SetBusyPoll(uint64_t ns) {
-  if (b_) b_->busyPollNs = ns;
+void LoopHandle::SetBusyPoll(uint32_t us) {
+  if (b_) b_->busyPollNs = uint64_t{us} * 1000;
 }
 
 void LoopHandle::SetRef(bool ref) {
@@ -119,6 +127,7 @@ void LoopHandle::Close(Caller caller) {
   uv_poll_stop(&b->poll);
   uv_timer_stop(&b->timer);
   uv_idle_stop(&b->idle);
+  if (t_yielder == b) t_yielder = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), OnClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->timer), OnClosed);
   uv_close(reinterpret_cast<uv_handle_t*>(&b->idle), OnClosed);
@@ -162,12 +171,14 @@ void LoopHandle::OnIdle(uv_idle_t* idle) {
   Block* b = static_cast<Block*>(idle->data);
   if (uv_hrtime() >= b->busyUntil) {
     uv_idle_stop(idle);
+    if (t_yielder == b) t_yielder = nullptr;
     return;
   }
   // Polling must not keep the CPU from what runs on it: the app rsock just woke, or the other end on a
   // shared machine. With the yield a ping-pong's round trip through the tunnel was half as long as
   // without busy polling, for the same CPU per ping; without the yield, a third longer (BENCHMARKS.md).
-  sched_yield();
+  if (t_yielder == nullptr) t_yielder = b;
+  if (t_yielder == b) sched_yield();
 }
 
 void LoopHandle::OnTimer(uv_timer_t* timer) {

@@ -57,8 +57,8 @@ class LoopHandle {
   void StopPolling();
   void StartTimer(uint64_t ms);
   void StopTimer();
-  // After every poll callback, keep the loop polling (never sleeping) for `ns`; 0: off (the default).
-  void SetBusyPoll(uint64_t ns);
+  // After every poll callback, keep the loop polling (never sleeping) for `us` µs; 0: off (the default).
+  void SetBusyPoll(uint32_t us);
   // Whether the handles, while active, keep the event loop alive. They do after Open.
   void SetRef(bool ref);
   uint64_t Now() const;

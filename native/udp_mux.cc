@@ -87,7 +87,7 @@ UdpMux::UdpMux(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpMux>(info) 
   const int epfd = epoll.release();
   loop_.Open(env, Value(), "rsock.UdpMux", this, epfd, [epfd] { close(epfd); }, "UdpMux: ");
   epfd_ = epfd;
-  loop_.SetBusyPoll(uint64_t{busyPollUs} * 1000);
+  loop_.SetBusyPoll(busyPollUs);
   // Like an unref'd socket: open sockets alone do not keep the process alive.
   loop_.SetRef(false);
   if (int rc = loop_.StartPolling()) {

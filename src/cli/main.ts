@@ -4,7 +4,7 @@ import * as dgram from 'dgram';
 import * as fs from 'fs';
 import { hostPortText } from '../core/addr';
 import { portClass } from '../core/partition';
-import { nativeIo } from '../io/native-io';
+import { nativeIo, NativeIoOptions } from '../io/native-io';
 import { RsockClient } from '../tunnel/client';
 import { RsockServer } from '../tunnel/server';
 import { Logger } from '../util/log';
@@ -133,6 +133,7 @@ export async function main(kind: Kind, argv: string[] = process.argv): Promise<v
 
 async function startClient(o: ClientOptions, log: Logger, onFatal: (msg: string) => void): Promise<Tunnel> {
   const cfg = await clientConfig(o);
+  const io: NativeIoOptions = { busyPollUs: o.busyPollUs };
   const n = workerCount(o, log);
   let up: boolean;
   let tunnel: Tunnel;
@@ -143,12 +144,12 @@ async function startClient(o: ClientOptions, log: Logger, onFatal: (msg: string)
     for (const e of [{ flag: '--ludp', host: cfg.ludpHost, port: cfg.ludpPort }, ...(cfg.forwards ?? []).map((f) => ({ flag: '--forward', host: f.localHost, port: f.localPort }))]) {
       await assertUdpFree(e.flag, e.host, e.port);
     }
-    const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), worker: { localPorts: ranges[k] } }, io: { busyPollUs: o.busyPollUs } }));
+    const inits = Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, client: { ...cfg, connsPerPort: connsOfWorker(cfg.connsPerPort, k, n), worker: { localPorts: ranges[k] } }, io }));
     const workers = new WorkerTunnel(inits, log, onFatal);
     up = await workers.start();
     tunnel = workers;
   } else {
-    const client = new RsockClient(cfg, log, nativeIo({ busyPollUs: o.busyPollUs }));
+    const client = new RsockClient(cfg, log, nativeIo(io));
     await client.start();
     up = await client.waitUp(10000);
     tunnel = client;
@@ -159,15 +160,16 @@ async function startClient(o: ClientOptions, log: Logger, onFatal: (msg: string)
 
 async function startServer(o: ServerOptions, log: Logger, onFatal: (msg: string) => void): Promise<Tunnel> {
   const { cfg, decoy } = await serverConfig(o);
+  const io: NativeIoOptions = { decoy, busyPollUs: o.busyPollUs };
   const n = workerCount(o, log);
   if (n > 1) {
     // Worker k serves the ports whose index is k mod n, and says so in every Joined (core/partition.ts).
     const server = (k: number) => ({ ...cfg, ports: cfg.ports.filter((_p, i) => portClass(i, n) === k), partition: { count: n, index: k } });
-    const workers = new WorkerTunnel(Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, server: server(k), io: { decoy, busyPollUs: o.busyPollUs } })), log, onFatal);
+    const workers = new WorkerTunnel(Array.from({ length: n }, (_, k) => ({ index: k, level: log.currentLevel, server: server(k), io })), log, onFatal);
     await workers.start();
     return workers;
   }
-  const server = new RsockServer(cfg, log, nativeIo({ decoy, busyPollUs: o.busyPollUs }));
+  const server = new RsockServer(cfg, log, nativeIo(io));
   server.start();
   return server;
 }

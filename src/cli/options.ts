@@ -183,10 +183,11 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
   const cli = cmd.opts() as Raw;
   const file = typeof cli.config === 'string' ? readConfigFile(cli.config, kind) : {};
   // The config file's keys are the long flag names ("log-format"); commander's are camel-cased ("logFormat").
+  const flag = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const pick = (name: string): unknown => {
     const src = cmd.getOptionValueSource(name);
     if (src === 'cli' || src === 'env') return cli[name];
-    const key = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const key = flag(name);
     if (name in file) return file[name];
     if (key in file) return file[key];
     return cli[name];
@@ -209,7 +210,7 @@ export function resolveOptions(cmd: Command, kind: Kind): ClientOptions | Server
     const s = str(name);
     const n = s === null ? NaN : Number(s);
     if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n)) || s?.trim() === '') {
-      throw new ConfigError(`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: "${s}" is not ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+      throw new ConfigError(`--${flag(name)}: "${s}" is not ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
     }
     return n;
   };

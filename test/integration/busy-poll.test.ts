@@ -5,10 +5,9 @@
 // question (BENCHMARKS.md), not this test's.
 import { test, before, after } from 'node:test';
 import * as assert from 'node:assert/strict';
-import * as fs from 'fs';
 import { Topology } from '../lib/netns';
 import { Proc, sleep } from '../lib/proc';
-import { clockTicks, cpuTicks } from '../lib/procstat';
+import { clockTicks, cpuTicks, mainThreadSleeps } from '../lib/procstat';
 import { startTunnel } from '../lib/rsock';
 import { startUdpEcho, udpEcho, untilEcho } from '../lib/traffic';
 
@@ -28,17 +27,15 @@ before(topo.guard(async () => {
 }));
 after(() => topo.destroy());
 
-const sleeps = (pid: number) => Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))![1]);
-
 test('both ends say they busy-poll', () => {
   for (const p of [ends.server, ends.client]) assert.match(p.output(), new RegExp(`busy polling: the event loop keeps polling for ${WINDOW_US} µs after input`));
 });
 
 test('datagrams are echoed intact, and neither loop sleeps between datagrams that come within the window', { timeout: 60_000 }, topo.guard(async () => {
   const pids = [ends.client.pid!, ends.server.pid!];
-  const before = pids.map(sleeps);
+  const before = pids.map(mainThreadSleeps);
   const r = await udpEcho(topo, { ...ECHO, waitMs: 1000 });
-  const after = pids.map(sleeps);
+  const after = pids.map(mainThreadSleeps);
   const slept = after.map((a, i) => a - before[i]);
   console.log(`busy-poll: ${r.received}/${r.sent} echoed, rtt p50=${r.rttMs.p50} ms p99=${r.rttMs.p99} ms; main threads slept ${slept.join(' / ')} times (client / server)`);
   assert.equal(r.bad, 0, 'echoed datagrams must be byte-for-byte identical');

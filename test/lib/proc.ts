@@ -54,6 +54,11 @@ export function execSyncQuiet(cmd: string[], timeoutMs = 5000): string {
 }
 
 /** True if the PID exists and is not a zombie. */
+/** Every thread of a running process on these CPUs (taskset -a -p -c LIST). */
+export async function pinProcess(pid: number, cpus: string): Promise<void> {
+  await exec(['taskset', '-a', '-p', '-c', cpus, String(pid)], { timeoutMs: 5000 });
+}
+
 export function isAlive(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');

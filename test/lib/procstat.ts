@@ -25,6 +25,18 @@ export function statusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number | undef
   }
 }
 
+/** Voluntary context switches of a process's main thread: how often its event loop went to sleep. */
+export function mainThreadSleeps(pid: number): number {
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+/** CPU time of every thread of a process so far, µs, from schedstat (precise, unlike stat's clock ticks). */
+export function schedCpuUs(pid: number): number {
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+  return ns / 1e3;
+}
+
 let hz: number | undefined;
 /** Clock ticks per second (getconf CLK_TCK; 100 if unknown). */
 export function clockTicks(): number {

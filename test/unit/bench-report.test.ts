@@ -3,10 +3,10 @@
 // against issue 10's targets from the same run's direct figures on the same path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { median } from '../../bench/kcptun';
 import { parseOptions } from '../../bench/options';
 import { buildRows, derive } from '../../bench/report';
 import { Results } from '../../bench/results';
+import { median } from '../../bench/stats';
 
 test('--soak takes 15 minutes by default, or the minutes given; not with --smoke', () => {
   const o = parseOptions(['--soak'], {});

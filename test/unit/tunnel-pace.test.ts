@@ -56,15 +56,17 @@ test('after an idle spell, data that draws no reply is acknowledged within the A
 test('a client whose server restarted redials at the fine pace', async () => {
   const t = new SimTunnel(crypto).up();
   t.run(3000);
-  const armed0 = t.clientIo.timersArmed;
   t.serverIo.kill();
   t.startServer();
-  // The client finds out from silence (or an RST) and redials; each step of that runs on fine ticks.
+  // The client finds out from silence (or an RST), then redials; each step of the redial runs on fine
+  // ticks. Until it finds out, every connection still looks live, and the slow pace is right: counted
+  // with the redial, that spell made the ratio depend on the random backoff (0.77-0.95 in 400 runs).
   const took = t.net.time.runUntil(() => t.client.liveConnections === 0, 20_000);
   assert.ok(took >= 0, 'the client never noticed the restart');
+  const armed0 = t.clientIo.timersArmed;
   const back = t.net.time.runUntil(() => t.client.liveConnections === 3, 20_000, 5);
   assert.ok(back >= 0, 'the client did not reconnect');
   const armed = t.clientIo.timersArmed - armed0;
-  assert.ok(armed >= 0.8 * ((took + back) / FINE_TICK_MS), `${armed} ticks over ${took + back} ms of outage and redial`);
+  assert.ok(armed >= 0.8 * (back / FINE_TICK_MS), `${armed} ticks over ${back} ms of redial`);
   await t.stop();
 });

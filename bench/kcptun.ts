@@ -2,8 +2,9 @@
 // through rsock (port 12949); iperf3 runs alternate between them, ROUNDS rounds of both
 // directions, and each figure is the median of its rounds: single 3-second runs swing by ±20 % on a
 // shared VM, and two rounds' mean let one bad run turn the ratio (BENCHMARKS.md, cut 6).
-import { DirectPair } from '../test/lib/direct-pair';
+// On both paths: `pre` is the path's prefix of the figures ('' veth, rtr_ router).
 import { sleep } from '../test/lib/proc';
+import type { BenchHost } from './host';
 import { Instances } from './instances';
 import { Measure } from './measure';
 import { CONF } from './options';
@@ -12,7 +13,8 @@ import { median } from './stats';
 
 const ROUNDS = 4;
 const SECS = 3;
-const KEYS = ['kcp_direct_up_mbps', 'kcp_direct_down_mbps', 'kcp_tunnel_up_mbps', 'kcp_tunnel_down_mbps'];
+/** The figures, for a path's prefix. */
+export const kcptunKeys = (pre: string) => ['direct_up', 'direct_down', 'tunnel_up', 'tunnel_down'].map((k) => `${pre}kcp_${k}_mbps`);
 
 type KRoute = 'direct' | 'tunnel';
 
@@ -28,9 +30,9 @@ export function iperfMbps(json: string): number | string {
   }
 }
 
-export async function kcptunGoodput(pair: DirectPair, r: Results, inst: Instances, measure: Measure, have: (cmd: string) => boolean): Promise<void> {
+export async function kcptunGoodput(pair: BenchHost, r: Results, inst: Instances, measure: Measure, have: (cmd: string) => boolean, pre = ''): Promise<void> {
   if (!have('kcptun-server') || !have('kcptun-client') || !have('iperf3')) {
-    for (const k of KEYS) r.missing(k, 'kcptun or iperf3 not installed');
+    for (const k of kcptunKeys(pre)) r.missing(k, 'kcptun or iperf3 not installed');
     return;
   }
   const args = ['--crypt', 'none', '--nocomp', '--mtu', '1350', '--sndwnd', '2048', '--rcvwnd', '2048', '--mode', 'fast',
@@ -41,7 +43,7 @@ export async function kcptunGoodput(pair: DirectPair, r: Results, inst: Instance
   r.say('kcptun: starting rsock K (ports 10001-10010, target kcptun-server)');
   const k = await inst.start('K', '10001-10010', `127.0.0.1:${CONF.kcpPort}`, CONF.ludp);
   if (k) routes.push('tunnel');
-  else for (const key of ['kcp_tunnel_up_mbps', 'kcp_tunnel_down_mbps']) r.missing(key, inst.reason);
+  else for (const key of kcptunKeys(pre).slice(2)) r.missing(key, inst.reason);
   const lport = (route: KRoute) => (route === 'direct' ? CONF.kcpLocalDirect : CONF.kcpLocalTunnel);
   for (const route of routes) {
     const remote = route === 'direct' ? `${pair.serverAddr}:${CONF.kcpPort}` : `127.0.0.1:${CONF.ludp}`;
@@ -49,7 +51,7 @@ export async function kcptunGoodput(pair: DirectPair, r: Results, inst: Instance
     if (!(await measure.listening(lport(route), 3000))) r.say(`  kcptun-client (${route}) has no listener`);
   }
   await sleep(1000);
-  r.say(`kcptun goodput, runs alternating: ${routes.join(' ')}`);
+  r.say(`${pre ? 'router path, ' : ''}kcptun goodput, runs alternating: ${routes.join(' ')}`);
   const vals: Record<string, number[]> = {};
   const why: Record<string, string> = {};
   for (let round = 1; round <= ROUNDS; round++) {
@@ -75,10 +77,10 @@ export async function kcptunGoodput(pair: DirectPair, r: Results, inst: Instance
     for (const dir of ['up', 'down']) {
       const v = vals[`${route}.${dir}`];
       if (v?.length) {
-        r.res(`kcp_${route}_${dir}_mbps`, median(v));
-        r.note(`kcp_${route}_${dir}.rounds`, v.map((x) => String(Math.round(x * 1000) / 1000)).join(' '));
+        r.res(`${pre}kcp_${route}_${dir}_mbps`, median(v));
+        r.note(`${pre}kcp_${route}_${dir}.rounds`, v.map((x) => String(Math.round(x * 1000) / 1000)).join(' '));
       } else {
-        r.missing(`kcp_${route}_${dir}_mbps`, why[`${route}.${dir}`] ?? 'no result');
+        r.missing(`${pre}kcp_${route}_${dir}_mbps`, why[`${route}.${dir}`] ?? 'no result');
       }
     }
   }

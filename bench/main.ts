@@ -159,7 +159,7 @@ async function run(o: Options, r: Results, pair: DirectPair, topo: Topology): Pr
     if (o.write) writeWorkers(r, lines);
   }
   await pair.destroy(); // one path at a time: the veth path's processes must not load the router path's figures
-  await routerPath(o, r, topo);
+  await routerPath(o, r, topo, have);
   r.say('done');
   const rep = printReport(r, (x) => {
     if (!o.write) return;

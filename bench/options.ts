@@ -79,7 +79,7 @@ export const CONF = {
   pacedRate: 2000,
   /** Whole-run time limit, seconds (the soak's is its length plus soakSlack). */
   budgetSmoke: 60,
-  budgetFull: 580,
+  budgetFull: 680,
   budgetWorkers: 240,
   soakSlack: 120,
 } as const;

@@ -30,9 +30,11 @@ export function buildNotes(r: Results, rows: Row[], d: Record<string, number>): 
   if (r.has('direct_rate_10k')) {
     notes.push(`Direct UDP with 10k flows: ${int(m.direct_rate_10k)} datagrams/s (${signed(-d.direct_flows_drop_pct, 1)} % vs 1 flow; the load generator then makes one syscall per datagram).`);
   }
-  const kr = ['direct_up', 'tunnel_up', 'direct_down', 'tunnel_down'].filter((k) => info[`kcp_${k}.rounds`])
-    .map((k) => `${k.replace('_', ' ')} ${info[`kcp_${k}.rounds`].split(' ').map((x) => fix(+x, 0)).join(', ')}`);
-  if (kr.length) notes.push(`kcptun rounds, Mbit/s: ${kr.join('; ')}.`);
+  for (const [pre, where] of [['', ''], ['rtr_', 'router path, ']]) {
+    const kr = ['direct_up', 'tunnel_up', 'direct_down', 'tunnel_down'].filter((k) => info[`${pre}kcp_${k}.rounds`])
+      .map((k) => `${k.replace('_', ' ')} ${info[`${pre}kcp_${k}.rounds`].split(' ').map((x) => fix(+x, 0)).join(', ')}`);
+    if (kr.length) notes.push(`${where ? 'Router path, kcptun' : 'kcptun'} rounds, Mbit/s: ${kr.join('; ')}.`);
+  }
   if (info['rss_10k.flows_seen']) notes.push(`10k-flow hold: ${info['rss_10k.flows_seen']} distinct app flows reached the target.`);
   if (info['tunnel_rate_10k.flows_seen']) notes.push(`10k-flow rate probe: ${info['tunnel_rate_10k.flows_seen']} distinct app flows reached the target.`);
   for (const [pre, where] of [['', ''], ['rtr_', ' (router path)']]) {

@@ -6,7 +6,9 @@
 import { NFT, Topology } from '../test/lib/netns';
 import { sleep } from '../test/lib/proc';
 import { busyPollFigures } from './busy-poll';
+import type { BenchHost } from './host';
 import { Instances } from './instances';
+import { kcptunGoodput, kcptunKeys } from './kcptun';
 import { Measure } from './measure';
 import { CONF, Options } from './options';
 import { Results } from './results';
@@ -19,7 +21,7 @@ export const PRE = 'rtr_';
 /** Every figure of the router path, for "n/a" when the path cannot be measured. */
 export function routerKeys(smoke: boolean): string[] {
   const rtt = ['rtt', 'rtt_paced'].flatMap((k) => ['direct', 'tunnel'].flatMap((w) => ['p50', 'p99', 'p999'].map((q) => `${PRE}${k}_${w}_${q}_ms`)));
-  return [`${PRE}direct_rate`, `${PRE}tunnel_rate`, ...rtt, ...(smoke ? [] : [`${PRE}cpu_us_per_dgram`])];
+  return [`${PRE}direct_rate`, `${PRE}tunnel_rate`, ...rtt, ...(smoke ? [] : [`${PRE}cpu_us_per_dgram`, ...kcptunKeys(PRE)])];
 }
 
 /** Lets the target's UDP port through the router, just before its rule that drops all UDP. */
@@ -32,11 +34,12 @@ export async function allowTarget(topo: Topology, port: number): Promise<void> {
   }
 }
 
-export async function routerPath(o: Options, r: Results, topo: Topology): Promise<void> {
+export async function routerPath(o: Options, r: Results, topo: Topology, have: (cmd: string) => boolean): Promise<void> {
   const keys = routerKeys(o.smoke);
   r.say(`router path: namespaces ${Object.values(topo.ns).join(' / ')}, logs in ${topo.logDir}`);
   await topo.up();
   await allowTarget(topo, CONF.targetPort);
+  await allowTarget(topo, CONF.kcpPort); // kcptun over plain UDP, the kcptun baseline
   await topo.exec('client', ['sysctl', '-qw', `net.ipv4.ip_local_reserved_ports=${CONF.sportBase}-${CONF.sportBase + 10999}`], { allowFail: true });
   await udpload.startServe(topo, `0.0.0.0:${CONF.targetPort}`, 900);
   const reach = await udpload.ping(topo, 'client', `${topo.serverAddr}:${CONF.targetPort}`, 3, 0, 300, 3);
@@ -77,4 +80,6 @@ export async function routerPath(o: Options, r: Results, topo: Topology): Promis
     await inst.counters(a);
     await inst.stop(a);
   }
+  // After R has stopped: kcptun's rsock instance takes the same ports.
+  if (!o.smoke) await kcptunGoodput(topo as BenchHost, r, inst, measure, have, PRE);
 }

@@ -93,3 +93,24 @@ test('kcptun figures are medians of their rounds: one bad run does not move them
   assert.equal(median(rounds), 382.5, 'the 311 Mbit/s round weighs no more than any other');
   assert.deepEqual(rounds, [311, 385, 380, 390], 'the rounds are left as they were');
 });
+
+test('kcptun rows on both paths, each judged against kcptun over UDP on its own path', () => {
+  const r = router({
+    kcp_direct_up_mbps: 400, kcp_tunnel_up_mbps: 380, // 0.95
+    kcp_direct_down_mbps: 400, kcp_tunnel_down_mbps: 300, // 0.75
+    rtr_kcp_direct_up_mbps: 200, rtr_kcp_tunnel_up_mbps: 170, // 0.85: the veth path's baseline would make it 0.425
+    rtr_kcp_direct_down_mbps: 200, rtr_kcp_tunnel_down_mbps: 190,
+  });
+  const d = derive(r);
+  assert.equal(d.kcp_up_ratio, 0.95);
+  assert.equal(d.rtr_kcp_up_ratio, 0.85);
+  const rows = buildRows(r, d);
+  const find = (keys: string) => rows.find((x) => x.keys.join('+') === keys);
+  assert.equal(find('kcp_direct_up_mbps+kcp_tunnel_up_mbps')?.result, 'PASS');
+  assert.equal(find('kcp_direct_down_mbps+kcp_tunnel_down_mbps')?.result, 'FAIL');
+  const up = find('rtr_kcp_direct_up_mbps+rtr_kcp_tunnel_up_mbps');
+  assert.equal(up?.result, 'FAIL');
+  assert.equal(up?.rel, '0.85');
+  assert.match(up!.metric, /^Router path: kcptun goodput client→server/);
+  assert.equal(find('rtr_kcp_direct_down_mbps+rtr_kcp_tunnel_down_mbps')?.result, 'PASS');
+});

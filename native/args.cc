@@ -15,37 +15,50 @@ void ThrowTypeError(Napi::Env env, const std::string& msg) { throw Napi::TypeErr
 void ThrowRangeError(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
 void ThrowError(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
 
-ByteView ArgBytes(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowTypeError(v.Env(), std::string(what) + " must be a Buffer or Uint8Array");
-  }
-  auto arr = v.As<Napi::Uint8Array>();
-  return ByteView{arr.Data(), arr.ElementLength()};
+namespace {
+
+std::string What(const char* what, const char* part) { return part ? std::string(what) + part : std::string(what); }
+
+// One call gives the type, element count and data; it fails (without throwing) for anything else.
+bool TypedArrayData(const Napi::Value& v, napi_typedarray_type want, void** data, size_t* length) {
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(v.Env(), v, &type, length, data, nullptr, nullptr) != napi_ok) return false;
+  return type == want;
 }
 
-WordView ArgUint32Array(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-    ThrowTypeError(v.Env(), std::string(what) + " must be a Uint32Array");
+}  // namespace
+
+ByteView ArgBytes(const Napi::Value& v, const char* what, const char* part) {
+  void* data = nullptr;
+  size_t length = 0;
+  if (!TypedArrayData(v, napi_uint8_array, &data, &length)) {
+    ThrowTypeError(v.Env(), What(what, part) + " must be a Buffer or Uint8Array");
   }
-  auto arr = v.As<Napi::Uint32Array>();
-  return WordView{arr.Data(), arr.ElementLength()};
+  return ByteView{static_cast<uint8_t*>(data), length};
 }
 
-int64_t ArgInt(const Napi::Value& v, const char* what, int64_t min, int64_t max) {
-  if (!v.IsNumber()) ThrowTypeError(v.Env(), std::string(what) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
+WordView ArgUint32Array(const Napi::Value& v, const char* what, const char* part) {
+  void* data = nullptr;
+  size_t length = 0;
+  if (!TypedArrayData(v, napi_uint32_array, &data, &length)) ThrowTypeError(v.Env(), What(what, part) + " must be a Uint32Array");
+  return WordView{static_cast<uint32_t*>(data), length};
+}
+
+int64_t ArgInt(const Napi::Value& v, const char* what, int64_t min, int64_t max, const char* part) {
+  double d = 0;
+  if (napi_get_value_double(v.Env(), v, &d) != napi_ok) ThrowTypeError(v.Env(), What(what, part) + " must be a number");
   if (!std::isfinite(d) || std::floor(d) != d) {
-    ThrowTypeError(v.Env(), std::string(what) + " must be an integer");
+    ThrowTypeError(v.Env(), What(what, part) + " must be an integer");
   }
   if (d < static_cast<double>(min) || d > static_cast<double>(max)) {
-    ThrowRangeError(v.Env(), std::string(what) + " must be between " + std::to_string(min) + " and " +
+    ThrowRangeError(v.Env(), What(what, part) + " must be between " + std::to_string(min) + " and " +
                                  std::to_string(max) + " (got " + Napi::Number::New(v.Env(), d).ToString().Utf8Value() + ")");
   }
   return static_cast<int64_t>(d);
 }
 
-uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t max) {
-  return static_cast<uint32_t>(ArgInt(v, what, min, max));
+uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t max, const char* part) {
+  return static_cast<uint32_t>(ArgInt(v, what, min, max, part));
 }
 
 uint32_t ArgOptUint(const Napi::Object& opts, const char* key, const char* what, uint32_t def, uint32_t min,

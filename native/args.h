@@ -21,12 +21,14 @@ struct WordView {
   size_t length;  // in elements
 };
 
+// The checks below run several times per batch, on the data path: each makes one N-API call and
+// builds its message (`what`, then `part` when given) only when it throws.
 // A Buffer or any Uint8Array.
-ByteView ArgBytes(const Napi::Value& v, const char* what);
-WordView ArgUint32Array(const Napi::Value& v, const char* what);
+ByteView ArgBytes(const Napi::Value& v, const char* what, const char* part = nullptr);
+WordView ArgUint32Array(const Napi::Value& v, const char* what, const char* part = nullptr);
 // An integer in [min, max]; TypeError if not an integer, RangeError if outside.
-uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t max);
-int64_t ArgInt(const Napi::Value& v, const char* what, int64_t min, int64_t max);
+uint32_t ArgUint(const Napi::Value& v, const char* what, uint32_t min, uint32_t max, const char* part = nullptr);
+int64_t ArgInt(const Napi::Value& v, const char* what, int64_t min, int64_t max, const char* part = nullptr);
 // opts[key] when present, else `def`; checked like ArgUint.
 uint32_t ArgOptUint(const Napi::Object& opts, const char* key, const char* what, uint32_t def, uint32_t min,
                     uint32_t max);

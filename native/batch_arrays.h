@@ -14,23 +14,16 @@ class BatchArrays {
   uint8_t* data = nullptr;
   uint32_t* meta = nullptr;
 
-  // Throws a Napi::Error when the arrays cannot be allocated.
+  // Throws a Napi::Error when the arrays cannot be allocated. Runs before every batch: while the
+  // arrays are intact it costs two N-API calls for each.
   void Acquire(Napi::Env env, size_t dataBytes, size_t metaWords) {
-    data = nullptr;
-    meta = nullptr;
-    if (!dataRef_.IsEmpty()) {
-      Napi::Buffer<uint8_t> b = dataRef_.Value();
-      if (b.Length() == dataBytes) data = b.Data();
-    }
+    data = static_cast<uint8_t*>(Intact(env, dataRef_, napi_uint8_array, dataBytes));
     if (data == nullptr) {
       Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, dataBytes);
       dataRef_ = Napi::Persistent(b);
       data = b.Data();
     }
-    if (!metaRef_.IsEmpty()) {
-      Napi::Uint32Array m = metaRef_.Value();
-      if (m.ElementLength() == metaWords) meta = m.Data();
-    }
+    meta = static_cast<uint32_t*>(Intact(env, metaRef_, napi_uint32_array, metaWords));
     if (meta == nullptr) {
       Napi::Uint32Array m = Napi::Uint32Array::New(env, metaWords);
       metaRef_ = Napi::Persistent(m);
@@ -38,8 +31,8 @@ class BatchArrays {
     }
   }
 
-  napi_value DataValue() { return dataRef_.Value(); }
-  napi_value MetaValue() { return metaRef_.Value(); }
+  napi_value DataValue(Napi::Env env) const { return Value(env, dataRef_); }
+  napi_value MetaValue(Napi::Env env) const { return Value(env, metaRef_); }
 
   void Reset() {
     dataRef_.Reset();
@@ -55,6 +48,28 @@ class BatchArrays {
   }
 
  private:
+  template <typename Ref>
+  static napi_value Value(Napi::Env env, const Ref& ref) {
+    napi_value v = nullptr;
+    if (napi_get_reference_value(env, ref, &v) != napi_ok) v = nullptr;
+    return v;
+  }
+
+  // The array's data while it still has `length` elements (a detached one has none); else null.
+  template <typename Ref>
+  static void* Intact(Napi::Env env, const Ref& ref, napi_typedarray_type type, size_t length) {
+    if (ref.IsEmpty()) return nullptr;
+    napi_value v = nullptr;
+    napi_typedarray_type t;
+    size_t n = 0;
+    void* p = nullptr;
+    if (napi_get_reference_value(env, ref, &v) != napi_ok || v == nullptr ||
+        napi_get_typedarray_info(env, v, &t, &n, &p, nullptr, nullptr) != napi_ok) {
+      return nullptr;
+    }
+    return t == type && n == length ? p : nullptr;
+  }
+
   Napi::Reference<Napi::Buffer<uint8_t>> dataRef_;
   Napi::Reference<Napi::Uint32Array> metaRef_;
 };

@@ -164,7 +164,7 @@ bool Capture::Flush() {
   ++batches_;
   delivered_ += count;
   Napi::HandleScope scope(env);
-  napi_value argv[3] = {arrays_.DataValue(), arrays_.MetaValue(), Napi::Number::New(env, count)};
+  napi_value argv[3] = {arrays_.DataValue(env), arrays_.MetaValue(env), Napi::Number::New(env, count)};
   if (!loop_.Call(Value(), onBatch_.Value(), 3, argv)) return false;
   return RefreshBuffers();
 }

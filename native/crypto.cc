@@ -61,29 +61,29 @@ bool Overlap(const ByteView& a, const void* b, size_t bLength) {
 // batch. With withPayload each frame must hold header, LENGTH payload bytes and tagBytes of tag (seal,
 // open); without, the header only (unmaskHeaders, which runs before JS knows the frame's length). Records and keys must not lie inside
 // the bytes being rewritten: a record rewritten mid-batch would escape the checks made here.
-Batch ParseBatch(const Napi::CallbackInfo& info, const std::string& name, bool withPayload, size_t tagBytes) {
+Batch ParseBatch(const Napi::CallbackInfo& info, const char* name, bool withPayload, size_t tagBytes) {
   Napi::Env env = info.Env();
-  ByteView keys = ArgBytes(info[0], (name + ": keys").c_str());
+  ByteView keys = ArgBytes(info[0], name, ": keys");
   if (keys.length % key_slot::kBytes != 0) {
-    ThrowRangeError(env, name + ": keys must hold whole " + std::to_string(key_slot::kBytes) + "-byte slots (got " +
+    ThrowRangeError(env, std::string(name) + ": keys must hold whole " + std::to_string(key_slot::kBytes) + "-byte slots (got " +
                              std::to_string(keys.length) + " bytes)");
   }
   const uint64_t slots = keys.length / key_slot::kBytes;
-  ByteView data = ArgBytes(info[1], (name + ": data").c_str());
-  WordView meta = ArgUint32Array(info[2], (name + ": meta").c_str());
-  uint32_t count = ArgUint(info[3], (name + ": count").c_str(), 0, static_cast<uint32_t>(meta.length / rec::kStride));
+  ByteView data = ArgBytes(info[1], name, ": data");
+  WordView meta = ArgUint32Array(info[2], name, ": meta");
+  uint32_t count = ArgUint(info[3], name, 0, static_cast<uint32_t>(meta.length / rec::kStride), ": count");
   if (Overlap(data, meta.data, meta.length * sizeof(uint32_t)) || Overlap(data, keys.data, keys.length)) {
-    ThrowRangeError(env, name + ": data must not share memory with keys or meta");
+    ThrowRangeError(env, std::string(name) + ": data must not share memory with keys or meta");
   }
   for (uint32_t i = 0; i < count; ++i) {
     const uint32_t* m = meta.data + rec::kStride * static_cast<size_t>(i);
     if (m[rec::kKey] >= slots) {
-      ThrowRangeError(env, name + ": record " + std::to_string(i) + " names key slot " + std::to_string(m[rec::kKey]) +
+      ThrowRangeError(env, std::string(name) + ": record " + std::to_string(i) + " names key slot " + std::to_string(m[rec::kKey]) +
                                " of a table of " + std::to_string(slots));
     }
     uint64_t bytes = kHeader + (withPayload ? uint64_t{m[rec::kLength]} + tagBytes : 0);
     if (m[rec::kOffset] + bytes > data.length) {
-      ThrowRangeError(env, name + ": frame " + std::to_string(i) + " (" + std::to_string(bytes) + " bytes at " +
+      ThrowRangeError(env, std::string(name) + ": frame " + std::to_string(i) + " (" + std::to_string(bytes) + " bytes at " +
                                std::to_string(m[rec::kOffset]) + ") lies outside data (" +
                                std::to_string(data.length) + " bytes)");
     }

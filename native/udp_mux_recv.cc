@@ -179,7 +179,7 @@ bool UdpMux::Flush() {
   ++batches_;
   received_ += count;
   Napi::HandleScope scope(env);
-  napi_value argv[3] = {arrays_.DataValue(), arrays_.MetaValue(), Napi::Number::New(env, count)};
+  napi_value argv[3] = {arrays_.DataValue(env), arrays_.MetaValue(env), Napi::Number::New(env, count)};
   if (!loop_.Call(Value(), onBatch_.Value(), 3, argv)) return false;  // stopped, perhaps destroyed
   AcquireBuffers();
   return true;

@@ -54,7 +54,6 @@ const WINDOW_GROWTH = 4;
 /** At most one challenge ACK per connection this often (Linux: tcp_invalid_ratelimit). */
 export const CHALLENGE_INTERVAL_MS = 500;
 
-export { emptyOut, OPT_TIMESTAMPS } from './out-segment';
 export type { OutSegment } from './out-segment';
 
 export type SegmentVerdict =

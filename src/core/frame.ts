@@ -6,6 +6,7 @@
 //   hdr = len u16 | type u8 | arg u32, always masked (src/core/crypto.ts), so nothing in it is visible.
 // Frames never straddle segments; a segment merged by GRO splits back into frames by the TLS record
 // lengths (tls) or by the unmasked header lengths one after another (none).
+import { u16 } from './bytes';
 import { FRAME_HEADER, TAG_AEAD, TAG_PLAIN } from './crypto';
 import { ContentType, MAX_CIPHERTEXT, MIN_APP_DATA, RECORD_HEADER } from './tls-record';
 import { decodeForwardTable, ForwardTarget } from './forwards';
@@ -47,7 +48,6 @@ export interface WireMode {
   aead: boolean;
 }
 
-export { RECORD_HEADER };
 const TLS_APP_DATA = ContentType.AppData;
 /** The smallest application-data record a TLS 1.3 stack sends: content type + 16-byte AEAD tag. */
 export const MIN_RECORD = MIN_APP_DATA;
@@ -74,23 +74,32 @@ export function recordPadding(mode: WireMode, payloadLen: number): number {
 export const MIN_FRAME_BYTES = FRAME_HEADER + TAG_PLAIN;
 
 /** Writes the plain header at buf[off]; it is masked when the batch is sealed. */
+// Byte stores rather than Buffer's write methods: these run for every frame, and optimized code
+// calls the methods through a generic property load each time, where it inlines a store.
 export function writeHeader(buf: Buffer, off: number, type: FrameType, arg: number, payloadLen: number): void {
-  buf.writeUInt16BE(payloadLen, off);
+  if (!(payloadLen >= 0 && payloadLen <= 0xffff)) throw new RangeError(`frame payload length ${payloadLen} does not fit in 16 bits`);
+  buf[off] = payloadLen >>> 8;
+  buf[off + 1] = payloadLen;
   buf[off + 2] = type;
-  buf.writeUInt32BE(arg >>> 0, off + 3);
+  buf[off + 3] = arg >>> 24;
+  buf[off + 4] = arg >>> 16;
+  buf[off + 5] = arg >>> 8;
+  buf[off + 6] = arg;
 }
 
 export function writeRecordHeader(buf: Buffer, off: number, innerLen: number): void {
+  if (!(innerLen >= 0 && innerLen <= 0xffff)) throw new RangeError(`record length ${innerLen} does not fit in 16 bits`);
   buf[off] = TLS_APP_DATA;
   buf[off + 1] = 3;
   buf[off + 2] = 3;
-  buf.writeUInt16BE(innerLen, off + 3);
+  buf[off + 3] = innerLen >>> 8;
+  buf[off + 4] = innerLen;
 }
 
 /** The inner length of an application-data record at buf[off], or -1 if it is not one (tls-record.ts's check, without an object per frame). */
 export function readRecordHeader(buf: Buffer, off: number): number {
   if (buf[off] !== TLS_APP_DATA || buf[off + 1] !== 3 || buf[off + 2] !== 3) return -1;
-  const len = buf.readUInt16BE(off + 3);
+  const len = u16(buf, off + 3);
   return len > MAX_RECORD ? -1 : len;
 }
 

@@ -1,4 +1,5 @@
 // Reads the IP (v4 or v6) and TCP headers of a captured packet into a reused record, so the receive path allocates nothing.
+import { u16, u32 } from './bytes';
 import { key6 } from './addr';
 
 export const FIN = 0x01;
@@ -61,16 +62,16 @@ export function parseSegment(buf: Buffer, off: number, len: number, out: Segment
   if (version !== 4) return false;
   const ihl = (buf[off] & 0x0f) * 4;
   if (ihl < 20) return false;
-  const total = buf.readUInt16BE(off + 2);
+  const total = u16(buf, off + 2);
   if (total < ihl + 20) return false;
   // More-fragments flag or a fragment offset: not ours to reassemble.
-  if ((buf.readUInt16BE(off + 6) & 0x3fff) !== 0) return false;
+  if ((u16(buf, off + 6) & 0x3fff) !== 0) return false;
   if (buf[off + 9] !== 6) return false;
   out.ipVersion = 4;
-  out.srcIp = buf.readUInt32BE(off + 12);
-  out.dstIp = buf.readUInt32BE(off + 16);
+  out.srcIp = u32(buf, off + 12);
+  out.dstIp = u32(buf, off + 16);
   out.ttl = buf[off + 8];
-  out.ipId = buf.readUInt16BE(off + 4);
+  out.ipId = u16(buf, off + 4);
   out.flowLabel = 0;
   return parseTcp(buf, off, ihl, total, Math.min(total, len), out);
 }
@@ -79,20 +80,20 @@ const IP6_HEADER = 40;
 
 function parseIpv6(buf: Buffer, off: number, len: number, out: Segment): boolean {
   if (len < IP6_HEADER + 20 || buf[off + 6] !== 6) return false;
-  const total = IP6_HEADER + buf.readUInt16BE(off + 4);
+  const total = IP6_HEADER + u16(buf, off + 4);
   if (total < IP6_HEADER + 20) return false;
   const s = out.src6;
   const d = out.dst6;
   for (let i = 0; i < 4; i++) {
-    s[i] = buf.readUInt32BE(off + 8 + 4 * i);
-    d[i] = buf.readUInt32BE(off + 24 + 4 * i);
+    s[i] = u32(buf, off + 8 + 4 * i);
+    d[i] = u32(buf, off + 24 + 4 * i);
   }
   out.ipVersion = 6;
   out.srcIp = key6(s[0], s[1], s[2], s[3]);
   out.dstIp = key6(d[0], d[1], d[2], d[3]);
   out.ttl = buf[off + 7];
   out.ipId = 0;
-  out.flowLabel = buf.readUInt32BE(off) & 0xfffff;
+  out.flowLabel = u32(buf, off) & 0xfffff;
   return parseTcp(buf, off, IP6_HEADER, total, Math.min(total, len), out);
 }
 
@@ -101,12 +102,12 @@ function parseTcp(buf: Buffer, off: number, ipLen: number, total: number, have: 
   const t = off + ipLen;
   const doff = (buf[t + 12] >> 4) * 4;
   if (doff < 20 || ipLen + doff > have) return false;
-  out.srcPort = buf.readUInt16BE(t);
-  out.dstPort = buf.readUInt16BE(t + 2);
-  out.seq = buf.readUInt32BE(t + 4);
-  out.ack = buf.readUInt32BE(t + 8);
+  out.srcPort = u16(buf, t);
+  out.dstPort = u16(buf, t + 2);
+  out.seq = u32(buf, t + 4);
+  out.ack = u32(buf, t + 8);
   out.flags = buf[t + 13];
-  out.window = buf.readUInt16BE(t + 14);
+  out.window = u16(buf, t + 14);
   out.payloadOff = t + doff;
   out.payloadLen = have - ipLen - doff;
   out.wireLen = total - ipLen - doff;
@@ -133,8 +134,8 @@ function readTimestamp(buf: Buffer, p: number, end: number, out: Segment): void 
     if (len < 2 || p + len > end) return;
     if (kind === OPT_TS && len === 10) {
       out.hasTs = true;
-      out.tsVal = buf.readUInt32BE(p + 2);
-      out.tsEcr = buf.readUInt32BE(p + 6);
+      out.tsVal = u32(buf, p + 2);
+      out.tsEcr = u32(buf, p + 6);
       return;
     }
     p += len;

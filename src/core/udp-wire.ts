@@ -10,8 +10,9 @@
 // A datagram never needs record padding: its record is at least 7 + 8 + 8 bytes long.
 import type { Crypto } from './crypto';
 import { FRAME_HEADER, TAG_PLAIN } from './crypto';
-import { frameOverhead, RECORD_HEADER, readRecordHeader, tagLen, WireMode } from './frame';
+import { frameOverhead, readRecordHeader, tagLen, WireMode } from './frame';
 import { MIN_FRAME_BYTES } from './frame';
+import { RECORD_HEADER } from './tls-record';
 
 export const COUNTER_BYTES = 8;
 /** Bytes of the frame the counter's mask is computed over: the shortest frame has this many. */

@@ -42,8 +42,6 @@ export const CAPTURE_STRIDE = 2;
 /** Word offsets inside one capture record: where the packet's IP bytes (IPv4 or IPv6) lie in the batch's data Buffer. */
 export const CAPTURE = { OFFSET: 0, LENGTH: 1 } as const;
 
-// Likewise the frame crypto's (src/core/crypto.ts): its record and the byte layout of a key slot.
-export { CRYPTO, CRYPTO_STRIDE, KEY_SLOT } from '../core/crypto';
 
 /** Stride (in u32 words) of one datagram's record in a UdpMux receive batch. */
 export const UDP_RX_STRIDE = 10;

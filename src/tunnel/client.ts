@@ -7,7 +7,7 @@ import { decodePartition } from '../core/partition';
 import { ipToInt } from '../core/ipv4';
 import { hostPortText, parseIp } from '../core/addr';
 import { Counted, linkFromHandshake } from '../core/link';
-import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
+import { UDP_RX, UDP_RX_STRIDE } from '../io/records';
 import { Logger } from '../util/log';
 import { ClientEndpoints, ClientForward } from './client-endpoints';
 import { ClientFlows, flowSource } from './client-flows';

@@ -1,5 +1,6 @@
 // The receive path's scratch space for one capture batch: frame headers still to unmask ("heads") and
 // frames found, as flat typed arrays laid out for the native crypto calls, reused batch after batch.
+import { u16, u32 } from '../core/bytes';
 import { CRYPTO, CRYPTO_STRIDE, FRAME_HEADER } from '../core/crypto';
 
 const TWO32 = 4294967296;
@@ -96,7 +97,7 @@ export class FrameList {
       if (this.spoiled(seg)) continue;
       const m = i * CRYPTO_STRIDE;
       const off = h.meta[m + CRYPTO.OFFSET];
-      const len = data.readUInt16BE(off);
+      const len = u16(data, off);
       const frameEnd = off + FRAME_HEADER + len + tag;
       if (frameEnd > h.end[i]) {
         if (h.cut[i]) stats.truncated++;
@@ -106,7 +107,7 @@ export class FrameList {
         }
         continue;
       }
-      this.addFrame(seg, h.meta[m + CRYPTO.KEY], off, len, data[off + 2], data.readUInt32BE(off + 3), h.nonce[i]);
+      this.addFrame(seg, h.meta[m + CRYPTO.KEY], off, len, data[off + 2], u32(data, off + 3), h.nonce[i]);
       if (chained && frameEnd < h.end[i]) {
         if (h.end[i] - frameEnd < FRAME_HEADER + tag) {
           if (h.cut[i]) stats.truncated++;

@@ -4,13 +4,13 @@
 // drop replays, then deliver what is left in order.
 import { sameIp6 } from '../core/addr';
 import { CRYPTO, CRYPTO_STRIDE, FRAME_HEADER, type Crypto } from '../core/crypto';
-import { RECORD_HEADER, readRecordHeader, tagLen, WireMode } from '../core/frame';
+import { readRecordHeader, tagLen, WireMode } from '../core/frame';
 import type { Endpoint } from '../core/fake-tcp';
 import type { KeyTable } from '../core/key-table';
 import type { Link } from '../core/link';
 import { emptySegment, FIN, parseSegment, RST, Segment } from '../core/packet';
 import { CAPTURE, CAPTURE_STRIDE } from '../io/records';
-import { CCS_RECORD } from '../core/tls-record';
+import { CCS_RECORD, RECORD_HEADER } from '../core/tls-record';
 import { ConnTable } from './conn-table';
 import { FrameList } from './frame-list';
 

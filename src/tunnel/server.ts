@@ -9,7 +9,7 @@ import { hostPortText } from '../core/addr';
 import { linkFromHandshake } from '../core/link';
 import { DEFAULT_SESSION_OPTIONS, Goodbye, ServerSessions, Session, SessionCarrier, SessionDriver, SessionEvent, SessionLink } from '../core/server-sessions';
 import { isUdpLink, TransportType } from '../core/udp-link';
-import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
+import { UDP_RX, UDP_RX_STRIDE } from '../io/records';
 import { Logger } from '../util/log';
 import { Engine, EngineHandler } from './engine';
 import { ipPort, logSessionEvent } from './server-events';

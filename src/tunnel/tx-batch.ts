@@ -2,8 +2,10 @@
 // call, flushed at the end of the current event-loop turn or when full. Each segment carries what the
 // kernel would put on it (FakeTcp.fill); each frame is sealed with its connection's key at its stream offset.
 import { CRYPTO, CRYPTO_STRIDE, FRAME_HEADER, type Crypto } from '../core/crypto';
-import { emptyOut, FakeTcp, OutSegment } from '../core/fake-tcp';
-import { FrameType, RECORD_HEADER, recordPadding, tagLen, WireMode, writeHeader, writeRecordHeader } from '../core/frame';
+import { FakeTcp, OutSegment } from '../core/fake-tcp';
+import { emptyOut } from '../core/out-segment';
+import { FrameType, recordPadding, tagLen, WireMode, writeHeader, writeRecordHeader } from '../core/frame';
+import { RECORD_HEADER } from '../core/tls-record';
 import type { KeyTable } from '../core/key-table';
 import type { Link } from '../core/link';
 import { TX, TX_STRIDE } from '../io/records';

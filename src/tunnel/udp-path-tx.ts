@@ -1,11 +1,12 @@
 // Outgoing datagrams of the UDP transport, gathered like TxBatch's segments: frames sealed with one
 // crypto call at flush, then each datagram's counter masked (src/core/udp-wire.ts), then one send call.
 import { CRYPTO, CRYPTO_STRIDE, FRAME_HEADER, type Crypto } from '../core/crypto';
-import { FrameType, RECORD_HEADER, tagLen, WireMode, writeHeader, writeRecordHeader } from '../core/frame';
+import { FrameType, tagLen, WireMode, writeHeader, writeRecordHeader } from '../core/frame';
+import { RECORD_HEADER } from '../core/tls-record';
 import type { KeyTable } from '../core/key-table';
 import type { UdpLink } from '../core/udp-link';
 import { COUNTER_BYTES, COUNTER_LIMIT, UDP_PAYLOAD_MAX, writeCounter } from '../core/udp-wire';
-import { UDP_TX, UDP_TX_STRIDE } from '../io/native';
+import { UDP_TX, UDP_TX_STRIDE } from '../io/records';
 import type { Timers, UdpMux } from './io';
 
 const MAX_BATCH = 256;

@@ -8,7 +8,7 @@ import { KeyTable } from '../core/key-table';
 import { connectionKeys, DirectionKeys } from '../core/keys';
 import type { UdpLink } from '../core/udp-link';
 import { counterOffset, readCounter, udpFrameStart, udpPayloadLength } from '../core/udp-wire';
-import { UDP_RX, UDP_RX_STRIDE } from '../io/native';
+import { UDP_RX, UDP_RX_STRIDE } from '../io/records';
 import { Datagrams } from './datagrams';
 import type { TunnelIo, UdpMux } from './io';
 import { UdpPathTx } from './udp-path-tx';

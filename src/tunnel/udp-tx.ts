@@ -1,6 +1,6 @@
 // Datagrams for local UDP sockets (the client's --ludp, the server's per-flow sockets), gathered and
 // sent with one native call per event-loop turn, like TxBatch does for segments.
-import { UDP_TX, UDP_TX_STRIDE } from '../io/native';
+import { UDP_TX, UDP_TX_STRIDE } from '../io/records';
 import type { Timers, UdpMux } from './io';
 
 const MAX_BATCH = 256;

@@ -2,11 +2,8 @@
 // the addon exports as `layouts`: a field moved on one side only fails here, not as garbled packets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  CAPTURE, CAPTURE_STRIDE, CRYPTO, CRYPTO_STRIDE, KEY_SLOT, TX, TX_STRIDE, UDP_RX, UDP_RX_STRIDE,
-  UDP_TX, UDP_TX_STRIDE,
-} from '../../src/io/native';
-import { KEY_BYTES } from '../../src/core/crypto';
+import { CAPTURE, CAPTURE_STRIDE, TX, TX_STRIDE, UDP_RX, UDP_RX_STRIDE, UDP_TX, UDP_TX_STRIDE } from '../../src/io/native';
+import { CRYPTO, CRYPTO_STRIDE, KEY_BYTES, KEY_SLOT } from '../../src/core/crypto';
 import { native } from './helpers';
 
 test('layouts: the TS record constants equal the addon\'s', () => {

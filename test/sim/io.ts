@@ -1,7 +1,7 @@
 // The tunnel's I/O on the simulated network: a TunnelIo for one process on one SimHost. kill() is a
 // SIGKILL: the process's timers stop and its sockets and captures vanish without a word on the wire.
 import type { Crypto } from '../../src/core/crypto';
-import { OPT_TIMESTAMPS } from '../../src/core/fake-tcp';
+import { OPT_TIMESTAMPS } from '../../src/core/out-segment';
 import { Segment } from '../../src/core/packet';
 import { TX, TX_STRIDE, UdpBatchFn, WatcherEvent } from '../../src/io/native';
 import type { Capture, CaptureBatchFn, CaptureSpec, Injector, SocketWatcher, Timers, TunnelIo, UdpMux } from '../../src/tunnel/io';

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ACK_DELAY_MS, ACK_EVERY_SEGMENTS, emptyOut, FakeTcp, OutSegment, TcpState, WINDOW_FIELD } from '../../src/core/fake-tcp';
+import { ACK_DELAY_MS, ACK_EVERY_SEGMENTS, FakeTcp, OutSegment, TcpState, WINDOW_FIELD } from '../../src/core/fake-tcp';
+import { emptyOut } from '../../src/core/out-segment';
 import { ACK, emptySegment, FIN, PSH, RST, Segment } from '../../src/core/packet';
 
 function conn(sndNxt: number, rcvNxt: number): FakeTcp {

@@ -8,6 +8,12 @@ test('header: length, type and arg in 7 bytes, big-endian', () => {
   const b = Buffer.alloc(7);
   writeHeader(b, 0, FrameType.Data, 0xdeadbeef, 1433);
   assert.deepEqual([...b], [0x05, 0x99, 1, 0xde, 0xad, 0xbe, 0xef]);
+  writeHeader(b, 0, FrameType.Ping, -2, 0xffff); // arg as its 32 bits, as u32
+  assert.deepEqual([...b], [0xff, 0xff, FrameType.Ping, 0xff, 0xff, 0xff, 0xfe]);
+  const before = Buffer.from(b);
+  for (const len of [0x10000, -1, NaN]) assert.throws(() => writeHeader(b, 0, FrameType.Data, 1, len), RangeError);
+  assert.throws(() => writeRecordHeader(b, 0, 0x10000), RangeError);
+  assert.deepEqual(b, before, 'a length that does not fit writes nothing');
 });
 
 test('overhead per mode: 15 compact, 20 in TLS records, 8 more with aead; the issue limits are 16 and 24 (+16)', () => {

@@ -7,10 +7,15 @@ import { captureSnaplen } from '../util/route';
 import { CaptureBatchFn, loadNative, NativeAddon, UdpBatchFn, WatcherEvent } from './native';
 
 /**
- * The capture socket's receive buffer: each queued MTU-sized packet is charged 2-4 KiB, so this holds
- * a backlog of one to two thousand, about what a 2 MiB ring of MTU-sized slots held.
+ * Receive buffers of the capture socket and of every UDP socket (SO_RCVBUF, which the kernel doubles):
+ * a cap on what may wait in the kernel while the JS thread is busy or descheduled, not memory taken up
+ * front. Each queued MTU-sized packet is charged 2-4 KiB, so 32 MiB holds ~10,000 of them: ~130 ms at
+ * 80,000 datagrams/s. With 4 MiB (~25 ms) the capture dropped 30,000-70,000 segments per rate search
+ * on the benchmark's shared VM, and the rate at < 1 % loss was lower by a tenth to a fifth
+ * (BENCHMARKS.md, cut 8).
  */
-const CAPTURE_BUFFER_BYTES = 4 << 20;
+const CAPTURE_BUFFER_BYTES = 32 << 20;
+const UDP_RCVBUF_BYTES = 32 << 20;
 
 const nodeTimers: Timers = {
   after(ms, fn) {
@@ -58,7 +63,7 @@ export function nativeIo(opts: NativeIoOptions = {}, addon: NativeAddon = loadNa
     },
     openInjector: () => new addon.Injector(),
     openSockets: (onEvent: (ev: WatcherEvent) => void) => new addon.SocketWatcher(onEvent),
-    openUdp: (onBatch: UdpBatchFn) => new addon.UdpMux(onBatch, { busyPollUs }),
+    openUdp: (onBatch: UdpBatchFn) => new addon.UdpMux(onBatch, { busyPollUs, rcvBuf: UDP_RCVBUF_BYTES }),
     serveProbe: (fd: number) => probes.serveProbe(fd),
   };
 }

@@ -6,7 +6,6 @@
 import { NFT, Topology } from '../test/lib/netns';
 import { sleep } from '../test/lib/proc';
 import { busyPollFigures } from './busy-poll';
-import type { BenchHost } from './host';
 import { Instances } from './instances';
 import { kcptunGoodput, kcptunKeys } from './kcptun';
 import { Measure } from './measure';
@@ -81,5 +80,5 @@ export async function routerPath(o: Options, r: Results, topo: Topology, have: (
     await inst.stop(a);
   }
   // After R has stopped: kcptun's rsock instance takes the same ports.
-  if (!o.smoke) await kcptunGoodput(topo as BenchHost, r, inst, measure, have, PRE);
+  if (!o.smoke) await kcptunGoodput(topo, r, inst, measure, have, PRE);
 }

@@ -1,7 +1,9 @@
 #pragma once
 // The two JS arrays a batch is handed to JS in (capture and UDP mux alike): made once, lent to every
 // callback, and re-made only when JS detached (transferred) one, which reads as a length change.
-// Acquire() must run before every write into them, since any call into JS may have detached them.
+// Any run of JS may have detached them: whoever lets JS run calls Lent(), and Acquire() must run
+// before every write. It checks the arrays again only after Lent(), so a wake-up that delivers one
+// batch checks them once, not before and after the batch.
 #include <napi.h>
 
 #include <cstddef>
@@ -14,9 +16,13 @@ class BatchArrays {
   uint8_t* data = nullptr;
   uint32_t* meta = nullptr;
 
-  // Throws a Napi::Error when the arrays cannot be allocated. Runs before every batch: while the
-  // arrays are intact it costs two N-API calls for each.
+  // JS has run (or may have) since the arrays were last checked.
+  void Lent() { checked_ = false; }
+
+  // Throws a Napi::Error when the arrays cannot be allocated. While they are intact a check costs two
+  // N-API calls for each.
   void Acquire(Napi::Env env, size_t dataBytes, size_t metaWords) {
+    if (checked_) return;
     data = static_cast<uint8_t*>(Intact(env, dataRef_, napi_uint8_array, dataBytes));
     if (data == nullptr) {
       Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, dataBytes);
@@ -29,6 +35,7 @@ class BatchArrays {
       metaRef_ = Napi::Persistent(m);
       meta = m.Data();
     }
+    checked_ = true;
   }
 
   napi_value DataValue(Napi::Env env) const { return Value(env, dataRef_); }
@@ -39,12 +46,14 @@ class BatchArrays {
     metaRef_.Reset();
     data = nullptr;
     meta = nullptr;
+    checked_ = false;
   }
 
   // Drops the pointers only (at env teardown the references must not be touched).
   void Forget() {
     data = nullptr;
     meta = nullptr;
+    checked_ = false;
   }
 
  private:
@@ -72,6 +81,7 @@ class BatchArrays {
 
   Napi::Reference<Napi::Buffer<uint8_t>> dataRef_;
   Napi::Reference<Napi::Uint32Array> metaRef_;
+  bool checked_ = false;
 };
 
 }  // namespace rsock

@@ -31,8 +31,8 @@ constexpr uint64_t kDeviceCheckMs = 200;
 }  // namespace
 
 void Capture::OnLoopPoll(int status) {
-  // Every wake-up: JS may have detached the arrays since the last batch; never write through a stale pointer.
-  if (!RefreshBuffers()) return;
+  // Timers and other callbacks ran JS since the last batch; Drain checks the arrays before it writes.
+  arrays_.Lent();
   std::string error;
   if (status >= 0) {
     if (Drain(kFlushesPerWake, &error) == DrainResult::kError) Fail(error);
@@ -86,6 +86,8 @@ bool Capture::DeviceDown(std::string* error) {
 Capture::DrainResult Capture::Drain(uint32_t maxFlushes, std::string* error) {
   uint32_t flushes = 0;
   for (;;) {
+    // Never write through a pointer JS may have detached (a no-op unless JS ran since the last check).
+    if (!RefreshBuffers()) return DrainResult::kGone;
     // The batch ends at maxBatch packets, or when the buffer could not take a full snaplen more.
     const size_t room = (dataCapacity_ - used_) / snapshot_;
     const uint32_t want = static_cast<uint32_t>(std::min<size_t>({maxBatch_ - count_, room, msgs_.size()}));
@@ -165,8 +167,8 @@ bool Capture::Flush() {
   delivered_ += count;
   Napi::HandleScope scope(env);
   napi_value argv[3] = {arrays_.DataValue(env), arrays_.MetaValue(env), Napi::Number::New(env, count)};
-  if (!loop_.Call(Value(), onBatch_.Value(), 3, argv)) return false;
-  return RefreshBuffers();
+  arrays_.Lent();
+  return loop_.Call(Value(), onBatch_.Value(), 3, argv);
 }
 
 // AcquireBuffers for the poll callback: a failure (out of memory) ends the capture through onError

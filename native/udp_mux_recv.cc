@@ -57,10 +57,10 @@ void UdpMux::OnLoopPoll(int status) {
   }
   uint32_t read = 0;
   uint32_t errors = 0;
+  // JS may have detached the arrays since the last batch (it should not keep them, but it could):
+  // DrainSocket checks them again before it writes.
+  arrays_.Lent();
   for (int round = 0; round < kRoundsPerWake; ++round) {
-    // JS may have detached the arrays since the last call (it should not keep them, but it could):
-    // never write through a stale pointer.
-    AcquireBuffers();
     const uint32_t before = read;
     const int rc = Round(&read, &errors);
     if (rc < 0) return;  // stopped during onBatch, or epoll failed (paused)
@@ -143,6 +143,7 @@ bool UdpMux::DrainSocket(uint32_t id, uint32_t serial, uint32_t* read, uint32_t*
         if (!Flush()) return false;
         if (id >= slots_.size() || slots_[id].serial != serial) return true;
       }
+      AcquireBuffers();  // a no-op unless JS ran since the last check
       const size_t head = std::min(len, kSlotBytes);
       std::memcpy(arrays_.data + used_, recvSlots_.get() + k * kSlotBytes, head);
       if (len > head) std::memcpy(arrays_.data + used_ + head, recvOverflow_.get() + k * kOverflowBytes, len - head);
@@ -180,9 +181,8 @@ bool UdpMux::Flush() {
   received_ += count;
   Napi::HandleScope scope(env);
   napi_value argv[3] = {arrays_.DataValue(env), arrays_.MetaValue(env), Napi::Number::New(env, count)};
-  if (!loop_.Call(Value(), onBatch_.Value(), 3, argv)) return false;  // stopped, perhaps destroyed
-  AcquireBuffers();
-  return true;
+  arrays_.Lent();
+  return loop_.Call(Value(), onBatch_.Value(), 3, argv);  // false: stopped, perhaps destroyed
 }
 
 }  // namespace rsock

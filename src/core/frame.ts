@@ -6,7 +6,7 @@
 //   hdr = len u16 | type u8 | arg u32, always masked (src/core/crypto.ts), so nothing in it is visible.
 // Frames never straddle segments; a segment merged by GRO splits back into frames by the TLS record
 // lengths (tls) or by the unmasked header lengths one after another (none).
-import { u16 } from './bytes';
+import { put16, put32, u16 } from './bytes';
 import { FRAME_HEADER, TAG_AEAD, TAG_PLAIN } from './crypto';
 import { ContentType, MAX_CIPHERTEXT, MIN_APP_DATA, RECORD_HEADER } from './tls-record';
 import { decodeForwardTable, ForwardTarget } from './forwards';
@@ -73,18 +73,12 @@ export function recordPadding(mode: WireMode, payloadLen: number): number {
 /** No two frames of a stream start closer than this: the replay window's unit. */
 export const MIN_FRAME_BYTES = FRAME_HEADER + TAG_PLAIN;
 
-/** Writes the plain header at buf[off]; it is masked when the batch is sealed. */
-// Byte stores rather than Buffer's write methods: these run for every frame, and optimized code
-// calls the methods through a generic property load each time, where it inlines a store.
+/** Writes the plain header at buf[off]; it is masked when the batch is sealed. A length that does not fit its 16 bits throws. */
 export function writeHeader(buf: Buffer, off: number, type: FrameType, arg: number, payloadLen: number): void {
   if (!(payloadLen >= 0 && payloadLen <= 0xffff)) throw new RangeError(`frame payload length ${payloadLen} does not fit in 16 bits`);
-  buf[off] = payloadLen >>> 8;
-  buf[off + 1] = payloadLen;
+  put16(buf, off, payloadLen);
   buf[off + 2] = type;
-  buf[off + 3] = arg >>> 24;
-  buf[off + 4] = arg >>> 16;
-  buf[off + 5] = arg >>> 8;
-  buf[off + 6] = arg;
+  put32(buf, off + 3, arg);
 }
 
 export function writeRecordHeader(buf: Buffer, off: number, innerLen: number): void {
@@ -92,8 +86,7 @@ export function writeRecordHeader(buf: Buffer, off: number, innerLen: number): v
   buf[off] = TLS_APP_DATA;
   buf[off + 1] = 3;
   buf[off + 2] = 3;
-  buf[off + 3] = innerLen >>> 8;
-  buf[off + 4] = innerLen;
+  put16(buf, off + 3, innerLen);
 }
 
 /** The inner length of an application-data record at buf[off], or -1 if it is not one (tls-record.ts's check, without an object per frame). */

@@ -7,10 +7,11 @@ import { captureSnaplen } from '../util/route';
 import { CaptureBatchFn, loadNative, NativeAddon, UdpBatchFn, WatcherEvent } from './native';
 
 /**
- * Receive buffers of the capture socket and of every UDP socket (SO_RCVBUF, which the kernel doubles):
- * a cap on what may wait in the kernel while the JS thread is busy or descheduled, not memory taken up
- * front. Each queued MTU-sized packet is charged 2-4 KiB, so 32 MiB holds ~10,000 of them: ~130 ms at
- * 80,000 datagrams/s. With 4 MiB (~25 ms) the capture dropped 30,000-70,000 segments per rate search
+ * Receive buffers of the capture socket and of every UDP socket: a cap on what may wait in the kernel
+ * while the JS thread is busy or descheduled, not memory taken up front. The capture's figure is the
+ * kernel's cap itself (the addon asks for half, which the kernel doubles); the UDP sockets' is their
+ * SO_RCVBUF, so their cap is 64 MiB, as measured. Each queued MTU-sized packet is charged 2-4 KiB, so
+ * 32 MiB holds ~10,000 of them: ~130 ms at 80,000 datagrams/s. With 4 MiB (~25 ms) the capture dropped 30,000-70,000 segments per rate search
  * on the benchmark's shared VM, and the rate at < 1 % loss was lower by a tenth to a fifth
  * (BENCHMARKS.md, cut 8).
  */

@@ -327,3 +327,46 @@ test('capture on a device without a link header (tun): cooked, IPv4 and IPv6, fi
   assert.deepEqual(out.got, [[4, 40, 7777], [6, 60, 7777]], 'IP at offset 0, only dst port 7777');
   assert.equal(out.stats.skipped, 0);
 });
+
+test('capture: onBatch may detach the arrays; the next batch of the same wake-up gets new ones, and the moved memory is left alone', async () => {
+  const sport = randomPort();
+  const dport = sport + 1;
+  const got: Seg[] = [];
+  const errors: Error[] = [];
+  const datas: Buffer[] = [];
+  let moved: ArrayBufferLike | null = null;
+  let snapshot: Buffer | null = null;
+  const cap = new native.Capture({ device: 'lo', filter: `tcp and src port ${sport} and dst port ${dport}`, maxBatch: 4, bufferBytes: 64 << 20 },
+    (data, meta, count) => {
+      try {
+        datas.push(data);
+        for (const pkt of capturedPackets(data, meta, count)) got.push(parseSegment(pkt));
+        if (!moved) {
+          // Transfer the batch Buffer's memory away while more of the burst waits in the socket.
+          const m = structuredClone(data.buffer, { transfer: [data.buffer] });
+          moved = m;
+          snapshot = Buffer.from(m);
+          assert.equal(data.length, 0);
+        }
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    }, (err) => errors.push(err));
+  const inj = new native.Injector();
+  try {
+    const sent = Array.from({ length: 20 }, (_, k) => crypto.randomBytes(100 + k));
+    const { data, meta } = packTx(sent.map((p, k) => ({ src: LO_U32, dst: LO_U32, sport, dport, seq: k, ack: 0, flags: PSH | ACK, window: 1, payload: p })));
+    assert.equal(inj.send(data, meta, sent.length), sent.length);
+    await waitFor(() => got.length >= sent.length || errors.length > 0, 3000, `${sent.length} segments`);
+    assert.deepEqual(errors, []);
+    assert.equal(got.length, sent.length);
+    got.forEach((s, k) => assert.ok(s.payload.equals(sent[k]), `payload of ${k}`));
+    assert.ok(datas.length >= 2, `one burst in ${datas.length} batches`);
+    assert.notEqual(datas[1], datas[0], 'a new Buffer after the detach');
+    assert.ok(datas[1].length > 0);
+    assert.ok(Buffer.from(moved!).equals(snapshot!), 'the transferred memory was left alone');
+  } finally {
+    cap.close();
+    inj.close();
+  }
+});
